@@ -1,0 +1,5 @@
+"""Allow ``python -m edge``."""
+
+from edge.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Build-host side: checkpoints, export, quantization and parity. May import torch and transformers."""

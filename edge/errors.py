@@ -1,0 +1,97 @@
+"""The one exception hierarchy of edge-inspector.
+
+Every error the project raises on purpose derives from :class:`EdgeError`.
+Errors from onnxruntime, OpenCV, safetensors and the OS are translated into
+one of these at the boundary where they happen, so callers (the CLI, and the
+gRPC servicer later) can map them to exit codes and status codes in one place.
+
+    EdgeError
+    ├── ConfigError                 bad flags, environment or config file
+    ├── BundleError                 a bundle cannot be trusted or loaded
+    │   ├── BundleNotFoundError     no bundle (or no manifest) at the path
+    │   ├── BundleIntegrityError    bytes differ from the manifest; file missing or extra
+    │   └── BundleSchemaError       manifest malformed, or written by a newer schema
+    ├── ExportError                 the build host could not produce a bundle
+    │   ├── UnsupportedModelError   model type we cannot export (lists supported ones)
+    │   ├── CheckpointError         checkpoint missing, truncated or corrupt
+    │   ├── HubUnavailableError     a hub id was given but the hub cannot be reached
+    │   ├── OutputSpaceError        the output disk is too full
+    │   └── ParityError             exported graphs disagree with PyTorch
+    ├── InputError                  a request's content is unusable (the caller's fault)
+    │   ├── ImageError              empty, corrupt, oversized or unsupported image
+    │   ├── AudioError              empty, non-finite, oversized or unsupported audio
+    │   └── PromptError             prompt does not fit the context, or is malformed
+    └── EngineError                 onnxruntime failed while running a valid request
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base class. ``exit_code`` is what the CLI exits with when this escapes."""
+
+    exit_code = 1
+
+
+class ConfigError(EdgeError):
+    exit_code = 2
+
+
+class BundleError(EdgeError):
+    exit_code = 3
+
+
+class BundleNotFoundError(BundleError):
+    pass
+
+
+class BundleIntegrityError(BundleError):
+    pass
+
+
+class BundleSchemaError(BundleError):
+    pass
+
+
+class ExportError(EdgeError):
+    exit_code = 4
+
+
+class UnsupportedModelError(ExportError):
+    pass
+
+
+class CheckpointError(ExportError):
+    pass
+
+
+class HubUnavailableError(ExportError):
+    pass
+
+
+class OutputSpaceError(ExportError):
+    pass
+
+
+class ParityError(ExportError):
+    exit_code = 5
+
+
+class InputError(EdgeError):
+    exit_code = 6
+
+
+class ImageError(InputError):
+    pass
+
+
+class AudioError(InputError):
+    pass
+
+
+class PromptError(InputError):
+    pass
+
+
+class EngineError(EdgeError):
+    exit_code = 7
