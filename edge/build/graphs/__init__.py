@@ -1,0 +1,1 @@
+"""ONNX graphs built directly from checkpoint tensors, one per modality."""

@@ -1,0 +1,178 @@
+"""A small ONNX graph builder that streams large weights straight to external data.
+
+Weights go to ``<graph>.onnx.data`` as soon as they are added, page-aligned so
+onnxruntime can memory-map them, which keeps a 12B export's memory bounded by
+one tensor. Small tensors stay inline in the model proto.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 21
+MS_DOMAIN = "com.microsoft"
+INLINE_LIMIT = 64 * 1024  # bytes; larger initializers are external
+ALIGN = 64 * 1024  # allocation granularity on Windows; a multiple of Linux's page size
+INT64_MAX = np.iinfo(np.int64).max
+
+_NP_TO_ONNX = {
+    np.dtype(np.float32): TensorProto.FLOAT,
+    np.dtype(np.float16): TensorProto.FLOAT16,
+    np.dtype(np.int64): TensorProto.INT64,
+    np.dtype(np.int32): TensorProto.INT32,
+    np.dtype(np.int8): TensorProto.INT8,
+    np.dtype(np.uint8): TensorProto.UINT8,
+    np.dtype(np.bool_): TensorProto.BOOL,
+}
+
+
+class GraphBuilder:
+    """Accumulates nodes and initializers; ``save`` writes ``<name>.onnx`` (+ ``.data``).
+
+    >>> g = GraphBuilder("audio", out_dir)
+    >>> x = g.input("input_features", TensorProto.FLOAT, ["batch", "frames", 640])
+    >>> g.output(g.op("Relu", [x]), "y", TensorProto.FLOAT, ["batch", "frames", 640])
+    >>> g.save()
+    """
+
+    def __init__(self, name: str, out_dir: Path) -> None:
+        self.name = name
+        self.out_dir = Path(out_dir)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inputs: list[onnx.ValueInfoProto] = []
+        self.outputs: list[onnx.ValueInfoProto] = []
+        self.initializers: list[TensorProto] = []
+        self._consts: dict[tuple[Any, ...], str] = {}
+        self._counter = 0
+        self.data_name = f"{name}.onnx.data"
+        self._data_path = self.out_dir / self.data_name
+        self._data = None  # opened lazily: graphs without big weights get no data file
+        self._offset = 0
+        self.weight_bytes = 0
+
+    # -- naming ---------------------------------------------------------------------------------
+    def fresh(self, hint: str) -> str:
+        self._counter += 1
+        return f"{hint}_{self._counter}"
+
+    # -- graph interface ----------------------------------------------------------------------
+    def input(self, name: str, elem_type: int, shape: list[int | str]) -> str:
+        self.inputs.append(helper.make_tensor_value_info(name, elem_type, shape))
+        return name
+
+    def output(self, value: str, name: str, elem_type: int, shape: list[int | str]) -> None:
+        self.nodes.append(helper.make_node("Identity", [value], [name], name=f"out_{name}"))
+        self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
+
+    def op(self, op_type: str, inputs: list[str], *, n_out: int = 1, domain: str = "", **attrs: Any) -> Any:
+        outs = [self.fresh(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=outs[0], domain=domain or None, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def const(self, value: Any, dtype: Any = None) -> str:
+        """A small constant, de-duplicated by value."""
+        arr = np.asarray(value, dtype=dtype)
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        if key not in self._consts:
+            name = self.fresh("const")
+            self.initializers.append(numpy_helper.from_array(arr, name))
+            self._consts[key] = name
+        return self._consts[key]
+
+    def weight(self, name: str, arr: np.ndarray, elem_type: int | None = None, dims: list[int] | None = None) -> str:
+        """A named initializer; big ones are appended to the external data file right away.
+
+        ``elem_type``/``dims`` override the numpy view (packed int4 data is stored as uint8 bytes).
+        """
+        arr = np.ascontiguousarray(arr)
+        etype = elem_type if elem_type is not None else _NP_TO_ONNX[arr.dtype]
+        shape = list(arr.shape) if dims is None else dims
+        raw = arr.tobytes()
+        self.weight_bytes += len(raw)
+        if len(raw) <= INLINE_LIMIT:
+            t = helper.make_tensor(name, etype, shape, raw, raw=True)
+        else:
+            t = TensorProto(name=name, data_type=etype, dims=shape)
+            offset = self._write(raw)
+            t.data_location = TensorProto.EXTERNAL
+            for key, val in (("location", self.data_name), ("offset", str(offset)), ("length", str(len(raw)))):
+                entry = t.external_data.add()
+                entry.key, entry.value = key, val
+        self.initializers.append(t)
+        return name
+
+    def _write(self, raw: bytes) -> int:
+        if self._data is None:
+            self._data = open(self._data_path, "wb")  # noqa: SIM115 - closed in save()
+        pad = (-self._offset) % ALIGN
+        if pad:
+            self._data.write(b"\0" * pad)
+            self._offset += pad
+        offset = self._offset
+        self._data.write(raw)
+        self._offset += len(raw)
+        return offset
+
+    def save(self, doc: str = "") -> Path:
+        if self._data is not None:
+            self._data.close()
+        graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.initializers)
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
+            producer_name="edge-inspector",
+            doc_string=doc,
+        )
+        model.ir_version = 10
+        path = self.out_dir / f"{self.name}.onnx"
+        with open(path, "wb") as f:
+            f.write(model.SerializeToString())
+        return path
+
+    def files(self) -> list[str]:
+        names = [f"{self.name}.onnx"]
+        if self._data_path.exists():
+            names.append(self.data_name)
+        return names
+
+    # -- common blocks --------------------------------------------------------------------------
+    def rms_norm(self, x: str, eps: float, weight: str | None = None) -> str:
+        """Gemma's RMSNorm: ``x * (mean(x²) + eps) ** -0.5 * w`` (w itself, not 1 + w)."""
+        sq = self.op("Mul", [x, x])
+        mean = self.op("ReduceMean", [sq, self.const([-1], np.int64)], keepdims=1)
+        inv = self.op("Pow", [self.op("Add", [mean, self.const(eps, np.float32)]), self.const(-0.5, np.float32)])
+        y = self.op("Mul", [x, inv])
+        return self.op("Mul", [y, weight]) if weight is not None else y
+
+    def layer_norm(self, x: str, weight: str, bias: str, eps: float) -> str:
+        return self.op("LayerNormalization", [x, weight, bias], axis=-1, epsilon=eps)
+
+    def shape_dim(self, x: str, axis: int) -> str:
+        """``x.shape[axis]`` as a 1-element int64 tensor."""
+        return self.op("Shape", [x], start=axis, end=axis + 1)
+
+    def linear(self, x: str, w_out_in: np.ndarray, name: str, q: Any, bias: np.ndarray | None = None) -> str:
+        """``x @ W.T (+ b)`` for a torch-layout ``[out, in]`` weight, quantized per ``q`` (a LinearQuant)."""
+        from edge.build.quantize import pack_matmul_nbits
+
+        w_kn = np.ascontiguousarray(w_out_in.T)
+        if q.scheme == "fp32":
+            y = self.op("MatMul", [x, self.weight(name, w_kn.astype(np.float32))])
+        else:
+            k, n = w_kn.shape
+            packed, scales, zp = pack_matmul_nbits(w_kn, q)
+            ins = [x, self.weight(f"{name}.q{q.bits}", packed), self.weight(f"{name}.scales", scales)]
+            if zp is not None:
+                ins.append(self.weight(f"{name}.zero_points", zp))
+            attrs: dict[str, Any] = {"K": k, "N": n, "bits": q.bits, "block_size": q.block_size}
+            if q.accuracy_level:
+                attrs["accuracy_level"] = q.accuracy_level
+            y = self.op("MatMulNBits", ins, domain=MS_DOMAIN, **attrs)
+        if bias is not None:
+            y = self.op("Add", [y, self.weight(f"{name}.bias", bias.astype(np.float32))])
+        return y

@@ -1,0 +1,117 @@
+"""Read a local Hugging Face checkpoint folder tensor by tensor, as float32 numpy.
+
+Tensors are loaded one at a time from (possibly sharded) safetensors files, so a
+12B export never holds the whole model in memory. bf16/fp16 weights are widened
+to float32 per tensor.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import CheckpointError, HubUnavailableError
+
+INDEX_NAME = "model.safetensors.index.json"
+SINGLE_NAME = "model.safetensors"
+
+
+def resolve_source(source: str) -> Path:
+    """A local checkpoint folder, or a hub id downloaded on a connected build host."""
+    path = Path(source)
+    if path.exists():
+        if not path.is_dir():
+            raise CheckpointError(f"{source}: not a folder; pass the checkpoint folder (with config.json)")
+        return path
+    if source.count("/") != 1 or source.startswith((".", "/")):
+        raise CheckpointError(f"{source}: no such checkpoint folder")
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError as exc:  # pragma: no cover - transformers always brings huggingface_hub
+        raise HubUnavailableError("huggingface_hub is not installed; download the checkpoint first") from exc
+    try:
+        return Path(snapshot_download(source, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model"]))
+    except LocalEntryNotFoundError as exc:
+        raise HubUnavailableError(
+            f"{source}: the model hub cannot be reached from this host and the model is not in the local cache; "
+            "export on a connected build host, or pass a local checkpoint folder"
+        ) from exc
+    except Exception as exc:
+        raise HubUnavailableError(f"{source}: could not download from the model hub: {exc}") from exc
+
+
+class CheckpointReader:
+    """Lazy access to a checkpoint's tensors by name.
+
+    >>> r = CheckpointReader(Path("ckpt/tiny"))
+    >>> r.get("model.language_model.norm.weight").shape
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.config = _read_json(self.folder / "config.json", "config.json")
+        self._open: dict[str, Any] = {}
+        self._where = self._index()
+
+    def _index(self) -> dict[str, str]:
+        idx = self.folder / INDEX_NAME
+        if idx.exists():
+            weight_map = _read_json(idx, INDEX_NAME).get("weight_map")
+            if not isinstance(weight_map, dict):
+                raise CheckpointError(f"{idx}: no weight_map")
+            return {str(k): str(v) for k, v in weight_map.items()}
+        single = self.folder / SINGLE_NAME
+        if not single.exists():
+            return {}
+        return dict.fromkeys(self._handle(SINGLE_NAME).keys(), SINGLE_NAME)
+
+    def has_weights(self) -> bool:
+        return bool(self._where)
+
+    def names(self) -> list[str]:
+        return sorted(self._where)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._where
+
+    def _handle(self, file: str) -> Any:
+        if file not in self._open:
+            from safetensors import safe_open
+
+            path = self.folder / file
+            if not path.exists():
+                raise CheckpointError(f"{path}: missing checkpoint shard")
+            try:
+                self._open[file] = safe_open(str(path), framework="pt")
+            except Exception as exc:
+                raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+        return self._open[file]
+
+    def get(self, name: str) -> np.ndarray:
+        """The tensor as a C-contiguous float32 (or integer) numpy array."""
+        file = self._where.get(name)
+        if file is None:
+            raise CheckpointError(f"{self.folder}: tensor {name!r} is missing from the checkpoint")
+        try:
+            t = self._handle(file).get_tensor(name)
+        except Exception as exc:
+            raise CheckpointError(f"{self.folder / file}: cannot read tensor {name!r} ({exc}); is the file truncated?") from exc
+        if t.is_floating_point():
+            t = t.float()
+        return np.ascontiguousarray(t.numpy())
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.exists():
+        raise CheckpointError(f"{path.parent}: no {what}; is this a Hugging Face checkpoint folder?")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return data
