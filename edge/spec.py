@@ -21,7 +21,7 @@ SUPPORTED_MODEL_TYPES = ("gemma4_unified",)
 SLIDING = "sliding_attention"
 FULL = "full_attention"
 
-_DEFAULT_ROPE = {
+_DEFAULT_ROPE: dict[str, dict[str, Any]] = {
     SLIDING: {"rope_type": "default", "rope_theta": 10_000.0},
     FULL: {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 1_000_000.0},
 }
@@ -181,12 +181,20 @@ class ModelSpec:
         """Parameters per graph, computed from shapes alone (the 12B plan never builds weights)."""
         t = self.text
         decoder = sum(t.layer_param_count(i) for i in range(len(t.layers))) + t.hidden_size
-        counts = {"embedding": t.vocab_size * t.hidden_size, "decoder": decoder, "lm_head": t.vocab_size * t.hidden_size}
+        counts = {
+            "embedding": t.vocab_size * t.hidden_size,
+            "decoder": decoder,
+            "lm_head": t.vocab_size * t.hidden_size,
+        }
         if self.vision is not None:
             v = self.vision
             counts["vision"] = (
-                2 * v.patch_dim + v.patch_dim * v.mm_embed_dim + v.mm_embed_dim
-                + 4 * v.mm_embed_dim + v.mm_posemb_size * 2 * v.mm_embed_dim + v.mm_embed_dim * t.hidden_size
+                2 * v.patch_dim
+                + v.patch_dim * v.mm_embed_dim
+                + v.mm_embed_dim
+                + 4 * v.mm_embed_dim
+                + v.mm_posemb_size * 2 * v.mm_embed_dim
+                + v.mm_embed_dim * t.hidden_size
             )
         if self.audio is not None:
             counts["audio"] = self.audio.samples_per_token * t.hidden_size
@@ -202,7 +210,7 @@ def _text_spec(tc: dict[str, Any]) -> TextSpec:
         raise UnsupportedModelError(f"use_bidirectional_attention={bidir!r} is not supported (only 'vision')")
     layer_types = list(tc.get("layer_types") or [SLIDING if (i + 1) % 6 else FULL for i in range(n)])
     layer_types[-1] = FULL  # transformers forces the last layer to full attention
-    rope = tc.get("rope_parameters") or _DEFAULT_ROPE
+    rope: dict[str, dict[str, Any]] = tc.get("rope_parameters") or _DEFAULT_ROPE
     head_dim = int(tc.get("head_dim", 256))
     kv_heads = int(tc.get("num_key_value_heads", 4))
     k_eq_v = bool(tc.get("attention_k_eq_v", False))
@@ -273,7 +281,10 @@ def _vision_spec(vc: dict[str, Any]) -> VisionSpec:
 
 
 def _audio_spec(ac: dict[str, Any]) -> AudioSpec:
-    return AudioSpec(samples_per_token=int(ac.get("audio_embed_dim", 640)), rms_norm_eps=float(ac.get("rms_norm_eps", 1e-6)))
+    return AudioSpec(
+        samples_per_token=int(ac.get("audio_embed_dim", 640)),
+        rms_norm_eps=float(ac.get("rms_norm_eps", 1e-6)),
+    )
 
 
 __all__ = ["FULL", "SLIDING", "AudioSpec", "LayerSpec", "ModelSpec", "TextSpec", "TokenIds", "VisionSpec"]

@@ -99,7 +99,9 @@ class CheckpointReader:
         try:
             t = self._handle(file).get_tensor(name)
         except Exception as exc:
-            raise CheckpointError(f"{self.folder / file}: cannot read tensor {name!r} ({exc}); is the file truncated?") from exc
+            raise CheckpointError(
+                f"{self.folder / file}: cannot read tensor {name!r} ({exc}); is the file truncated?"
+            ) from exc
         if t.is_floating_point():
             t = t.float()
         return np.ascontiguousarray(t.numpy())

@@ -8,7 +8,7 @@ one tensor. Small tensors stay inline in the model proto.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import onnx
@@ -51,7 +51,7 @@ class GraphBuilder:
         self._counter = 0
         self.data_name = f"{name}.onnx.data"
         self._data_path = self.out_dir / self.data_name
-        self._data = None  # opened lazily: graphs without big weights get no data file
+        self._data: BinaryIO | None = None  # opened lazily: graphs without big weights get no data file
         self._offset = 0
         self.weight_bytes = 0
 
@@ -100,7 +100,11 @@ class GraphBuilder:
             t = TensorProto(name=name, data_type=etype, dims=shape)
             offset = self._write(raw)
             t.data_location = TensorProto.EXTERNAL
-            for key, val in (("location", self.data_name), ("offset", str(offset)), ("length", str(len(raw)))):
+            for key, val in (
+                ("location", self.data_name),
+                ("offset", str(offset)),
+                ("length", str(len(raw))),
+            ):
                 entry = t.external_data.add()
                 entry.key, entry.value = key, val
         self.initializers.append(t)
@@ -109,12 +113,13 @@ class GraphBuilder:
     def _write(self, raw: bytes) -> int:
         if self._data is None:
             self._data = open(self._data_path, "wb")  # noqa: SIM115 - closed in save()
+        data = self._data
         pad = (-self._offset) % ALIGN
         if pad:
-            self._data.write(b"\0" * pad)
+            data.write(b"\0" * pad)
             self._offset += pad
         offset = self._offset
-        self._data.write(raw)
+        data.write(raw)
         self._offset += len(raw)
         return offset
 
@@ -176,3 +181,18 @@ class GraphBuilder:
         if bias is not None:
             y = self.op("Add", [y, self.weight(f"{name}.bias", bias.astype(np.float32))])
         return y
+
+
+def graph_io(path: Path) -> dict[str, Any]:
+    """A graph's inputs and outputs as manifest entries: name, dtype, shape (symbolic dims as names)."""
+    model = onnx.load(str(path), load_external_data=False)
+
+    def entries(values: Any) -> list[dict[str, Any]]:
+        out = []
+        for v in values:
+            tt = v.type.tensor_type
+            dims = [d.dim_param if d.dim_param else int(d.dim_value) for d in tt.shape.dim]
+            out.append({"name": v.name, "dtype": helper.tensor_dtype_to_np_dtype(tt.elem_type).name, "shape": dims})
+        return out
+
+    return {"inputs": entries(model.graph.input), "outputs": entries(model.graph.output)}

@@ -131,7 +131,10 @@ def _rope_tables(g: GraphBuilder, spec: ModelSpec, position_ids: str) -> dict[tu
         freqs = g.op("Mul", [pos, g.const(rope_inv_freq(layer))])  # [B, S, hd/2]
         emb = g.op("Concat", [freqs, freqs], axis=-1)
         unsq = g.const([2], np.int64)
-        tables[key] = (g.op("Unsqueeze", [g.op("Cos", [emb]), unsq]), g.op("Unsqueeze", [g.op("Sin", [emb]), unsq]))
+        tables[key] = (
+            g.op("Unsqueeze", [g.op("Cos", [emb]), unsq]),
+            g.op("Unsqueeze", [g.op("Sin", [emb]), unsq]),
+        )
     return tables
 
 
@@ -165,7 +168,11 @@ def _attention(g: GraphBuilder, spec: ModelSpec, i: int, layer: LayerSpec, h: st
     keys = g.op("Concat", [ctx["past"][i][0], k], axis=2)
     values = g.op("Concat", [ctx["past"][i][1], v], axis=2)
     if layer.kind == SLIDING:
-        keep = [g.const([-(t.sliding_window - 1)], np.int64), g.const([INT64_MAX], np.int64), g.const([2], np.int64)]
+        keep = [
+            g.const([-(t.sliding_window - 1)], np.int64),
+            g.const([INT64_MAX], np.int64),
+            g.const([2], np.int64),
+        ]
         ctx["present"].append((g.op("Slice", [keys, *keep]), g.op("Slice", [values, *keep])))
     else:
         ctx["present"].append((keys, values))
@@ -189,7 +196,11 @@ def _layer(g: GraphBuilder, spec: ModelSpec, i: int, x: str, ctx: dict[str, Any]
     attn = _attention(g, spec, i, spec.text.layers[i], norm(x, "input_layernorm"), ctx)
     x = g.op("Add", [x, norm(attn, "post_attention_layernorm")])
     h = norm(x, "pre_feedforward_layernorm")
-    gate = g.op("Gelu", [g.linear(h, w.get(pre + "mlp.gate_proj.weight"), pre + "mlp.gate_proj", rec.decoder)], approximate="tanh")
+    gate = g.op(
+        "Gelu",
+        [g.linear(h, w.get(pre + "mlp.gate_proj.weight"), pre + "mlp.gate_proj", rec.decoder)],
+        approximate="tanh",
+    )
     up = g.linear(h, w.get(pre + "mlp.up_proj.weight"), pre + "mlp.up_proj", rec.decoder)
     down = g.linear(g.op("Mul", [gate, up]), w.get(pre + "mlp.down_proj.weight"), pre + "mlp.down_proj", rec.decoder)
     x = g.op("Add", [x, norm(down, "post_feedforward_layernorm")])
@@ -197,7 +208,12 @@ def _layer(g: GraphBuilder, spec: ModelSpec, i: int, x: str, ctx: dict[str, Any]
 
 
 def build_decoder(
-    g: GraphBuilder, spec: ModelSpec, weights: Any, recipe: QuantRecipe, image_mask: str = "sliding", progress: Any = None
+    g: GraphBuilder,
+    spec: ModelSpec,
+    weights: Any,
+    recipe: QuantRecipe,
+    image_mask: str = "sliding",
+    progress: Any = None,
 ) -> None:
     """Add the decoder to ``g``. ``weights.get(name)`` returns float32 numpy in torch layout.
 
@@ -236,7 +252,9 @@ def build_decoder(
             progress(i + 1, len(t.layers))
     x = g.rms_norm(x, t.rms_norm_eps, g.weight(P + "norm.weight", weights.get(P + "norm.weight")))
     last = g.op("Slice", [x, g.const([-1], np.int64), g.const([INT64_MAX], np.int64), g.const([1], np.int64)])
-    head_name = "lm_head.weight" if not t.tie_word_embeddings and "lm_head.weight" in weights else P + "embed_tokens.weight"
+    head_name = (
+        "lm_head.weight" if not t.tie_word_embeddings and "lm_head.weight" in weights else P + "embed_tokens.weight"
+    )
     logits = g.linear(last, weights.get(head_name), "lm_head", recipe.lm_head)
     if t.final_logit_softcapping is not None:
         cap = g.const(t.final_logit_softcapping, np.float32)

@@ -33,7 +33,7 @@ class _Aliased:
 
     def get(self, name: str) -> np.ndarray:
         if name.startswith(V) and name not in self.w:
-            return self.w.get(V_ALT + name[len(V):])
+            return self.w.get(V_ALT + name[len(V) :])
         return self.w.get(name)
 
 
@@ -47,11 +47,21 @@ def build_vision(g: GraphBuilder, spec: ModelSpec, w: Any, recipe: QuantRecipe) 
     pos = g.input("image_position_ids", TensorProto.INT64, ["num_images", "num_patches", 2])
 
     def ln(x: str, name: str) -> str:
-        return g.layer_norm(x, g.weight(V + name + ".weight", w.get(V + name + ".weight")),
-                            g.weight(V + name + ".bias", w.get(V + name + ".bias")), v.layer_norm_eps)
+        return g.layer_norm(
+            x,
+            g.weight(V + name + ".weight", w.get(V + name + ".weight")),
+            g.weight(V + name + ".bias", w.get(V + name + ".bias")),
+            v.layer_norm_eps,
+        )
 
     h = ln(px, "patch_ln1")
-    h = g.linear(h, w.get(V + "patch_dense.weight"), V + "patch_dense", recipe.vision, bias=w.get(V + "patch_dense.bias"))
+    h = g.linear(
+        h,
+        w.get(V + "patch_dense.weight"),
+        V + "patch_dense",
+        recipe.vision,
+        bias=w.get(V + "patch_dense.bias"),
+    )
     h = ln(h, "patch_ln2")
     # factorized 2-D position embedding: table[x, 0] + table[y, 1], zero for padding patches
     table = w.get(V + "pos_embedding")  # [posemb, 2, dim]
@@ -60,7 +70,10 @@ def build_vision(g: GraphBuilder, spec: ModelSpec, w: Any, recipe: QuantRecipe) 
     axis_embs = []
     for axis in (0, 1):
         idx = g.op("Gather", [clamped, g.const(axis, np.int64)], axis=-1)
-        emb = g.op("Gather", [g.weight(f"{V}pos_embedding.{'xy'[axis]}", np.ascontiguousarray(table[:, axis, :])), idx])
+        emb = g.op(
+            "Gather",
+            [g.weight(f"{V}pos_embedding.{'xy'[axis]}", np.ascontiguousarray(table[:, axis, :])), idx],
+        )
         ok = g.op("Gather", [valid, g.const([axis], np.int64)], axis=-1)
         axis_embs.append(g.op("Mul", [emb, ok]))
     h = g.op("Add", [h, g.op("Add", axis_embs)])
@@ -102,8 +115,14 @@ def build_embedding(g: GraphBuilder, spec: ModelSpec, w: Any, recipe: QuantRecip
         bs = recipe.embedding_block_size
         packed, scale = quantize_blocks_int4(table, bs)
         data = g.weight(E + ".q4", packed, elem_type=TensorProto.INT4, dims=list(table.shape))
-        rows = g.op("GatherBlockQuantized", [data, ids, g.weight(E + ".scales", scale)], domain=MS_DOMAIN,
-                    gather_axis=0, quantize_axis=1, block_size=bs)
+        rows = g.op(
+            "GatherBlockQuantized",
+            [data, ids, g.weight(E + ".scales", scale)],
+            domain=MS_DOMAIN,
+            gather_axis=0,
+            quantize_axis=1,
+            block_size=bs,
+        )
     else:
         raise ConfigError(f"unknown embedding scheme {scheme!r}; choose fp32, fp16, int8 or int4")
     out = g.op("Mul", [rows, g.const(np.float32(t.embed_scale))])

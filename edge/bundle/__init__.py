@@ -1,0 +1,1 @@
+"""Bundles: the manifest, byte-level verification and the station memory plan."""

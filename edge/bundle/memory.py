@@ -1,0 +1,293 @@
+"""The station memory plan: weights + KV cache + runtime overhead at a context, against a station's budget.
+
+Everything is computed from shapes (and, once a bundle exists, its file sizes), so the real
+12B can be planned on any machine without building a single weight.
+
+>>> plan = plan_memory(spec, context=4096, quant=recipe("int4").to_dict())
+>>> plan["verdict"], print(format_plan(plan))
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from typing import Any
+
+from edge.errors import ConfigError
+from edge.spec import SLIDING, ModelSpec
+
+GiB = 2**30
+MiB = 2**20
+DEFAULT_BUDGET_BYTES = 16 * GiB
+DEFAULT_RESERVE_BYTES = 3 * GiB  # OS, page cache for the bundle's small files, the station's own software
+PROCESS_BASELINE_BYTES = 400 * MiB
+ARENA_WEIGHT_FRACTION = 0.02
+KV_COPIES = 2
+TIGHT_FRACTION = 0.10
+LINEAR_SCHEMES = {"fp32": 32, "fp16": 16, "int8": 8, "int4": 4}
+
+ASSUMPTIONS = (
+    "weights count once at their size on disk: onnxruntime copies (or pre-packs) each initializer at load and "
+    "frees the original, measured here as resident ≈ disk for fp32 MatMul weights",
+    "MatMulNBits with accuracy_level 4 (int8 compute) pre-packs one extra fp32 block sum per block per output "
+    "column: +4/block_size bytes per weight (measured 1.22× disk for int4/32, 1.12× for int8/32 on 3840×15360 "
+    "layers with onnxruntime 1.31)",
+    "int4/int8 linear weights are MatMulNBits blocks (bits per weight + one fp32 scale per block, + packed zero "
+    "points when asymmetric); an int8 embedding is per-row (1 byte + one fp32 scale per row); norm weights, "
+    "biases and the vision position table stay fp32",
+    f"the KV cache is counted {KV_COPIES}×: the runtime feeds past as numpy arrays and receives a fresh present, "
+    "so both are alive during a step (IOBinding with preallocated buffers would remove one copy)",
+    "full-attention layers cache every token of the context; sliding layers cache at most sliding_window − 1",
+    "prefill activations are for the last chunk of a full context (float32): attention scores and softmax for "
+    "the largest layer (heads × chunk × keys × 4 B, twice), one mask per layer type, 4 hidden-state copies, "
+    "Q/K/V, 3 MLP intermediates and the last-token logits; the runtime must prefill in chunks of at most "
+    "this many tokens for the figure to hold",
+    f"onnxruntime arena slack = the activation peak again (the arena grows in power-of-two steps; measured ≈2× "
+    f"the live activations on a 512-token MatMulNBits prefill) + {ARENA_WEIGHT_FRACTION:.0%} of weights for "
+    "fragmentation and kernel workspaces",
+    f"process baseline {PROCESS_BASELINE_BYTES // MiB} MiB: Python + numpy + onnxruntime + opencv imports "
+    "(~65 MiB measured), onnxruntime's native library pages (~90 MiB), a 262k-vocabulary tokenizer (~180 MiB "
+    "measured with a synthetic one) and the daemon's gRPC and metrics",
+    "memory-mapped pages of the bundle files beyond the weights themselves are left to the OS reserve",
+)
+
+
+def plan_memory(
+    spec: ModelSpec,
+    *,
+    context: int,
+    weight_bytes: dict[str, int] | None = None,
+    quant: dict[str, Any] | None = None,
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
+    reserve_bytes: int = DEFAULT_RESERVE_BYTES,
+    kv_dtype_bytes: int = 4,
+    prefill_chunk: int = 512,
+) -> dict[str, Any]:
+    """Peak resident memory of serving ``spec`` at ``context`` tokens, and a verdict against the budget.
+
+    ``weight_bytes`` (graph name → bytes on disk) replaces the shape estimate when the bundle exists;
+    ``quant`` is a recipe dict (``QuantRecipe.to_dict()`` or ``{"decoder": {"scheme": "int4", …}, …}``).
+    """
+    for name, value in (("context", context), ("prefill_chunk", prefill_chunk), ("kv_dtype_bytes", kv_dtype_bytes)):
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+    if budget_bytes < 1 or reserve_bytes < 0:
+        raise ConfigError(f"budget must be positive and reserve non-negative, got {budget_bytes} and {reserve_bytes}")
+    recipe = {fam: _linear_quant(quant, fam) for fam in ("decoder", "lm_head", "vision", "audio")}
+    if weight_bytes is None:
+        weights = estimate_weight_bytes(spec, quant)
+        source = "estimated from shapes and the quantization recipe"
+    else:
+        weights = {name: int(size) for name, size in weight_bytes.items()}
+        source = "sizes of the bundle's graph files"
+    graphs = set(weights) | ({"decoder"} if "lm_head" in weights else set())
+    linears = _linear_shapes(spec)
+    prepack = sum(
+        _block_sum_bytes(k, n, recipe[fam])
+        for fam, shapes in linears.items()
+        if (fam if fam != "lm_head" else "decoder") in graphs
+        for k, n in shapes
+    )
+    t = spec.text
+    window = max(t.sliding_window - 1, 0)
+    sliding_tokens = min(context, window)
+    kv_full = t.kv_bytes_per_token(kv_dtype_bytes) * context
+    kv_sliding = t.sliding_kv_bytes(kv_dtype_bytes) * sliding_tokens // window if window else 0
+    kv = kv_full + kv_sliding
+    chunk = min(prefill_chunk, context)
+    activations = _activation_bytes(spec, context, chunk)
+    weights_total = sum(weights.values())
+    runtime = {
+        "prepacked_block_sums_bytes": prepack,
+        "kv_step_copy_bytes": (KV_COPIES - 1) * kv,
+        "activations_bytes": sum(activations.values()),
+        "arena_slack_bytes": sum(activations.values()) + int(ARENA_WEIGHT_FRACTION * weights_total),
+        "process_baseline_bytes": PROCESS_BASELINE_BYTES,
+    }
+    total = weights_total + kv + sum(runtime.values())
+    usable = budget_bytes - reserve_bytes
+    headroom = usable - total
+    if headroom < 0:
+        verdict = "does not fit"
+    elif headroom < TIGHT_FRACTION * usable:
+        verdict = "tight"
+    else:
+        verdict = "fits"
+    return {
+        "context": context,
+        "prefill_chunk": chunk,
+        "kv_dtype_bytes": kv_dtype_bytes,
+        "weights_source": source,
+        "weights": weights,
+        "weights_bytes": weights_total,
+        "read_per_token_bytes": weights.get("decoder", 0) + weights.get("lm_head", 0),
+        "kv_cache": {
+            "full_bytes": kv_full,
+            "full_tokens": context,
+            "sliding_bytes": kv_sliding,
+            "sliding_tokens": sliding_tokens,
+        },
+        "kv_cache_bytes": kv,
+        "activations": activations,
+        "runtime": runtime,
+        "runtime_bytes": sum(runtime.values()),
+        "total_bytes": total,
+        "budget_bytes": budget_bytes,
+        "reserve_bytes": reserve_bytes,
+        "usable_bytes": usable,
+        "headroom_bytes": headroom,
+        "verdict": verdict,
+        "assumptions": list(ASSUMPTIONS),
+    }
+
+
+def estimate_weight_bytes(spec: ModelSpec, quant: dict[str, Any] | None) -> dict[str, int]:
+    """Bytes on disk per weight family (embedding, decoder, lm_head, vision, audio) under ``quant``."""
+    linears, small = _linear_shapes(spec), _fp32_params(spec)
+    out = {}
+    for fam, shapes in linears.items():
+        q = _linear_quant(quant, fam)
+        out[fam] = sum(_linear_bytes(k, n, q) for k, n in shapes) + 4 * small.get(fam, 0)
+    scheme, block = _embedding_quant(quant)
+    t = spec.text
+    out["embedding"] = _table_bytes(t.vocab_size, t.hidden_size, scheme, block)
+    order = ("embedding", "decoder", "lm_head", "vision", "audio")
+    return {fam: out[fam] for fam in order if fam in out}
+
+
+def _linear_shapes(spec: ModelSpec) -> dict[str, list[tuple[int, int]]]:
+    """``(K, N)`` of every MatMul weight per family, as the exporter lays them out."""
+    t = spec.text
+    h, inter = t.hidden_size, t.intermediate_size
+    dec: list[tuple[int, int]] = []
+    for lay in t.layers:
+        q, kv = t.num_heads * lay.head_dim, lay.kv_heads * lay.head_dim
+        dec += [(h, q), (h, kv)] + ([] if lay.k_eq_v else [(h, kv)]) + [(q, h), (h, inter), (h, inter), (inter, h)]
+    out = {"decoder": dec, "lm_head": [(h, t.vocab_size)]}
+    if spec.vision is not None:
+        v = spec.vision
+        out["vision"] = [(v.patch_dim, v.mm_embed_dim), (v.mm_embed_dim, h)]
+    if spec.audio is not None:
+        out["audio"] = [(spec.audio.samples_per_token, h)]
+    return out
+
+
+def _fp32_params(spec: ModelSpec) -> dict[str, int]:
+    """Parameters that stay fp32 whatever the recipe: norms, biases, layer scalars, the vision position table."""
+    t = spec.text
+    out = {"decoder": sum(2 * lay.head_dim + 4 * t.hidden_size + 1 for lay in t.layers) + t.hidden_size}
+    if spec.vision is not None:
+        v = spec.vision
+        out["vision"] = 2 * v.patch_dim + 5 * v.mm_embed_dim + 2 * v.mm_posemb_size * v.mm_embed_dim
+    return out
+
+
+def _linear_quant(quant: dict[str, Any] | None, family: str) -> dict[str, Any]:
+    raw = (quant or {}).get(family) or "fp32"
+    q = {"scheme": raw} if isinstance(raw, str) else dict(raw)
+    if q.get("scheme", "fp32") not in LINEAR_SCHEMES:
+        raise ConfigError(f"{family}: unknown scheme {q.get('scheme')!r}; choose one of {', '.join(LINEAR_SCHEMES)}")
+    return {"scheme": "fp32", "block_size": 32, "symmetric": True, "accuracy_level": 4, **q}
+
+
+def _embedding_quant(quant: dict[str, Any] | None) -> tuple[str, int]:
+    raw = (quant or {}).get("embedding") or "fp32"
+    block = int((quant or {}).get("embedding_block_size", 32))
+    if isinstance(raw, dict):
+        raw, block = raw.get("scheme", "fp32"), int(raw.get("block_size", block))
+    if raw not in LINEAR_SCHEMES:
+        raise ConfigError(f"embedding: unknown scheme {raw!r}; choose one of {', '.join(LINEAR_SCHEMES)}")
+    return str(raw), block
+
+
+def _blocks(k: int, q: dict[str, Any]) -> tuple[int, int]:
+    bs = int(q.get("block_size") or k)  # no block size: one scale per output column
+    return bs, math.ceil(k / bs)
+
+
+def _linear_bytes(k: int, n: int, q: dict[str, Any]) -> int:
+    """A ``[K, N]`` weight: plain fp32/fp16, or MatMulNBits blocks along K (see ``quantize.pack_matmul_nbits``)."""
+    bits = LINEAR_SCHEMES[q["scheme"]]
+    if bits >= 16:
+        return k * n * bits // 8
+    bs, k_blocks = _blocks(k, q)
+    data = n * k_blocks * math.ceil(bs * bits / 8)
+    scales = n * k_blocks * 4
+    zero_points = 0 if q.get("symmetric", True) else n * math.ceil(k_blocks / (8 // bits))
+    return data + scales + zero_points
+
+
+def _block_sum_bytes(k: int, n: int, q: dict[str, Any]) -> int:
+    if LINEAR_SCHEMES[q["scheme"]] >= 16 or int(q.get("accuracy_level", 4)) != 4:
+        return 0
+    return n * _blocks(k, q)[1] * 4
+
+
+def _table_bytes(rows: int, cols: int, scheme: str, block: int) -> int:
+    """The token-embedding table (``embedders.build_embedding``): per-row int8, or int4 Gather blocks."""
+    if scheme == "int8":
+        return rows * cols + rows * 4
+    if scheme == "int4":
+        return rows * math.ceil(cols / 2) + rows * math.ceil(cols / block) * 4
+    return rows * cols * LINEAR_SCHEMES[scheme] // 8
+
+
+def _activation_bytes(spec: ModelSpec, context: int, chunk: int) -> dict[str, int]:
+    """float32 intermediates alive at the peak of a prefill chunk that ends at ``context``."""
+    t = spec.text
+    f = 4
+    # keys a query attends to: the whole context on full layers; past (≤ window − 1) + chunk on sliding ones
+    sliding_keys = min(context, t.sliding_window - 1 + chunk)
+    keys = {lay.kind: sliding_keys if lay.kind == SLIDING else context for lay in t.layers}
+    return {
+        "attention_scores_bytes": 2 * max(t.num_heads * chunk * keys[lay.kind] * f for lay in t.layers),
+        "masks_bytes": sum(chunk * n * f for n in keys.values()),
+        "hidden_states_bytes": 4 * chunk * t.hidden_size * f,
+        "qkv_bytes": 2 * max(chunk * (t.num_heads + 2 * lay.kv_heads) * lay.head_dim * f for lay in t.layers),
+        "mlp_bytes": 3 * chunk * t.intermediate_size * f,
+        "logits_bytes": 2 * t.vocab_size * f,
+    }
+
+
+def format_plan(plan: dict[str, Any], *, assumptions: bool = True) -> str:
+    """The plan as a table in GiB, for the CLI and the README."""
+    g = lambda b: f"{b / GiB:10.2f}"  # noqa: E731
+    kv = plan["kv_cache"]
+    rows: list[tuple[str, int]] = [(f"weights: {name}", size) for name, size in plan["weights"].items()]
+    rows += [
+        ("weights total", plan["weights_bytes"]),
+        (f"KV cache: full-attention layers ({kv['full_tokens']} tokens)", kv["full_bytes"]),
+        (f"KV cache: sliding layers ({kv['sliding_tokens']} tokens)", kv["sliding_bytes"]),
+    ]
+    labels = {
+        "prepacked_block_sums_bytes": "runtime: MatMulNBits pre-packed block sums",
+        "kv_step_copy_bytes": "runtime: second KV copy during a step",
+        "activations_bytes": f"runtime: prefill activations ({plan['prefill_chunk']}-token chunk)",
+        "arena_slack_bytes": "runtime: onnxruntime arena slack",
+        "process_baseline_bytes": "runtime: process baseline",
+    }
+    rows += [(labels.get(key, f"runtime: {key}"), size) for key, size in plan["runtime"].items()]
+    width = max(len(label) for label, _ in rows) + 2
+    lines = [
+        f"memory plan at context {plan['context']} (weights {plan['weights_source']})",
+        f"  {'component':<{width}}{'GiB':>10}",
+    ]
+    lines += [f"  {label:<{width}}{g(size)}" for label, size in rows]
+    usable = plan["usable_bytes"]
+    share = plan["headroom_bytes"] / usable if usable > 0 else float("-inf")
+    usable_label = f"usable (budget {plan['budget_bytes'] / GiB:.2f} − reserve {plan['reserve_bytes'] / GiB:.2f})"
+    lines += [
+        "  " + "-" * (width + 10),
+        f"  {'total':<{width}}{g(plan['total_bytes'])}",
+        f"  {usable_label:<{width}}{g(usable)}",
+        f"  {'headroom':<{width}}{g(plan['headroom_bytes'])}  ({share:.0%} of usable)",
+        f"  verdict: {plan['verdict']}",
+    ]
+    if assumptions:
+        lines.append("  assumptions:")
+        for text in plan["assumptions"]:
+            lines += textwrap.wrap(text, 104, initial_indent="    - ", subsequent_indent="      ")
+    return "\n".join(lines)
+
+
+__all__ = ["DEFAULT_BUDGET_BYTES", "DEFAULT_RESERVE_BYTES", "estimate_weight_bytes", "format_plan", "plan_memory"]

@@ -1,0 +1,80 @@
+"""``edge``: one console script; each subcommand's heavy imports happen only when it runs.
+
+Subcommand modules in this package define ``configure(parser)`` (cheap, stdlib only)
+and ``run(args) -> int``; torch, transformers and onnxruntime are imported inside
+``run``, so ``edge --help`` and ``edge <cmd> --help`` stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from edge import __version__
+from edge.errors import EdgeError
+
+COMMANDS = {
+    "fixture": (
+        "edge.cli.fixture_cmd",
+        "build local random-weight checkpoints for tests, demo and benchmarks",
+    ),
+    "export": ("edge.cli.export_cmd", "export a Gemma 4 checkpoint to a verified ONNX bundle (build host)"),
+    "verify": ("edge.cli.verify_cmd", "check every file of a bundle against its manifest"),
+    "plan": (
+        "edge.cli.plan_cmd",
+        "print the memory plan of a model at a context length, from its config alone",
+    ),
+    "run": ("edge.cli.run_cmd", "run one prompt (text, image, audio) through a bundle and stream the answer"),
+    "demo": (
+        "edge.cli.demo_cmd",
+        "build the tiny model, export it to int4, verify it and describe an image + audio",
+    ),
+}
+
+EXTRA_HINT = (
+    "this command runs on the build host and needs the export extra:\n"
+    "  pip install torch==2.13.0 && pip install 'edge-inspector[export]'"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description="edge-inspector: Gemma 4 on inspection stations.")
+    parser.add_argument("--version", action="version", version=f"edge-inspector {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(module)
+        mod.configure(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except EdgeError as exc:
+        print(f"edge {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("torch", "transformers", "safetensors", "onnx"):
+            print(f"edge {args.command}: error: missing module {exc.name!r}; {EXTRA_HINT}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print(f"edge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

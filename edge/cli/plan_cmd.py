@@ -1,0 +1,47 @@
+"""``edge plan (SOURCE | --preset NAME) [--quant] [--context]``: memory plan from shapes alone."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", nargs="?", help="checkpoint folder or config.json (or use --preset)")
+    p.add_argument("--preset", choices=("tiny", "trained", "bench", "12b"), help="a fixture preset's shapes")
+    p.add_argument("--quant", choices=("fp32", "int8", "int4"), default="int4")
+    p.add_argument("--context", type=int, default=4096)
+    p.add_argument("--budget-gib", type=float, default=16.0)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from edge.build.quantize import recipe
+    from edge.bundle.memory import format_plan, plan_memory
+    from edge.errors import ConfigError
+    from edge.spec import ModelSpec
+
+    if args.preset:
+        from edge.build.fixtures.presets import PRESETS, REAL_TOKEN_IDS, hf_config
+
+        config = hf_config(PRESETS[args.preset], REAL_TOKEN_IDS)
+    elif args.source:
+        path = Path(args.source)
+        path = path / "config.json" if path.is_dir() else path
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read a config.json ({exc})") from exc
+    else:
+        raise ConfigError("give a checkpoint folder or --preset")
+    spec = ModelSpec.from_hf_config(config)
+    plan = plan_memory(
+        spec,
+        context=args.context,
+        quant=recipe(args.quant).to_dict(),
+        budget_bytes=int(args.budget_gib * 2**30),
+    )
+    print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
+    return 0

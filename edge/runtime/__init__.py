@@ -1,0 +1,1 @@
+"""Station-side runtime: preprocessing, ONNX sessions and generation; never imports torch."""

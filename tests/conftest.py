@@ -1,0 +1,33 @@
+"""Shared fixtures: real tiny Gemma 4 checkpoints and real exported bundles, built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edge.build.fixtures.checkpoint import write_checkpoint
+
+    return write_checkpoint("tiny", tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+def _export(tmp_path_factory: pytest.TempPathFactory, ckpt: Path, quant: str, **kw: object) -> Path:
+    from edge.build.export import ExportOptions, export_bundle
+    from edge.build.quantize import recipe
+
+    out = tmp_path_factory.mktemp("bundle") / f"tiny-{quant}"
+    export_bundle(str(ckpt), out, ExportOptions(recipe=recipe(quant), context=1024, **kw))  # type: ignore[arg-type]
+    return out
+
+
+@pytest.fixture(scope="session")
+def fp32_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_ckpt: Path) -> Path:
+    return _export(tmp_path_factory, tiny_ckpt, "fp32")
+
+
+@pytest.fixture(scope="session")
+def int4_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_ckpt: Path) -> Path:
+    return _export(tmp_path_factory, tiny_ckpt, "int4")
