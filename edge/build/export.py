@@ -69,6 +69,7 @@ def export_bundle(source: str, out: Path, opts: ExportOptions) -> dict[str, Any]
     out.parent.mkdir(parents=True, exist_ok=True)
     _check_space(out.parent, spec, opts.recipe)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it 0700; the station daemon runs as its own user
     try:
         manifest = _export_into(tmp, folder, reader, spec, opts, source)
         _replace(tmp, out)
@@ -97,15 +98,13 @@ def _export_into(
     if spec.audio is not None:
         builders.append(("audio", build_audio))
     for name, fn in builders:
-        with Progress(f"export {name}", total=1) as bar:
-            g = GraphBuilder(name, tmp)
+        with Progress(f"export {name}", total=1) as bar, GraphBuilder(name, tmp) as g:
             fn(g, spec, reader, rec)
             g.save()
             bar.update(1)
         graphs[name] = {"file": f"{name}.onnx", **graph_io(tmp / f"{name}.onnx")}
     n_layers = len(spec.text.layers)
-    with Progress("export decoder", total=n_layers, unit="layer") as bar:
-        g = GraphBuilder("decoder", tmp)
+    with Progress("export decoder", total=n_layers, unit="layer") as bar, GraphBuilder("decoder", tmp) as g:
         build_decoder(g, spec, reader, rec, image_mask=opts.image_mask, progress=lambda i, n: bar.update(1))
         g.save()
     graphs["decoder"] = {"file": "decoder.onnx", **graph_io(tmp / "decoder.onnx")}

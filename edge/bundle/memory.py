@@ -36,7 +36,8 @@ ASSUMPTIONS = (
     "points when asymmetric); an int8 embedding is per-row (1 byte + one fp32 scale per row); norm weights, "
     "biases and the vision position table stay fp32",
     f"the KV cache is counted {KV_COPIES}×: the runtime feeds past as numpy arrays and receives a fresh present, "
-    "so both are alive during a step (IOBinding with preallocated buffers would remove one copy)",
+    "so both are alive during a step (measured: a run grows the peak by one present-sized copy and no more); "
+    "IOBinding with preallocated buffers would remove it",
     "full-attention layers cache every token of the context; sliding layers cache at most sliding_window − 1",
     "prefill activations are for the last chunk of a full context (float32): attention scores and softmax for "
     "the largest layer (heads × chunk × keys × 4 B, twice), one mask per layer type, 4 hidden-state copies, "

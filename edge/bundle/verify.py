@@ -56,7 +56,7 @@ def verify_bundle(bundle_dir: Path | str) -> Manifest:
 
 def _present(root: Path) -> set[str]:
     """Every non-folder entry under ``root`` as a relative POSIX path; folder symlinks count as entries."""
-    found = set()
+    found: set[str] = set()
     for here, dirs, files in os.walk(root, followlinks=False):
         rel = Path(here).relative_to(root)
         found.update((rel / f).as_posix() for f in files)

@@ -26,6 +26,7 @@ COMMANDS = {
         "edge.cli.plan_cmd",
         "print the memory plan of a model at a context length, from its config alone",
     ),
+    "fidelity": ("edge.cli.fidelity_cmd", "compare quantization recipes on a checkpoint (use the trained preset)"),
     "run": ("edge.cli.run_cmd", "run one prompt (text, image, audio) through a bundle and stream the answer"),
     "demo": (
         "edge.cli.demo_cmd",

@@ -139,3 +139,37 @@ def test_cli_export_reports_errors_with_exit_codes(tmp_path: Path) -> None:
     assert proc.returncode == CheckpointError.exit_code
     assert "no such checkpoint folder" in proc.stderr
     assert proc.stderr.count("\n") == 1  # one clear line, no traceback
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path):
+    """A real 1 MiB tmpfs (needs root, which CI and these machines have)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root?)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_too_small_disk_is_refused_up_front(small_disk: Path, tiny_ckpt: Path) -> None:
+    from edge.errors import OutputSpaceError
+
+    with pytest.raises(OutputSpaceError, match="GiB free"):
+        export_bundle(str(tiny_ckpt), small_disk / "out", ExportOptions(recipe=recipe("fp32"), parity=False))
+    assert list(small_disk.iterdir()) == []
+
+
+def test_disk_filling_up_mid_export_leaves_nothing(
+    small_disk: Path, tiny_ckpt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Skip the up-front estimate so the real filesystem runs out of space while graphs are written."""
+    import edge.build.export as export_mod
+    from edge.errors import OutputSpaceError
+
+    monkeypatch.setattr(export_mod, "_check_space", lambda *a: None)
+    with pytest.raises(OutputSpaceError, match="filled up"):
+        export_bundle(str(tiny_ckpt), small_disk / "out", ExportOptions(recipe=recipe("fp32"), parity=False))
+    assert list(small_disk.iterdir()) == []

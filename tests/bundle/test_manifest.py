@@ -204,7 +204,7 @@ def test_every_missing_key_is_named(tmp_path: Path) -> None:
     data = _raw(bundle)
     del data["files"], data["parity"]
     _rewrite(bundle, data)
-    with pytest.raises(BundleSchemaError, match="missing key 'files'.*missing key 'parity'"):
+    with pytest.raises(BundleSchemaError, match=r"missing key 'files'.*missing key 'parity'"):
         load_manifest(bundle)
 
 

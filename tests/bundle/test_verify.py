@@ -44,7 +44,7 @@ def test_one_flipped_byte_in_any_file_is_caught_and_named(bundle: Path, name: st
     msg = _problems(bundle)
     assert f"{name}: sha256 mismatch (expected " in msg
     assert msg.count("sha256 mismatch") == 1
-    others = [other for other in BUNDLE_FILES if other != name and other not in name]
+    others = [other for other in BUNDLE_FILES if other != name]
     assert not any(f"{other}:" in msg for other in others)
 
 

@@ -55,6 +55,17 @@ class GraphBuilder:
         self._offset = 0
         self.weight_bytes = 0
 
+    def __enter__(self) -> GraphBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the external data file (``save`` does this too; safe to call twice)."""
+        if self._data is not None:
+            self._data.close()
+
     # -- naming ---------------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
         self._counter += 1
@@ -124,8 +135,7 @@ class GraphBuilder:
         return offset
 
     def save(self, doc: str = "") -> Path:
-        if self._data is not None:
-            self._data.close()
+        self.close()
         graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.initializers)
         model = helper.make_model(
             graph,
