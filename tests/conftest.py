@@ -31,3 +31,10 @@ def fp32_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_ckpt: Path) -> Pa
 @pytest.fixture(scope="session")
 def int4_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_ckpt: Path) -> Path:
     return _export(tmp_path_factory, tiny_ckpt, "int4")
+
+
+@pytest.fixture(scope="session")
+def trained_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edge.build.fixtures.checkpoint import write_checkpoint
+
+    return write_checkpoint("trained", tmp_path_factory.mktemp("ckpt") / "trained")

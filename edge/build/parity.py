@@ -32,6 +32,9 @@ class CaseReport:
     tokens_equal: bool
     first_divergence: int | None
     agreement: float  # matching prefix length / new tokens
+    tf_top1_agreement: float  # teacher-forced on the reference tokens: share of steps with the same argmax
+    tf_mean_cosine: float  # teacher-forced: mean logit cosine over all steps
+    tf_mean_kl: float  # teacher-forced: mean KL(reference || bundle) of the next-token distributions, nats
     logits_max_abs: float
     logits_cosine: float
     top1_equal: bool
@@ -71,6 +74,13 @@ def _long_prompt(engine: Any) -> str:
 
 
 def _inputs(case: str, engine: Any) -> dict[str, Any]:
+    if case.startswith("corpus-"):
+        # in-distribution prompts for the trained preset (held out: a seed training never uses)
+        i = int(case.split("-", 1)[1])
+        prompt = pairs(i + 1, seed=99)[i][0]
+        images = [synthetic_image(144 + 48 * (i % 3), 192 + 32 * (i % 4))] if i % 3 == 0 else []
+        audio = [synthetic_audio(0.5 + 0.25 * (i % 3))] if i % 4 == 1 else []
+        return {"prompt": prompt, "images": images, "audio": audio}
     prompt = "Describe any defect in this part."
     images = [synthetic_image()] if case in ("image", "image_audio") else []
     audio = [synthetic_audio()] if case in ("audio", "image_audio") else []
@@ -80,6 +90,7 @@ def _inputs(case: str, engine: Any) -> dict[str, Any]:
 
 
 def _reference(model: Any, prepared: Any, new_tokens: int, image_mask: str) -> tuple[list[int], np.ndarray]:
+    """Greedy tokens and the raw logits of every step, ``[steps, vocab]``."""
     import torch
 
     kw: dict[str, Any] = {
@@ -107,7 +118,32 @@ def _reference(model: Any, prepared: Any, new_tokens: int, image_mask: str) -> t
             **cache,
         )
     tokens = out.sequences[0, prepared.input_ids.shape[1] :].tolist()
-    return tokens, out.logits[0][0].float().numpy()
+    return tokens, np.stack([step[0].float().numpy() for step in out.logits])
+
+
+def _teacher_forced(engine: Any, prepared: Any, tokens: list[int]) -> np.ndarray:
+    """The bundle's logits at every step when fed the reference tokens, ``[steps, vocab]``."""
+    cache = engine.s.empty_cache()
+    logits, cache = engine.s.decode_step(engine.embed(prepared), cache, prepared.token_types)
+    steps = [logits[0, -1]]
+    for tok in tokens[:-1]:
+        step_ids = np.array([[tok]], dtype=np.int64)
+        logits, cache = engine.s.decode_step(engine.embed_ids(step_ids), cache, np.zeros((1, 1), dtype=np.int64))
+        steps.append(logits[0, -1])
+    return np.stack(steps).astype(np.float64)
+
+
+def _kl(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    def log_softmax(x: np.ndarray) -> np.ndarray:
+        z = x - x.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+    lp, lq = log_softmax(ref), log_softmax(got)
+    return (np.exp(lp) * (lp - lq)).sum(axis=-1)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-30)
 
 
 def _graph_errors(model: Any, engine: Any, prepared: Any) -> dict[str, float]:
@@ -142,19 +178,18 @@ def run_case(case: str, model: Any, engine: Any, new_tokens: int, image_mask: st
     from edge.runtime.engine import GenerationParams
 
     prepared = engine.prepare(**_inputs(case, engine))
-    ref_tokens, ref_logits = _reference(model, prepared, new_tokens, image_mask)
-    embeds = engine.embed(prepared)
-    logits, _ = engine.s.decode_step(embeds, engine.s.empty_cache(), prepared.token_types)
-    got_logits = logits[0, -1].astype(np.float64)
+    ref_tokens, ref_steps = _reference(model, prepared, new_tokens, image_mask)
+    tf_steps = _teacher_forced(engine, prepared, ref_tokens)
     gen = engine.generate(prepared, params=GenerationParams(max_new_tokens=new_tokens, min_new_tokens=new_tokens))
     got = gen.token_ids
     div = next((i for i, (a, b) in enumerate(zip(ref_tokens, got, strict=False)) if a != b), None)
     if div is None and len(ref_tokens) != len(got):
         div = min(len(ref_tokens), len(got))
-    r = ref_logits.astype(np.float64)
-    cos = float(r @ got_logits / (np.linalg.norm(r) * np.linalg.norm(got_logits) + 1e-30))
+    r = ref_steps.astype(np.float64)
+    got_logits = tf_steps[0]
+    cos = float(_cosine(r[0], got_logits))
     errs = _graph_errors(model, engine, prepared)
-    errs["decoder_logits"] = float(np.abs(r - got_logits).max())
+    errs["decoder_logits"] = float(np.abs(r[0] - got_logits).max())
     return CaseReport(
         case=case,
         prompt_tokens=int(prepared.input_ids.shape[1]),
@@ -162,8 +197,11 @@ def run_case(case: str, model: Any, engine: Any, new_tokens: int, image_mask: st
         first_divergence=div,
         agreement=(new_tokens if div is None else div) / new_tokens,
         logits_max_abs=errs["decoder_logits"],
+        tf_top1_agreement=float(np.mean(r.argmax(-1) == tf_steps.argmax(-1))),
+        tf_mean_cosine=float(np.mean(_cosine(r, tf_steps))),
+        tf_mean_kl=float(np.mean(_kl(r, tf_steps))),
         logits_cosine=cos,
-        top1_equal=int(np.argmax(r)) == int(np.argmax(got_logits)),
+        top1_equal=int(np.argmax(r[0])) == int(np.argmax(got_logits)),
         graph_max_abs=errs,
         reference_tokens=ref_tokens,
         engine_tokens=got,
@@ -211,6 +249,9 @@ def check_bundle(
         "all_tokens_equal": all(r.tokens_equal for r in reports),
         "min_logits_cosine": min(r.logits_cosine for r in reports),
         "mean_agreement": float(np.mean([r.agreement for r in reports])),
+        "tf_top1_agreement": float(np.mean([r.tf_top1_agreement for r in reports])),
+        "tf_mean_cosine": float(np.mean([r.tf_mean_cosine for r in reports])),
+        "tf_mean_kl": float(np.mean([r.tf_mean_kl for r in reports])),
         "cases": [asdict(r) for r in reports],
     }
     if exact and not summary["all_tokens_equal"]:

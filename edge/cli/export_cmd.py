@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 f"  parity {c['case']:<12} {status:<24} cosine {c['logits_cosine']:.6f}  "
                 f"max|Δlogits| {c['logits_max_abs']:.2e}"
             )
-    print(format_plan(m["memory_plan"]))
+    print(format_plan(m["memory_plan"], assumptions=False))
     if args.verbose:
         print(json.dumps(m["quantization"], indent=2))
     return 0
