@@ -84,7 +84,8 @@ class Chunk:
 class Engine:
     """Runs one bundle. Not thread-safe: the daemon serializes calls."""
 
-    def __init__(self, sessions: BundleSessions) -> None:
+    def __init__(self, bundle: str | Path | BundleSessions, threads: int | None = None, verify: bool = True) -> None:
+        sessions = bundle if isinstance(bundle, BundleSessions) else BundleSessions.open(Path(bundle), threads, verify)
         self.s = sessions
         self.spec = sessions.spec
         self.manifest = sessions.manifest
@@ -108,8 +109,12 @@ class Engine:
         system: str | None = None,
         max_soft_tokens: int | None = None,
     ) -> PreparedPrompt:
-        """Decode and preprocess media, build the chat prompt, and expand placeholders."""
+        """Decode and preprocess media, build the chat prompt, and expand placeholders.
+
+        ``images`` and ``audio`` take one item or a list of them (see ``edge.runtime.media``).
+        """
         t0 = time.perf_counter()
+        images, audio = _items(images), _items(audio)
         budget = int(max_soft_tokens or self.processor["max_soft_tokens"])
         prepared_images = [media.as_prepared_image(img, budget, self.processor) for img in images]
         if audio and self.spec.audio is None:
@@ -228,3 +233,15 @@ class Engine:
             if chunk.done and chunk.result is not None:
                 return chunk.result
         raise EngineError("generation ended without a result")  # pragma: no cover
+
+
+_SINGLE = (bytes, bytearray, memoryview, str, Path, np.ndarray, media.PreparedImage)
+
+
+def _items(x: Any) -> list[Any]:
+    """One image/clip or a sequence of them, as a list (an ndarray is one item, not its rows)."""
+    if x is None:
+        return []
+    if isinstance(x, _SINGLE):
+        return [x]
+    return list(x)

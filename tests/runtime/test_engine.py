@@ -86,3 +86,12 @@ def test_bad_audio_is_an_input_error(engine: Engine) -> None:
         engine.prepare("x", audio=[np.array([0.0, np.nan], dtype=np.float32)])
     with pytest.raises(AudioError, match="empty"):
         engine.prepare("x", audio=[np.zeros(0, dtype=np.float32)])
+
+
+def test_single_items_and_lists_are_both_accepted(fp32_bundle: Path) -> None:
+    engine = Engine(fp32_bundle, threads=1)  # the constructor takes a bundle path too
+    wave = synthetic_audio(0.5)
+    one = engine.prepare("x", images=synthetic_image(), audio=wave)
+    many = engine.prepare("x", images=[synthetic_image()], audio=[wave])
+    assert np.array_equal(one.input_ids, many.input_ids)
+    assert len(one.audio) == 1 and len(one.images) == 1
