@@ -43,6 +43,14 @@ def test_parity_check_catches_a_wrong_graph(fp32_bundle: Path, tiny_ckpt: Path, 
     assert not report["all_tokens_equal"]
 
 
+def test_exact_parity_failure_names_the_case_and_position(fp32_bundle: Path, tiny_ckpt: Path) -> None:
+    from edge.build.parity import check_bundle
+    from edge.errors import ParityError
+
+    with pytest.raises(ParityError, match=r"diverges from transformers in case 'image' at new token \d+"):
+        check_bundle(fp32_bundle, tiny_ckpt, exact=True, image_mask="all", cases=("text", "image"))
+
+
 def test_image_mask_all_matches_dynamic_cache_generate(tmp_path: Path, tiny_ckpt: Path) -> None:
     out = tmp_path / "all"
     m = export_bundle(str(tiny_ckpt), out, ExportOptions(recipe=recipe("fp32"), image_mask="all", context=1024))
