@@ -21,7 +21,11 @@ gRPC servicer later) can map them to exit codes and status codes in one place.
     │   ├── ImageError              empty, corrupt, oversized or unsupported image
     │   ├── AudioError              empty, non-finite, oversized or unsupported audio
     │   └── PromptError             prompt does not fit the context, or is malformed
-    └── EngineError                 onnxruntime failed while running a valid request
+    ├── EngineError                 onnxruntime failed while running a valid request
+    └── ServiceError                the daemon cannot take this request now
+        ├── OverloadedError         the description queue or the stream limit is full
+        ├── ShuttingDownError       the daemon is draining for shutdown
+        └── SessionError            an Inspect stream broke the session protocol
 """
 
 from __future__ import annotations
@@ -95,3 +99,19 @@ class PromptError(InputError):
 
 class EngineError(EdgeError):
     exit_code = 7
+
+
+class ServiceError(EdgeError):
+    exit_code = 8
+
+
+class OverloadedError(ServiceError):
+    pass
+
+
+class ShuttingDownError(ServiceError):
+    pass
+
+
+class SessionError(ServiceError):
+    pass

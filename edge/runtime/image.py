@@ -93,6 +93,18 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> np.ndarray:
     return arr if kind == "JPEG" else _to_rgb8(arr, bgr=True)
 
 
+def probe_image(data: bytes, limits: ImageLimits | None = None) -> tuple[str, int, int]:
+    """Format, width and height from the header alone, with the size limits applied (no pixels decoded)."""
+    limits = limits or ImageLimits()
+    if not data:
+        raise ImageError("the image is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise ImageError(f"the image is {len(data)} bytes, over the limit of {limits.max_bytes} (max_bytes)")
+    kind, width, height = _header_size(data if isinstance(data, bytes) else bytes(data))
+    _check_size(width, height, limits, kind)
+    return kind, width, height
+
+
 def raw_image(
     data: bytes,
     width: int,

@@ -1,0 +1,38 @@
+"""``edge serve --bundle DIR [--config FILE] [--listen HOST:PORT] [--metrics-listen HOST:PORT] …``.
+
+Every key of the config file is also a flag (``queue_depth`` → ``--queue-depth``) and an environment
+variable (``EDGE_QUEUE_DEPTH``). Precedence: flags > environment > TOML file > defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    from edge.serve.config import ServeConfig  # stdlib only: keeps --help instant
+
+    p.add_argument("--config", help="TOML file with a [serve] table (see deploy/edge-inspector.toml)")
+    for f in fields(ServeConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if str(f.type) == "bool":
+            p.add_argument(
+                flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=f"(default {f.default})"
+            )
+        else:
+            p.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=f"(default {f.default})")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+    from pathlib import Path
+
+    from edge.serve.config import ServeConfig, load_config
+    from edge.serve.server import run as serve
+
+    flags = {f.name: getattr(args, f.name) for f in fields(ServeConfig)}
+    cfg = load_config(flags, os.environ, Path(args.config) if args.config else None)
+    logging.getLogger("edge.serve").info("config: %s", cfg.redacted())
+    return serve(cfg)

@@ -1,0 +1,1 @@
+"""The station daemon: gRPC service, scheduler, metrics."""

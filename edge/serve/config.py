@@ -1,0 +1,169 @@
+"""The daemon's configuration: one frozen object built from flags, then environment, then a TOML file.
+
+Precedence is flags > ``EDGE_*`` environment variables > the ``[serve]`` table of the TOML file >
+defaults. Nothing is read at import time; ``load_config`` is called once in ``edge serve``.
+
+>>> cfg = load_config({"bundle": "b/", "listen": "0.0.0.0:50051"}, env=os.environ, toml_path=None)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from edge.errors import ConfigError
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Every key is documented in deploy/edge-inspector.toml (the example config)."""
+
+    bundle: Path = Path("/var/lib/edge-inspector/current/bundle")
+    listen: str = "0.0.0.0:50051"
+    metrics_listen: str = "127.0.0.1:9464"
+    threads: int = 0  # onnxruntime intra-op threads; 0 = all cores
+    verify_bundle: bool = True
+    warmup: bool = True
+    # scheduling
+    queue_depth: int = 8
+    max_streams: int = 16
+    stale_after_seconds: float = 5.0
+    frame_buffer: int = 4
+    min_interval_seconds: float = 1.0
+    audio_buffer_seconds: float = 30.0
+    max_audio_window_seconds: float = 10.0
+    first_message_timeout_seconds: float = 10.0
+    # limits
+    max_message_bytes: int = 32 * MiB
+    max_image_bytes: int = 24 * MiB
+    max_image_pixels: int = 50_000_000
+    max_audio_seconds: float = 30.0
+    max_new_tokens: int = 512
+    default_prompt: str = "Describe any defect or anomaly you see or hear. If the part looks good, say so."
+    # lifecycle
+    grace_seconds: float = 30.0
+    # security
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    token_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        positive = (
+            "queue_depth",
+            "max_streams",
+            "frame_buffer",
+            "max_message_bytes",
+            "max_image_bytes",
+            "max_image_pixels",
+            "max_new_tokens",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in (
+            "stale_after_seconds",
+            "min_interval_seconds",
+            "audio_buffer_seconds",
+            "grace_seconds",
+            "max_audio_seconds",
+            "max_audio_window_seconds",
+            "first_message_timeout_seconds",
+        ):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if self.max_audio_seconds > 30.0:
+            raise ConfigError("max_audio_seconds must be <= 30 (the model takes at most 750 audio frames)")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key must be given together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError("tls_client_ca (mTLS) needs tls_cert and tls_key")
+        for name in ("listen", "metrics_listen"):
+            split_hostport(getattr(self, name), name)
+
+    def redacted(self) -> dict[str, Any]:
+        """For logs: paths are fine, but nothing secret is ever inside this object (tokens stay in their file)."""
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def split_hostport(value: str, name: str = "address") -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name} must be HOST:PORT (e.g. 0.0.0.0:50051), got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def load_config(flags: Mapping[str, Any], env: Mapping[str, str], toml_path: Path | None) -> ServeConfig:
+    """Merge the three sources; unknown keys and wrong types are ConfigErrors naming the key and source."""
+    types = {f.name: f.type for f in fields(ServeConfig)}
+    merged: dict[str, Any] = {}
+    if toml_path is not None:
+        merged.update(_from_toml(toml_path, types))
+    for key in types:
+        var = f"EDGE_{key.upper()}"
+        if var in env and env[var] != "":
+            merged[key] = _coerce(key, env[var], types[key], f"environment variable {var}")
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key not in types:
+            raise ConfigError(f"unknown setting {key!r}")
+        merged[key] = _coerce(key, value, types[key], f"flag --{key.replace('_', '-')}")
+    try:
+        return ServeConfig(**merged)
+    except TypeError as exc:  # pragma: no cover - guarded by the key checks above
+        raise ConfigError(str(exc)) from exc
+
+
+def _from_toml(path: Path, types: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    table = data.get("serve", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [serve] must be a table")
+    out = {}
+    for key, value in table.items():
+        if key not in types:
+            raise ConfigError(f"{path}: unknown key {key!r} in [serve]; see deploy/edge-inspector.toml")
+        out[key] = _coerce(key, value, types[key], f"{path} key {key!r}")
+    return out
+
+
+def _coerce(key: str, value: Any, typ: Any, source: str) -> Any:
+    t = str(typ)
+    try:
+        if "Path" in t:
+            return None if value in ("", None) else Path(value)
+        if t == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if t == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if t == "float":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {key} must be a {t.replace('pathlib.', '')}, got {value!r}") from None
+
+
+__all__ = ["ServeConfig", "load_config", "split_hostport"]

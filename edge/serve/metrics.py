@@ -1,0 +1,282 @@
+"""Prometheus metrics of the station daemon, on an injected registry, served on their own HTTP port."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+from edge import __version__
+
+# Label values are closed sets so a client can never create series (STYLE rule 10).
+RPCS = ("Describe", "DescribeStream", "Inspect", "GetInfo")  # anything else is counted as "other"
+# grpc.StatusCode names, spelled out so the metrics module does not import grpc; anything else is "UNKNOWN".
+CODES = frozenset(
+    "OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS "  # noqa: SIM905 (compact)
+    "PERMISSION_DENIED RESOURCE_EXHAUSTED FAILED_PRECONDITION ABORTED OUT_OF_RANGE UNIMPLEMENTED INTERNAL "
+    "UNAVAILABLE DATA_LOSS UNAUTHENTICATED".split()
+)
+DROP_REASONS = ("superseded", "stale", "queue_full", "invalid", "no_frame", "shutdown")
+OUTCOMES = ("ok", "error", "cancelled")
+
+# A 12B model on a CPU takes seconds to minutes per description; the tiny test model takes under a millisecond.
+# 1-2.5-5 steps up to 10 s, then finer steps where latency alerts put their thresholds.
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120)
+# Decode steps: about 1 ms (tiny model) to a few seconds (12B on a slow station).
+TOKEN_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5)
+# cgroup v1 writes "no limit" as PAGE_COUNTER_MAX * page size (9223372036854771712 with 4 KiB pages); no
+# station has an exbibyte of memory, so anything above this is no limit whatever the page size.
+_UNLIMITED = 1 << 60
+
+
+class Metrics:
+    """Every metric the daemon exposes, registered on ``registry`` (never on the global default registry).
+
+    >>> registry = CollectorRegistry()
+    >>> m = Metrics(registry)
+    >>> m.frame_dropped("stale")
+    >>> registry.get_sample_value("edge_inspector_frames_dropped_total", {"reason": "stale"})
+    1.0
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        namespace: str = "edge_inspector",
+        *,
+        proc_self: Path = Path("/proc/self"),
+        cgroup_root: Path = Path("/sys/fs/cgroup"),
+    ) -> None:
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, doc, labels, namespace=namespace, registry=registry)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, namespace=namespace, registry=registry)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...] = STAGE_BUCKETS) -> Histogram:
+            return Histogram(name, doc, namespace=namespace, registry=registry, buckets=buckets)
+
+        self.requests = counter("requests_total", "RPCs finished, by RPC and gRPC status code.", ("rpc", "code"))
+        # Separate from requests_total so every RPC's error series exists at 0 before the first error; otherwise
+        # rate() cannot see that first error.
+        self.request_errors = counter("request_errors_total", "RPCs finished with a status other than OK.", ("rpc",))
+        self.frames_received = counter("frames_received_total", "Frames received on Inspect streams.")
+        self.audio_seconds = counter("audio_received_seconds_total", "Seconds of audio received on Inspect streams.")
+        self.frames_dropped = counter("frames_dropped_total", "Frames not described, by reason.", ("reason",))
+        self.queue_depth = gauge("queue_depth", "Descriptions waiting for the engine.")
+        self.queue_capacity = gauge("queue_capacity", "Descriptions that may wait before frames are dropped.")
+        self.active_streams = gauge("active_streams", "Open Inspect streams.")
+        self.preprocess = histogram("preprocess_seconds", "Decoding and preprocessing images and audio.")
+        self.queue_wait = histogram("queue_wait_seconds", "Time a description waited for the engine.")
+        self.prefill = histogram("prefill_seconds", "Prefill of the prompt, after preprocessing.")
+        self.ttft = histogram("time_to_first_token_seconds", "Start of work to the first token (preprocess included).")
+        self.inter_token = histogram("inter_token_seconds", "Gap between consecutive tokens.", TOKEN_BUCKETS)
+        self.description = histogram("description_seconds", "Start of work to the last token, no queue wait.")
+        self.tokens_generated = counter("tokens_generated_total", "Tokens generated.")
+        self.prompt_tokens = counter("prompt_tokens_total", "Prompt tokens prefilled (soft tokens included).")
+        self.descriptions = counter("descriptions_total", "Descriptions that left the queue, by outcome.", ("outcome",))
+        self.model_load = gauge("model_load_seconds", "Verifying, loading and warming up the bundle.")
+        self.serving = gauge("serving", "1 while the gRPC health status is SERVING.")
+        self.bundle_verified = gauge("bundle_verified", "1 if the loaded bundle's checksums were verified.")
+        self.bundle_loaded = gauge("bundle_loaded", "1 once the bundle is loaded and warmed up.")
+        # Info appends "_info": the series is <namespace>_build_info, a gauge at 1 whose labels replace each other.
+        self.build_info = Info("build", "Daemon version and the loaded bundle.", namespace=namespace, registry=registry)
+        self.build_info.info({"version": __version__, "bundle_id": "", "model": "", "quantization": ""})
+
+        # Every fixed label value starts at 0 so ratios and rate() work from the first scrape.
+        for rpc in RPCS:
+            self.requests.labels(rpc, "OK")
+            self.request_errors.labels(rpc)
+        for reason in DROP_REASONS:
+            self.frames_dropped.labels(reason)
+        for outcome in OUTCOMES:
+            self.descriptions.labels(outcome)
+
+        registry.register(_MemoryCollector(namespace, proc_self, cgroup_root))
+        # process_start_time_seconds is what a restart-loop alert watches with changes().
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+
+    def request_done(self, rpc: str, code: str) -> None:
+        """Count a finished RPC; ``code`` is a ``grpc.StatusCode`` name such as ``"OK"``."""
+        rpc = rpc if rpc in RPCS else "other"  # method names come from clients (auth rejects): keep them bounded
+        code = code if code in CODES else "UNKNOWN"
+        self.requests.labels(rpc, code).inc()
+        if code != "OK":
+            self.request_errors.labels(rpc).inc()
+
+    def frame_received(self) -> None:
+        self.frames_received.inc()
+
+    def audio_received(self, seconds: float) -> None:
+        self.audio_seconds.inc(seconds)
+
+    def frame_dropped(self, reason: str) -> None:
+        """Count a dropped frame; ``reason`` is one of ``DROP_REASONS`` (a ValueError otherwise: a bug)."""
+        if reason not in DROP_REASONS:
+            raise ValueError(f"frame drop reason {reason!r} is not one of {', '.join(DROP_REASONS)}")
+        self.frames_dropped.labels(reason).inc()
+
+    def set_queue_capacity(self, n: int) -> None:
+        self.queue_capacity.set(n)
+
+    def observe_description(
+        self,
+        preprocess_s: float,
+        queue_s: float,
+        prefill_s: float,
+        ttft_s: float,
+        total_s: float,
+        prompt_tokens: int,
+        new_tokens: int,
+        outcome: str = "ok",
+    ) -> None:
+        """Record one description that left the queue; ``outcome`` is one of ``OUTCOMES``.
+
+        The stage histograms take completed descriptions only: on error or cancel the scheduler passes 0.0 for
+        stages that never ran, and those zeros would drag every quantile down. Queue wait is real either way.
+        """
+        if outcome not in OUTCOMES:
+            raise ValueError(f"description outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+        self.descriptions.labels(outcome).inc()
+        self.queue_wait.observe(queue_s)
+        self.prompt_tokens.inc(prompt_tokens)
+        self.tokens_generated.inc(new_tokens)
+        if outcome == "ok":
+            self.preprocess.observe(preprocess_s)
+            self.prefill.observe(prefill_s)
+            self.ttft.observe(ttft_s)
+            self.description.observe(total_s)
+
+    def observe_inter_token(self, seconds: float) -> None:
+        self.inter_token.observe(seconds)
+
+    def set_model(self, load_seconds: float, version: str, bundle_id: str, model_id: str, quantization: str) -> None:
+        self.model_load.set(load_seconds)
+        self.build_info.info(
+            {"version": version, "bundle_id": bundle_id, "model": model_id, "quantization": quantization}
+        )
+
+    def set_serving(self, serving: bool) -> None:
+        self.serving.set(int(serving))
+
+    def set_bundle_state(self, verified: bool, loaded: bool) -> None:
+        self.bundle_verified.set(int(verified))
+        self.bundle_loaded.set(int(loaded))
+
+
+class _MemoryCollector:
+    """Resident memory and the cgroup's memory limits, read from /proc and /sys at every scrape.
+
+    "No limit" (cgroup v2 ``max``, v1's huge sentinel, no cgroup at all) leaves the series out rather than
+    exposing +Inf: ``resident / limit`` alerts then simply do not match, and fleet-wide min/avg panels are not
+    turned into +Inf by one unlimited station.
+    """
+
+    def __init__(self, namespace: str, proc_self: Path, cgroup_root: Path) -> None:
+        self.prefix, self.proc_self, self.cgroup_root = namespace, proc_self, cgroup_root
+        self.docs = {
+            "resident_memory_bytes": "Resident set size of the daemon (VmRSS).",
+            "memory_limit_bytes": "Memory limit of the daemon's cgroup (memory.max, v1 memory.limit_in_bytes).",
+            "memory_high_bytes": "Throttling threshold of the daemon's cgroup (cgroup v2 memory.high).",
+        }
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        for name, doc in self.docs.items():
+            yield GaugeMetricFamily(f"{self.prefix}_{name}", doc)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        limit, high = self._cgroup_limits()
+        values = {"resident_memory_bytes": self._rss(), "memory_limit_bytes": limit, "memory_high_bytes": high}
+        for name, value in values.items():
+            if value is not None:
+                yield GaugeMetricFamily(f"{self.prefix}_{name}", self.docs[name], value=value)
+
+    def _rss(self) -> float | None:
+        try:
+            for line in (self.proc_self / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return float(line.split()[1]) * 1024  # the kernel writes kB (KiB)
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
+
+    def _cgroup_limits(self) -> tuple[float | None, float | None]:
+        """(limit, high) of this process's memory cgroup; None where there is no limit."""
+        try:
+            lines = (self.proc_self / "cgroup").read_text().splitlines()
+        except OSError:
+            return None, None
+        unified = (self.cgroup_root / "cgroup.controllers").exists()  # v2 mounted at the root, not hybrid
+        for line in lines:
+            hierarchy, _, rest = line.partition(":")
+            controllers, _, path = rest.partition(":")
+            if unified and hierarchy == "0":
+                return _tightest(self.cgroup_root, path, "memory.max"), _tightest(self.cgroup_root, path, "memory.high")
+            if not unified and "memory" in controllers.split(","):
+                return _tightest(self.cgroup_root / "memory", path, "memory.limit_in_bytes"), None
+        return None, None
+
+
+def _tightest(mount: Path, path: str, name: str) -> float | None:
+    """The smallest limit on the cgroup at ``path`` and its ancestors: a parent's limit binds its children.
+
+    Walking up also covers a container without its own cgroup namespace, where /proc/self/cgroup names the host's
+    path but the container's cgroup is mounted at the root: the walk ends at the mount root, which is that cgroup.
+    """
+    parts = [p for p in path.split("/") if p not in ("", ".", "..")]  # ".." appears outside a cgroup namespace
+    limits = [v for i in range(len(parts), -1, -1) if (v := _read_limit(mount.joinpath(*parts[:i], name))) is not None]
+    return min(limits, default=None)
+
+
+def _read_limit(file: Path) -> float | None:
+    try:
+        value = int(file.read_text().strip())  # "max" raises ValueError: no limit
+    except (OSError, ValueError):
+        return None
+    return float(value) if 0 <= value < _UNLIMITED else None
+
+
+class MetricsServer:
+    """The ``/metrics`` endpoint on its own port, served from a daemon thread until ``stop()``.
+
+    >>> server, port = start_http(CollectorRegistry(), "127.0.0.1", 0)
+    >>> server.stop()
+    """
+
+    def __init__(self, httpd: WSGIServer, thread: threading.Thread) -> None:
+        self._httpd, self.thread, self._stopped = httpd, thread, False
+        self.port: int = int(httpd.server_address[1])
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving, close the listening socket and join the thread; calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self.thread.join(timeout)
+
+    shutdown = stop  # socketserver's name for it
+
+
+def start_http(registry: CollectorRegistry, host: str, port: int) -> tuple[MetricsServer, int]:
+    """Serve ``registry`` on ``host:port`` (port 0 picks a free port); return the server and the bound port."""
+    httpd, thread = start_http_server(port, addr=host, registry=registry)
+    server = MetricsServer(httpd, thread)
+    return server, server.port
