@@ -118,7 +118,7 @@ def get_info_code(server: SecureServer, **tls: Any) -> grpc.StatusCode:
         try:
             pb_grpc.InspectorServiceStub(ch).GetInfo(pb.GetInfoRequest(), metadata=auth(TOKEN), timeout=10)
         except grpc.RpcError as exc:
-            return exc.code()  # type: ignore[no-any-return]
+            return exc.code()
     return grpc.StatusCode.OK
 
 
@@ -343,3 +343,42 @@ def test_describe_tls_and_token_flags_reach_the_server(
     monkeypatch.setenv("EDGE_TOKEN", TOKEN)
     assert describe(monkeypatch, *tls, "--no-stream") == 8
     assert "UNIMPLEMENTED" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_describe_streams_the_real_daemons_answer_over_mtls_and_token(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fp32_bundle: Path,
+    engine: Any,
+    certs: dict[str, Path],
+    token_file: Path,
+    tmp_path: Path,
+) -> None:
+    from edge.runtime.engine import GenerationParams
+    from tests.serve.conftest import RunningDaemon, serve_config
+
+    cfg = serve_config(
+        fp32_bundle,
+        tls_cert=certs["server"],
+        tls_key=certs["server_key"],
+        tls_client_ca=certs["ca"],
+        token_file=token_file,
+    )
+    daemon = RunningDaemon(cfg, engine)
+    try:
+        monkeypatch.setenv("EDGE_TOKEN", TOKEN)
+        argv = ["--target", f"localhost:{daemon.port}", "--ca", str(certs["ca"]), "--cert", str(certs["client"])]
+        argv += ["--key", str(certs["client_key"]), "--prompt", "Is the weld cracked?", "--max-new-tokens", "8"]
+        assert describe(monkeypatch, *argv, "--timings") == 0
+        out, err = capsys.readouterr()
+        expected = engine.generate("Is the weld cracked?", params=GenerationParams(max_new_tokens=8)).text
+        assert out == expected + "\n"
+        assert "new tokens: " in err and TOKEN not in err
+        assert describe(monkeypatch, *argv, "--no-stream") == 0
+        assert capsys.readouterr().out == expected + "\n"
+        monkeypatch.delenv("EDGE_TOKEN")
+        assert describe(monkeypatch, *argv) == 2
+        assert "UNAUTHENTICATED: missing bearer token" in capsys.readouterr().err
+    finally:
+        daemon.stop()
