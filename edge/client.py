@@ -131,7 +131,7 @@ def describe(
         if on_text is not None:
             on_text(response.text)
         return response
-    call = stub.DescribeStream(request, metadata=metadata, timeout=timeout)
+    call = stub.DescribeStream(pb.DescribeStreamRequest(request=request), metadata=metadata, timeout=timeout)
     done: pb.DescribeResponse | None = None
     try:
         # Read to the end (not just to `done`) so the RPC finishes with the server's OK status.

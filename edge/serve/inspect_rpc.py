@@ -75,6 +75,9 @@ class InspectSessions:
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
+        except Exception:
+            code = "INTERNAL"
+            await svc.internal(context)
         finally:
             if run is not None:
                 run.abandon()

@@ -87,13 +87,16 @@ class Daemon:
     async def stop(self, grace: float | None = None) -> bool:
         """NOT_SERVING, refuse new work, finish in-flight work within the grace period. True if all finished."""
         grace = self.cfg.grace_seconds if grace is None else grace
+        deadline = time.monotonic() + grace
         await self.set_serving(False)
         self.service.draining = True
         self.scheduler.close()  # queued (not started) descriptions are dropped with reason shutdown
         finished = await asyncio.to_thread(self.scheduler.drain, grace)
+        # the worker is idle; let the handlers deliver their last messages before the server goes
+        finished = await self.service.wait_answered(max(deadline - time.monotonic(), 2.0)) and finished
         if not finished:
-            log.warning("in-flight description did not finish within %.0f s; cancelling it", grace)
-        await self.server.stop(1.0)
+            log.warning("in-flight work did not finish within %.0f s; cancelling it", grace)
+        await self.server.stop(1.0)  # open Inspect streams are cancelled here
         return finished
 
 

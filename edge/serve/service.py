@@ -68,6 +68,8 @@ class InspectorService(pb_grpc.InspectorServiceServicer):
             quantization=str(m.quantization.get("name", "")),
         )
         self.draining = False
+        self.inflight = 0  # Describe/DescribeStream calls not yet answered (drain waits for them)
+        self.answered = asyncio.Event()
         from edge.serve.inspect_rpc import InspectSessions
 
         self.sessions = InspectSessions(self)
@@ -79,12 +81,42 @@ class InspectorService(pb_grpc.InspectorServiceServicer):
             log.error("internal error: %s", exc)
         await context.abort(code, str(exc))
 
+    async def internal(self, context: grpc.aio.ServicerContext) -> None:
+        """A bug, not a bad request: log the traceback, tell the client without leaking internals."""
+        log.exception("unexpected error while serving a request")
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error in the daemon; the traceback is in its log")
+
     def key(self, ctx: pb.PartContext, context: grpc.aio.ServicerContext) -> str:
         return "station:" + (ctx.station_id or context.peer())
+
+    async def wait_answered(self, timeout: float) -> bool:
+        """Wait until every Describe/DescribeStream call has sent its answer (for draining)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.inflight:
+            self.answered.clear()
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self.answered.wait(), left)
+            except TimeoutError:
+                return False
+        return True
 
     async def _describe(self, request: pb.DescribeRequest, context: Any, stream: bool) -> AsyncGenerator[Any, None]:
         if self.draining:
             raise ShuttingDownError("the daemon is shutting down and takes no new descriptions; retry on another")
+        self.inflight += 1
+        try:
+            async for item in self._describe_events(request, context, stream):
+                yield item
+        finally:
+            self.inflight -= 1
+            self.answered.set()
+
+    async def _describe_events(
+        self, request: pb.DescribeRequest, context: Any, stream: bool
+    ) -> AsyncGenerator[Any, None]:
         req = await asyncio.to_thread(self.conv.describe_request, request)
         async for kind, payload in self.bridge.events(self.key(request.context, context), req):
             if kind == "token" and stream:
@@ -113,13 +145,18 @@ class InspectorService(pb_grpc.InspectorServiceServicer):
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
+        except Exception:
+            code = "INTERNAL"
+            await self.internal(context)
+            raise
         finally:
             self.metrics.request_done("Describe", code)
 
     async def DescribeStream(
-        self, request: pb.DescribeRequest, context: grpc.aio.ServicerContext
+        self, stream_request: pb.DescribeStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.DescribeStreamResponse]:
         code = "OK"
+        request = stream_request.request
         try:
             async for item in self._describe(request, context, stream=True):
                 yield item if isinstance(item, pb.DescribeStreamResponse) else pb.DescribeStreamResponse(done=item)
@@ -129,6 +166,9 @@ class InspectorService(pb_grpc.InspectorServiceServicer):
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
+        except Exception:
+            code = "INTERNAL"
+            await self.internal(context)
         finally:
             self.metrics.request_done("DescribeStream", code)
 

@@ -148,6 +148,12 @@ class DescribeRequest(_message.Message):
     options: GenerationOptions
     def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., audio: _Optional[_Iterable[_Union[Audio, _Mapping]]] = ..., prompt: _Optional[str] = ..., system: _Optional[str] = ..., context: _Optional[_Union[PartContext, _Mapping]] = ..., options: _Optional[_Union[GenerationOptions, _Mapping]] = ...) -> None: ...
 
+class DescribeStreamRequest(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: DescribeRequest
+    def __init__(self, request: _Optional[_Union[DescribeRequest, _Mapping]] = ...) -> None: ...
+
 class Timings(_message.Message):
     __slots__ = ("preprocess_seconds", "queue_seconds", "embed_seconds", "prefill_seconds", "time_to_first_token_seconds", "decode_seconds", "total_seconds", "prompt_tokens", "generated_tokens")
     PREPROCESS_SECONDS_FIELD_NUMBER: _ClassVar[int]

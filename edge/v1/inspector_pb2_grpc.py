@@ -41,7 +41,7 @@ class InspectorServiceStub:
                 _registered_method=True)
         self.DescribeStream = channel.unary_stream(
                 '/edge.v1.InspectorService/DescribeStream',
-                request_serializer=edge_dot_v1_dot_inspector__pb2.DescribeRequest.SerializeToString,
+                request_serializer=edge_dot_v1_dot_inspector__pb2.DescribeStreamRequest.SerializeToString,
                 response_deserializer=edge_dot_v1_dot_inspector__pb2.DescribeStreamResponse.FromString,
                 _registered_method=True)
         self.Inspect = channel.stream_stream(
@@ -98,7 +98,7 @@ def add_InspectorServiceServicer_to_server(servicer, server):
             ),
             'DescribeStream': grpc.unary_stream_rpc_method_handler(
                     servicer.DescribeStream,
-                    request_deserializer=edge_dot_v1_dot_inspector__pb2.DescribeRequest.FromString,
+                    request_deserializer=edge_dot_v1_dot_inspector__pb2.DescribeStreamRequest.FromString,
                     response_serializer=edge_dot_v1_dot_inspector__pb2.DescribeStreamResponse.SerializeToString,
             ),
             'Inspect': grpc.stream_stream_rpc_method_handler(
@@ -164,7 +164,7 @@ class InspectorService:
             request,
             target,
             '/edge.v1.InspectorService/DescribeStream',
-            edge_dot_v1_dot_inspector__pb2.DescribeRequest.SerializeToString,
+            edge_dot_v1_dot_inspector__pb2.DescribeStreamRequest.SerializeToString,
             edge_dot_v1_dot_inspector__pb2.DescribeStreamResponse.FromString,
             options,
             channel_credentials,

@@ -16,26 +16,38 @@ PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 
 raw_images = st.builds(
     lambda w, h, s, f, d: pb.Image(raw=pb.RawImage(width=w, height=h, stride=s, format=f, data=d)),
-    st.integers(0, 70_000), st.integers(0, 70_000), st.integers(0, 300), st.integers(0, 8),
+    st.integers(0, 70_000),
+    st.integers(0, 70_000),
+    st.integers(0, 300),
+    st.integers(0, 8),
     st.binary(max_size=4096),
 )
-encoded_images = st.builds(lambda head, tail: pb.Image(encoded=head + tail),
-                           st.sampled_from([b"", JPEG_HEAD, PNG_HEAD, b"BM", b"II*\0"]), st.binary(max_size=2048))
+encoded_images = st.builds(
+    lambda head, tail: pb.Image(encoded=head + tail),
+    st.sampled_from([b"", JPEG_HEAD, PNG_HEAD, b"BM", b"II*\0"]),
+    st.binary(max_size=2048),
+)
 audios = st.builds(
     lambda e, r, c, d: pb.Audio(encoding=e, sample_rate_hz=r, channels=c, data=d),
-    st.integers(0, 6), st.sampled_from([0, 1, 7999, 8000, 16000, 44100, 48000, 250_000]), st.integers(0, 4),
+    st.integers(0, 6),
+    st.sampled_from([0, 1, 7999, 8000, 16000, 44100, 48000, 250_000]),
+    st.integers(0, 4),
     st.binary(max_size=4096),
 )
 options = st.builds(
     lambda n, t, k, p, s: pb.GenerationOptions(max_new_tokens=n, temperature=t, top_k=k, top_p=p, max_soft_tokens=s),
-    st.sampled_from([0, 1, 3, 100_000]), st.floats(allow_nan=True, allow_infinity=True, width=32),
-    st.integers(0, 10_000), st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.sampled_from([0, 1, 3, 100_000]),
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.integers(0, 10_000),
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
     st.sampled_from([0, 70, 71, 280, 5000]),
 )
 requests = st.builds(
     lambda imgs, auds, prompt, opts: pb.DescribeRequest(images=imgs, audio=auds, prompt=prompt, options=opts),
-    st.lists(st.one_of(raw_images, encoded_images), max_size=2), st.lists(audios, max_size=2),
-    st.text(max_size=40), options,
+    st.lists(st.one_of(raw_images, encoded_images), max_size=2),
+    st.lists(audios, max_size=2),
+    st.text(max_size=40),
+    options,
 )
 
 
@@ -51,5 +63,7 @@ def test_random_requests_get_an_answer_or_a_clear_error(daemon, req: pb.Describe
         except grpc.RpcError as exc:
             assert exc.code() in ALLOWED, (exc.code(), exc.details())
             assert exc.details()
-        assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10).status == \
-            health_pb2.HealthCheckResponse.SERVING
+        assert (
+            health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10).status
+            == health_pb2.HealthCheckResponse.SERVING
+        )

@@ -56,7 +56,9 @@ def test_sigterm_lets_the_in_flight_description_finish(fp32_bundle: Path) -> Non
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             stub = pb_grpc.InspectorServiceStub(ch)
             opts = pb.GenerationOptions(max_new_tokens=400, ignore_eos=True)
-            call = stub.DescribeStream(pb.DescribeRequest(prompt="Describe.", options=opts), timeout=120)
+            call = stub.DescribeStream(
+                pb.DescribeStreamRequest(request=pb.DescribeRequest(prompt="Describe.", options=opts)), timeout=120
+            )
             assert next(call).WhichOneof("event") == "token"  # in flight
             proc.send_signal(signal.SIGTERM)
             events = list(call)

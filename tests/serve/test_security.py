@@ -183,7 +183,11 @@ def test_bearer_scheme_is_case_insensitive(mtls: pb_grpc.InspectorServiceStub) -
 def test_streaming_methods_are_guarded_too(mtls: pb_grpc.InspectorServiceStub) -> None:
     # unary-stream and stream-stream: rejected before the servicer (which would say UNIMPLEMENTED) runs
     calls = {
-        "DescribeStream": lambda md: list(mtls.DescribeStream(pb.DescribeRequest(prompt="x"), metadata=md, timeout=10)),
+        "DescribeStream": lambda md: list(
+            mtls.DescribeStream(
+                pb.DescribeStreamRequest(request=pb.DescribeRequest(prompt="x")), metadata=md, timeout=10
+            )
+        ),
         "Inspect": lambda md: list(mtls.Inspect(iter([pb.InspectRequest()]), metadata=md, timeout=10)),
         "Describe": lambda md: mtls.Describe(pb.DescribeRequest(prompt="x"), metadata=md, timeout=10),
     }

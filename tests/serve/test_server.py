@@ -58,7 +58,7 @@ def test_describe_stream_streams_the_same_answer(stub) -> None:
     req = pb.DescribeRequest(
         images=[pb.Image(encoded=buf.tobytes())], prompt=PROMPT, options=pb.GenerationOptions(max_new_tokens=16)
     )
-    events = list(stub.DescribeStream(req, timeout=60))
+    events = list(stub.DescribeStream(pb.DescribeStreamRequest(request=req), timeout=60))
     tokens = [e.token for e in events if e.WhichOneof("event") == "token"]
     done = events[-1].done
     assert events[-1].WhichOneof("event") == "done"
@@ -192,7 +192,7 @@ def test_full_queue_is_resource_exhausted(fp32_bundle: Path, engine) -> None:
 def test_cancelling_a_stream_stops_its_generation(daemon, stub) -> None:
     before = daemon.sample("edge_inspector_descriptions_total", {"outcome": "cancelled"})
     opts = pb.GenerationOptions(max_new_tokens=500, ignore_eos=True)
-    call = stub.DescribeStream(pb.DescribeRequest(prompt="Describe.", options=opts))
+    call = stub.DescribeStream(pb.DescribeStreamRequest(request=pb.DescribeRequest(prompt="Describe.", options=opts)))
     first = next(call)
     assert first.WhichOneof("event") == "token"
     call.cancel()
