@@ -20,8 +20,9 @@ class RunningDaemon:
     """``create_server`` on a background loop; ``stop()`` drains it like SIGTERM does."""
 
     def __init__(self, cfg: ServeConfig, engine: Any) -> None:
-        from edge.serve.metrics import Metrics
         from prometheus_client import CollectorRegistry
+
+        from edge.serve.metrics import Metrics
 
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
