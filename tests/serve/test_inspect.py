@@ -204,3 +204,21 @@ def test_client_vanishing_mid_stream_leaves_the_daemon_healthy(daemon) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def _bundle_exists(fp32_bundle: Path) -> None:
     assert (fp32_bundle / "manifest.json").exists()
+
+
+def test_frames_that_waited_too_long_are_dropped_as_stale(fp32_bundle: Path, engine) -> None:
+    from tests.serve.conftest import RunningDaemon, serve_config
+
+    d = RunningDaemon(serve_config(fp32_bundle, stale_after_seconds=0.05), engine)
+    try:
+        reqs = [config(pb.TRIGGER_MODE_EXPLICIT, max_new_tokens=200)]
+        reqs[0].config.options.ignore_eos = True  # the first description surely takes longer than 0.05 s
+        for k in range(3):  # three triggers at once: the 2nd and 3rd wait behind a 200-token description
+            reqs += [frame(synthetic_image(64, 64), float(k)), pb.InspectRequest(trigger=pb.Trigger(capture_time=k))]
+        with grpc.insecure_channel(d.target) as ch:
+            c = tally(list(pb_grpc.InspectorServiceStub(ch).Inspect(iter(reqs), timeout=120)))
+        assert c["finished"] >= 1 and c["dropped:DROP_REASON_STALE"] >= 1, c
+        assert c["finished"] + c["dropped:DROP_REASON_STALE"] == 3, c
+        assert d.sample("edge_inspector_frames_dropped_total", {"reason": "stale"}) == c["dropped:DROP_REASON_STALE"]
+    finally:
+        d.stop()

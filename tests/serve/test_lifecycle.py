@@ -66,7 +66,9 @@ def test_sigterm_lets_the_in_flight_description_finish(fp32_bundle: Path) -> Non
             assert len(events[-1].done.token_ids) == 400  # finished, not cut off
             with pytest.raises(grpc.RpcError) as err:  # and no new work is taken
                 stub.Describe(pb.DescribeRequest(prompt="again"), timeout=10)
-            assert err.value.code() in (grpc.StatusCode.UNAVAILABLE,)
+            # UNAVAILABLE while draining (our message) or once the port is closed; CANCELLED if the call lands in
+            # the sub-second window where grpc itself is stopping the server
+            assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
         assert proc.wait(60) == 0
     finally:
         proc.kill()
