@@ -116,6 +116,7 @@ class _Run:
         self.described = itertools.count(1)
         self.idle = asyncio.Event()
         self.idle.set()
+        self.closing = False  # the client half-closed: no new interval descriptions
 
     async def serve(self, it: Any) -> AsyncGenerator[pb.InspectResponse, None]:
         reader = asyncio.create_task(self._read(it))
@@ -225,6 +226,8 @@ class _Run:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.interval_seconds)
+            if self.closing:
+                return
             if not self.svc.scheduler.pending(self.key) and self.session.frames:
                 self._trigger(None)
 
@@ -302,6 +305,7 @@ class _Run:
         )
 
     async def _finish(self) -> None:
+        self.closing = True
         with contextlib.suppress(asyncio.CancelledError):
             await self.idle.wait()
         for frame in self.session.take_all():
