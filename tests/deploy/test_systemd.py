@@ -1,0 +1,139 @@
+"""deploy/systemd/edge-inspector.service: real systemd-analyze verify and security, and the unit against the config."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "deploy" / "systemd" / "edge-inspector.service"
+CONFIG = ROOT / "deploy" / "edge-inspector.toml"
+MAX_EXPOSURE = 2.0
+
+
+@pytest.fixture(scope="module")
+def systemd_analyze() -> str:
+    path = shutil.which("systemd-analyze")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze is missing; CI installs it (Debian package 'systemd')")
+        pytest.skip("systemd-analyze not installed (apt-get install systemd); in CI this fails instead")
+    return path
+
+
+def directives(text: str) -> dict[str, list[str]]:
+    """``Key=value`` lines of a unit file, every value of a repeated key in order (sections merged)."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def seconds(value: str) -> float:
+    """A systemd time span such as ``45s``, ``5min`` or ``1min 30s`` in seconds."""
+    units = {"": 1, "s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", value))
+
+
+UNIT_DIRECTIVES = directives(UNIT.read_text())
+
+
+def one(key: str) -> str:
+    (value,) = UNIT_DIRECTIVES[key]
+    return value
+
+
+def with_existing_binary(tmp_path: Path, text: str) -> Path:
+    """A copy of the unit whose ExecStart binary exists on this machine.
+
+    ``systemd-analyze verify`` reports a missing ExecStart binary, and /opt/edge-inspector only exists on a
+    station. Swapping that one path for an executable that exists keeps every other line checked as is.
+    """
+    binary = shlex.split(one("ExecStart"))[0]
+    replaced = text.replace(f"ExecStart={binary} ", f"ExecStart={shutil.which('true')} ")
+    assert replaced != text
+    copy = tmp_path / UNIT.name  # verify derives the unit's name and type from the file name
+    copy.write_text(replaced)
+    return copy
+
+
+def verify(systemd_analyze: str, unit: Path) -> str:
+    # verify exits 0 even on invalid values ("Invalid memory limit 'lots', ignoring"): its output is the verdict.
+    proc = subprocess.run([systemd_analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True)
+    return (proc.stdout + proc.stderr).strip()
+
+
+def test_verify_prints_nothing(systemd_analyze: str, tmp_path: Path) -> None:
+    assert verify(systemd_analyze, with_existing_binary(tmp_path, UNIT.read_text())) == ""
+
+
+def test_verify_would_report_a_bad_value(systemd_analyze: str, tmp_path: Path) -> None:
+    # Guards the test above against a verify that checks nothing on this machine.
+    bad = UNIT.read_text().replace(f"MemoryMax={one('MemoryMax')}\n", "MemoryMax=lots\n")
+    assert "Invalid memory limit 'lots'" in verify(systemd_analyze, with_existing_binary(tmp_path, bad))
+
+
+def test_security_exposure_is_low(systemd_analyze: str) -> None:
+    # stderr names the ExecStart binary missing on this machine; the score does not depend on it.
+    proc = subprocess.run(
+        [systemd_analyze, "security", "--offline=true", "--no-pager", str(UNIT)], capture_output=True, text=True
+    )
+    match = re.search(r"Overall exposure level for edge-inspector\.service: (\d+\.\d+)", proc.stdout)
+    assert match, proc.stdout + proc.stderr
+    assert float(match.group(1)) <= MAX_EXPOSURE, proc.stdout
+
+
+def test_exec_start_is_a_valid_edge_serve_command_line() -> None:
+    from edge.cli.serve_cmd import configure
+
+    binary, command, *args = shlex.split(one("ExecStart"))
+    assert (Path(binary).name, command) == ("edge", "serve")
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    ns = parser.parse_args(args)
+    # deploy/edge-inspector.toml names where it is installed; the unit must start the daemon with that file.
+    assert ns.config == "/etc/edge-inspector/edge-inspector.toml"
+    assert f"--config {ns.config}" in CONFIG.read_text()
+
+
+def test_stop_timeout_covers_the_drain() -> None:
+    grace = tomllib.loads(CONFIG.read_text())["serve"].get("grace_seconds", 30.0)
+    assert one("KillSignal") == "SIGTERM"
+    assert seconds(one("TimeoutStopSec")) >= grace + 10
+
+
+def test_bundle_lives_in_the_state_directory_read_only() -> None:
+    bundle = tomllib.loads(CONFIG.read_text())["serve"]["bundle"]
+    state = Path("/var/lib") / one("StateDirectory")
+    assert Path(bundle).is_relative_to(state)
+    assert f"-{state}/releases" in UNIT_DIRECTIVES["ReadOnlyPaths"]
+
+
+def size(value: str) -> float:
+    """A systemd byte size such as ``13G`` or ``13056M`` (base 1024) in bytes."""
+    if value[-1] in "KMGT":
+        return float(value[:-1]) * 1024 ** ("KMGT".index(value[-1]) + 1)
+    return float(value)
+
+
+def test_memory_limits_hold_the_12b_plan() -> None:
+    # README "Memory plan for the real 12B": 12.70 GiB needed, 13.00 GiB usable on a 16 GiB station.
+    high, limit = size(one("MemoryHigh")), size(one("MemoryMax"))
+    assert 12.70 * 2**30 < high < limit <= 13.00 * 2**30
+    assert one("MemorySwapMax") == "0"
+
+
+def test_environment_and_w_x() -> None:
+    assert "PROMETHEUS_DISABLE_CREATED_SERIES=True" in UNIT_DIRECTIVES["Environment"]
+    assert one("MemoryDenyWriteExecute") == "yes"
