@@ -23,7 +23,7 @@ MiB = 1024 * 1024
 class ServeConfig:
     """Every key is documented in deploy/edge-inspector.toml (the example config)."""
 
-    bundle: Path = Path("/var/lib/edge-inspector/current/bundle")
+    bundle: Path = Path("/opt/edge-inspector/current/bundle")
     listen: str = "0.0.0.0:50051"
     metrics_listen: str = "127.0.0.1:9464"
     threads: int = 0  # onnxruntime intra-op threads; 0 = all cores

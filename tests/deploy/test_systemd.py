@@ -113,11 +113,11 @@ def test_stop_timeout_covers_the_drain() -> None:
     assert seconds(one("TimeoutStopSec")) >= grace + 10
 
 
-def test_bundle_lives_in_the_state_directory_read_only() -> None:
-    bundle = tomllib.loads(CONFIG.read_text())["serve"]["bundle"]
-    state = Path("/var/lib") / one("StateDirectory")
-    assert Path(bundle).is_relative_to(state)
-    assert f"-{state}/releases" in UNIT_DIRECTIVES["ReadOnlyPaths"]
+def test_bundle_lives_in_the_read_only_releases() -> None:
+    bundle = Path(tomllib.loads(CONFIG.read_text())["serve"]["bundle"])  # <prefix>/current/bundle
+    prefix = bundle.parent.parent
+    assert f"-{prefix}/releases" in UNIT_DIRECTIVES["ReadOnlyPaths"]
+    assert one("ExecStart").startswith(f"{prefix}/current/venv/bin/edge serve")
 
 
 def size(value: str) -> float:
