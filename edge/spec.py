@@ -40,19 +40,6 @@ class LayerSpec:
     partial_rotary_factor: float
     rope_factor: float = 1.0
 
-    def inv_freq(self) -> list[float]:
-        """RoPE inverse frequencies, ``head_dim // 2`` of them (zeros for un-rotated pairs).
-
-        Mirrors ``_compute_default_rope_parameters`` and ``_compute_proportional_rope_parameters``
-        in transformers' ``modeling_rope_utils.py``; the float32 rounding is applied by the caller.
-        """
-        half = self.head_dim // 2
-        if self.rope_type == "default":
-            return [1.0 / (self.rope_theta ** (2 * i / self.head_dim)) for i in range(half)]
-        angles = int(self.partial_rotary_factor * self.head_dim // 2)
-        rotated = [1.0 / (self.rope_theta ** (2 * i / self.head_dim)) / self.rope_factor for i in range(angles)]
-        return rotated + [0.0] * (half - angles)
-
 
 @dataclass(frozen=True)
 class TextSpec:

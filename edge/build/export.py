@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,10 @@ from edge.build.tokenizer_files import copy_tokenizer
 from edge.bundle.manifest import SCHEMA_VERSION, file_table, write_manifest
 from edge.bundle.memory import plan_memory
 from edge.errors import CheckpointError, ConfigError, EdgeError, OutputSpaceError
+from edge.runtime.image import SUPPORTED_SOFT_TOKENS
 from edge.spec import ModelSpec
 
 log = logging.getLogger(__name__)
-SOFT_TOKEN_BUDGETS = (70, 140, 280, 560, 1120)
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,12 @@ class ExportOptions:
     force: bool = False
     threads: int | None = None
     source_id: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def export_bundle(source: str, out: Path, opts: ExportOptions) -> dict[str, Any]:
     """Export ``source`` into ``out``; returns the manifest dict."""
-    if opts.max_soft_tokens not in SOFT_TOKEN_BUDGETS:
-        raise ConfigError(f"--max-soft-tokens must be one of {SOFT_TOKEN_BUDGETS}, got {opts.max_soft_tokens}")
+    if opts.max_soft_tokens not in SUPPORTED_SOFT_TOKENS:
+        raise ConfigError(f"--max-soft-tokens must be one of {SUPPORTED_SOFT_TOKENS}, got {opts.max_soft_tokens}")
     if opts.context < 64:
         raise ConfigError(f"--context must be at least 64 tokens, got {opts.context}")
     out = Path(out)

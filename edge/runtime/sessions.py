@@ -13,7 +13,7 @@ import numpy as np
 from edge.bundle.manifest import Manifest, load_manifest
 from edge.bundle.verify import verify_bundle
 from edge.errors import BundleError, EngineError
-from edge.spec import SLIDING, ModelSpec
+from edge.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,3 @@ class BundleSessions:
         from tokenizers.decoders import DecodeStream
 
         return DecodeStream(skip_special_tokens=True)
-
-    def sliding_layers(self) -> list[int]:
-        return [i for i, lay in enumerate(self.spec.text.layers) if lay.kind == SLIDING]

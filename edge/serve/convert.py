@@ -25,7 +25,7 @@ from edge.errors import (
 )
 from edge.runtime.audio import AudioLimits, decode_pcm, load_wav
 from edge.runtime.engine import GenerationParams
-from edge.runtime.image import ImageLimits, PixelFormat, decode_image, probe_image, raw_image
+from edge.runtime.image import SUPPORTED_SOFT_TOKENS, ImageLimits, PixelFormat, decode_image, probe_image, raw_image
 from edge.runtime.sampling import SamplingParams
 from edge.serve.config import ServeConfig
 from edge.serve.scheduler import Request
@@ -50,7 +50,6 @@ _PIXEL = {
     pb.PIXEL_FORMAT_BGRA8: PixelFormat.BGRA8,
 }
 _PCM = {pb.AUDIO_ENCODING_PCM_S16LE: "s16le", pb.AUDIO_ENCODING_PCM_F32LE: "f32le"}
-SOFT_TOKEN_BUDGETS = (70, 140, 280, 560, 1120)
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode:
@@ -123,9 +122,9 @@ class Converter:
             raise FieldError(
                 f"{field}.max_new_tokens", f"{o.max_new_tokens} is over the server limit of {self.cfg.max_new_tokens}"
             )
-        if o.max_soft_tokens and o.max_soft_tokens not in SOFT_TOKEN_BUDGETS:
+        if o.max_soft_tokens and o.max_soft_tokens not in SUPPORTED_SOFT_TOKENS:
             raise FieldError(
-                f"{field}.max_soft_tokens", f"must be 0 or one of {SOFT_TOKEN_BUDGETS}, got {o.max_soft_tokens}"
+                f"{field}.max_soft_tokens", f"must be 0 or one of {SUPPORTED_SOFT_TOKENS}, got {o.max_soft_tokens}"
             )
         try:
             sampling = SamplingParams(
