@@ -20,6 +20,7 @@ from typing import Any
 from edge.build.graphs.builder import GraphBuilder, graph_io
 from edge.build.graphs.decoder import build_decoder
 from edge.build.graphs.embedders import build_audio, build_embedding, build_vision
+from edge.build.graphs.fused import build_fused_decoder
 from edge.build.progress import Progress
 from edge.build.quantize import QuantRecipe
 from edge.build.reader import CheckpointReader, resolve_source
@@ -31,6 +32,7 @@ from edge.runtime.image import SUPPORTED_SOFT_TOKENS
 from edge.spec import ModelSpec
 
 log = logging.getLogger(__name__)
+DECODERS = ("fused", "reference")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class ExportOptions:
     max_soft_tokens: int = 280
     context: int = 4096
     image_mask: str = "sliding"
+    decoder: str = "fused"  # fused (GroupQueryAttention, in-place KV) | reference (plain ONNX ops)
     parity: bool = True
     parity_tokens: int = 32
     budget_bytes: int = 16 * 2**30
@@ -52,6 +55,8 @@ def export_bundle(source: str, out: Path, opts: ExportOptions) -> dict[str, Any]
     """Export ``source`` into ``out``; returns the manifest dict."""
     if opts.max_soft_tokens not in SUPPORTED_SOFT_TOKENS:
         raise ConfigError(f"--max-soft-tokens must be one of {SUPPORTED_SOFT_TOKENS}, got {opts.max_soft_tokens}")
+    if opts.decoder not in DECODERS:
+        raise ConfigError(f"--decoder must be one of {', '.join(DECODERS)}, got {opts.decoder!r}")
     if opts.context < 64:
         raise ConfigError(f"--context must be at least 64 tokens, got {opts.context}")
     out = Path(out)
@@ -104,9 +109,10 @@ def _export_into(
         graphs[name] = {"file": f"{name}.onnx", **graph_io(tmp / f"{name}.onnx")}
     n_layers = len(spec.text.layers)
     with Progress("export decoder", total=n_layers, unit="layer") as bar, GraphBuilder("decoder", tmp) as g:
-        build_decoder(g, spec, reader, rec, image_mask=opts.image_mask, progress=lambda i, n: bar.update(1))
+        build = build_fused_decoder if opts.decoder == "fused" else build_decoder
+        build(g, spec, reader, rec, image_mask=opts.image_mask, progress=lambda i, n: bar.update(1))
         g.save()
-    graphs["decoder"] = {"file": "decoder.onnx", **graph_io(tmp / "decoder.onnx")}
+    graphs["decoder"] = {"file": "decoder.onnx", "kind": opts.decoder, **graph_io(tmp / "decoder.onnx")}
     tokenizer = copy_tokenizer(folder, tmp, spec)
     export_s = time.perf_counter() - t0
     files = file_table(tmp, sorted(p.name for p in tmp.iterdir() if p.is_file()))

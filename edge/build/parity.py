@@ -89,8 +89,8 @@ def _inputs(case: str, engine: Any) -> dict[str, Any]:
     return {"prompt": prompt, "images": images, "audio": audio}
 
 
-def _reference(model: Any, prepared: Any, new_tokens: int, image_mask: str) -> tuple[list[int], np.ndarray]:
-    """Greedy tokens and the raw logits of every step, ``[steps, vocab]``."""
+def torch_inputs(prepared: Any) -> dict[str, Any]:
+    """``generate()`` keyword arguments for a PreparedPrompt: the same ids, pixels and features the bundle gets."""
     import torch
 
     kw: dict[str, Any] = {
@@ -104,6 +104,14 @@ def _reference(model: Any, prepared: Any, new_tokens: int, image_mask: str) -> t
     if prepared.audio:
         kw["input_features"] = torch.from_numpy(np.stack(prepared.audio))
         kw["input_features_mask"] = torch.ones(kw["input_features"].shape[:2], dtype=torch.bool)
+    return kw
+
+
+def _reference(model: Any, prepared: Any, new_tokens: int, image_mask: str) -> tuple[list[int], np.ndarray]:
+    """Greedy tokens and the raw logits of every step, ``[steps, vocab]``."""
+    import torch
+
+    kw = torch_inputs(prepared)
     # a static cache makes generate() build create_masks_for_vision_model's mask ("sliding");
     # the default dynamic cache takes the generic block overlay ("all"). See graphs/decoder.py.
     cache = {"cache_implementation": "static"} if image_mask == "sliding" else {}
@@ -123,8 +131,7 @@ def _reference(model: Any, prepared: Any, new_tokens: int, image_mask: str) -> t
 
 def _teacher_forced(engine: Any, prepared: Any, tokens: list[int]) -> np.ndarray:
     """The bundle's logits at every step when fed the reference tokens, ``[steps, vocab]``."""
-    cache = engine.s.empty_cache()
-    logits, cache = engine.s.decode_step(engine.embed(prepared), cache, prepared.token_types)
+    logits, cache = engine.prefill(prepared)
     steps = [logits[0, -1]]
     for tok in tokens[:-1]:
         step_ids = np.array([[tok]], dtype=np.int64)

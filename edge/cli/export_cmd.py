@@ -40,6 +40,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         default="sliding",
         help="bidirectional image-block mask: 'sliding' (Gemma 4 design) or 'all' (see README)",
     )
+    p.add_argument(
+        "--decoder",
+        choices=("fused", "reference"),
+        default="fused",
+        help="decoder graph: 'fused' (onnxruntime contrib ops, KV cache in place; default) or 'reference' "
+        "(plain ONNX ops, the readable definition parity is built on)",
+    )
     p.add_argument("--no-parity", action="store_true", help="skip the parity check against transformers")
     p.add_argument("--parity-tokens", type=int, default=32, help="greedy tokens compared per parity case")
     p.add_argument("--threads", type=int, help="threads for parity runs")
@@ -78,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         max_soft_tokens=args.max_soft_tokens,
         context=args.context,
         image_mask=args.image_mask,
+        decoder=args.decoder,
         parity=not args.no_parity,
         parity_tokens=args.parity_tokens,
         budget_bytes=int(args.budget_gib * 2**30),

@@ -30,6 +30,10 @@ COMMANDS = {
     "run": ("edge.cli.run_cmd", "run one prompt (text, image, audio) through a bundle and stream the answer"),
     "serve": ("edge.cli.serve_cmd", "run the station daemon: gRPC API, health, reflection and Prometheus metrics"),
     "describe": ("edge.cli.describe_cmd", "send an image and/or audio clip to a running daemon and print the answer"),
+    "bench": (
+        "edge.cli.bench_cmd",
+        "measure decode, prefill, time to first token, frames/s, load and RSS against same-run references",
+    ),
     "demo": (
         "edge.cli.demo_cmd",
         "build the tiny model, export it to int4, verify it and describe an image + audio",

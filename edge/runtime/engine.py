@@ -19,7 +19,9 @@ from edge.errors import EngineError, PromptError
 from edge.runtime import media
 from edge.runtime.prompt import SpecialTokens, encode, render, user_message
 from edge.runtime.sampling import Sampler, SamplingParams
-from edge.runtime.sessions import BundleSessions
+from edge.runtime.sessions import BoundCache, BundleSessions, KVCache, prefill_chunks
+
+PREFILL_CHUNK = 512  # tokens per prefill call (an image block is never split); the memory plan assumes it
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,13 @@ class Chunk:
 class Engine:
     """Runs one bundle. Not thread-safe: the daemon serializes calls."""
 
-    def __init__(self, bundle: str | Path | BundleSessions, threads: int | None = None, verify: bool = True) -> None:
+    def __init__(
+        self,
+        bundle: str | Path | BundleSessions,
+        threads: int | None = None,
+        verify: bool = True,
+        prefill_chunk: int = PREFILL_CHUNK,
+    ) -> None:
         sessions = bundle if isinstance(bundle, BundleSessions) else BundleSessions.open(Path(bundle), threads, verify)
         self.s = sessions
         self.spec = sessions.spec
@@ -95,6 +103,9 @@ class Engine:
         self.defaults = GenerationParams(max_new_tokens=int(gen.get("max_new_tokens", 128)))
         self.context = int(self.manifest.context)
         self.processor = dict(self.manifest.processor)
+        if prefill_chunk < 1:
+            raise EngineError(f"prefill_chunk must be at least 1, got {prefill_chunk}")
+        self.prefill_chunk = prefill_chunk
 
     @classmethod
     def load(cls, bundle: str | Path, threads: int | None = None, verify: bool = True) -> Engine:
@@ -165,6 +176,17 @@ class Engine:
         return self.s.run("embedding", {"input_ids": np.where(media_ids, self.spec.text.pad_token_id, ids)})[0]
 
     # -- generation -----------------------------------------------------------------------------
+    def prefill(self, p: PreparedPrompt, embeds: np.ndarray | None = None) -> tuple[np.ndarray, KVCache | BoundCache]:
+        """Run the prompt through the decoder in chunks; returns the last position's logits and the cache."""
+        embeds = self.embed(p) if embeds is None else embeds
+        cache = self.s.empty_cache()
+        logits = None
+        for a, b in prefill_chunks(p.token_types, self.prefill_chunk):
+            logits, cache = self.s.decode_step(embeds[:, a:b], cache, p.token_types[:, a:b])
+        if logits is None:
+            raise PromptError("the prompt is empty")
+        return logits, cache
+
     def stream(
         self,
         prompt: str | PreparedPrompt,
@@ -186,8 +208,7 @@ class Engine:
         start = time.perf_counter()
         embeds = self.embed(p)
         t.embed_s = time.perf_counter() - start
-        cache = self.s.empty_cache()
-        logits, cache = self.s.decode_step(embeds, cache, p.token_types)
+        logits, cache = self.prefill(p, embeds)
         t.prefill_s = time.perf_counter() - start - t.embed_s
         sampler = Sampler(params.sampling)
         decoder = self.s.detokenizer()

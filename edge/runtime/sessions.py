@@ -13,18 +13,86 @@ import numpy as np
 from edge.bundle.manifest import Manifest, load_manifest
 from edge.bundle.verify import verify_bundle
 from edge.errors import BundleError, EngineError
-from edge.spec import ModelSpec
+from edge.spec import SLIDING, ModelSpec
 
 log = logging.getLogger(__name__)
 
 
+SLIDING_SLACK = 64  # a sliding-layer buffer holds window + 63 rows, so GroupQueryAttention compacts every 64 tokens
+
+
 @dataclass
 class KVCache:
-    """Per-layer keys and values, plus how many tokens the full-attention layers have seen."""
+    """Reference graph: per-layer keys and values as arrays, plus how many tokens have been seen."""
 
     keys: list[np.ndarray]
     values: list[np.ndarray]
     length: int = 0
+
+
+class KVBuffers:
+    """Fused graph: one preallocated buffer per layer and kind, bound as both past and present.
+
+    The decoder appends to the buffers in place, so a step copies nothing. Full-attention
+    layers hold ``capacity`` rows; sliding layers hold ``window + SLIDING_SLACK − 1`` rows and
+    are compacted by the operator. There is one set per BundleSessions, allocated at load.
+    """
+
+    def __init__(self, spec: ModelSpec, capacity: int) -> None:
+        import onnxruntime as ort
+
+        window = spec.text.sliding_window or capacity
+        self.capacity = capacity
+        self.window_capacity = window + SLIDING_SLACK - 1
+        self.buffers: list[tuple[np.ndarray, np.ndarray]] = []
+        for layer in spec.text.layers:
+            rows = self.window_capacity if layer.kind == SLIDING else capacity
+            shape = (1, layer.kv_heads, rows, layer.head_dim)
+            self.buffers.append((np.zeros(shape, np.float32), np.zeros(shape, np.float32)))
+        self.values = [
+            (ort.OrtValue.ortvalue_from_numpy(k), ort.OrtValue.ortvalue_from_numpy(v)) for k, v in self.buffers
+        ]
+        self.nbytes = sum(k.nbytes + v.nbytes for k, v in self.buffers)
+        self.epoch = 0  # bumped by every new generation; older BoundCache handles become invalid
+
+
+@dataclass
+class BoundCache:
+    """One generation's handle on the KV buffers: how many tokens it has cached."""
+
+    buffers: KVBuffers
+    epoch: int
+    length: int = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.buffers.capacity
+
+
+def prefill_chunks(token_types: np.ndarray, chunk: int) -> list[tuple[int, int]]:
+    """Split a prompt into ``[start, end)`` spans of at most ``chunk`` tokens, never inside an image block.
+
+    An image block longer than ``chunk`` gets a span of its own.
+    """
+    types = np.asarray(token_types).reshape(-1)
+    n = len(types)
+    image = (types == 1) | (types == 2)
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while start < n:
+        end = min(start + chunk, n)
+        if end < n and image[end - 1] and image[end]:  # would cut a block: end before it, or take it whole
+            block_start = end - 1
+            while block_start > start and image[block_start - 1]:
+                block_start -= 1
+            if block_start > start:
+                end = block_start
+            else:
+                while end < n and image[end]:
+                    end += 1
+        spans.append((start, end))
+        start = end
+    return spans
 
 
 class BundleSessions:
@@ -58,6 +126,27 @@ class BundleSessions:
         except Exception as exc:
             raise BundleError(f"{tok_file}: cannot load the tokenizer: {exc}") from exc
         self.threads = opts.intra_op_num_threads
+        decoder_inputs = (
+            {i.name for i in self.sessions["decoder"].get_inputs()} if "decoder" in self.sessions else set()
+        )
+        self.fused = bool(decoder_inputs) and "attention_mask" not in decoder_inputs
+        self.kv: KVBuffers | None = None
+        self._binding: Any = None
+        if self.fused:
+            self._bind(KVBuffers(self.spec, int(manifest.context)))
+
+    def _bind(self, cache: KVBuffers) -> None:
+        """Bind the cache buffers as past and present of every layer, once."""
+        import onnxruntime as ort
+
+        binding = self.sessions["decoder"].io_binding()
+        for i, (k, v) in enumerate(cache.values):
+            for part, value in (("key", k), ("value", v)):
+                binding.bind_ortvalue_input(f"past_key_values.{i}.{part}", value)
+                binding.bind_ortvalue_output(f"present.{i}.{part}", value)
+        self._logits = np.zeros((1, 1, self.spec.text.vocab_size), np.float32)
+        binding.bind_ortvalue_output("logits", ort.OrtValue.ortvalue_from_numpy(self._logits))
+        self.kv, self._binding = cache, binding
 
     @classmethod
     def open(cls, bundle: Path, threads: int | None = None, verify: bool = True) -> BundleSessions:
@@ -72,7 +161,13 @@ class BundleSessions:
         except Exception as exc:
             raise EngineError(f"onnxruntime failed in the {name} graph: {exc}") from exc
 
-    def empty_cache(self, batch: int = 1) -> KVCache:
+    def empty_cache(self, batch: int = 1) -> KVCache | BoundCache:
+        """A cache with nothing in it. With the fused graph this resets the one bound cache."""
+        if self.kv is not None:
+            if batch != 1:
+                raise EngineError("the fused decoder runs one sequence at a time")
+            self.kv.epoch += 1
+            return BoundCache(self.kv, self.kv.epoch)
         keys, values = [], []
         for layer in self.spec.text.layers:
             shape = (batch, layer.kv_heads, 0, layer.head_dim)
@@ -80,8 +175,15 @@ class BundleSessions:
             values.append(np.zeros(shape, dtype=np.float32))
         return KVCache(keys, values, 0)
 
-    def decode_step(self, embeds: np.ndarray, cache: KVCache, token_types: np.ndarray) -> tuple[np.ndarray, KVCache]:
-        """Run the decoder on ``embeds`` ``[1, S, H]`` after ``cache``; returns last-position logits."""
+    def decode_step(
+        self, embeds: np.ndarray, cache: KVCache | BoundCache, token_types: np.ndarray
+    ) -> tuple[np.ndarray, KVCache | BoundCache]:
+        """Run the decoder on ``embeds`` ``[1, S, H]`` after ``cache``; returns last-position logits.
+
+        An image block must lie wholly inside one call (see ``prefill_chunks``).
+        """
+        if isinstance(cache, BoundCache):
+            return self._bound_step(embeds, cache, token_types)
         seq = embeds.shape[1]
         total = cache.length + seq
         feeds: dict[str, np.ndarray] = {
@@ -101,6 +203,26 @@ class BundleSessions:
             total,
         )
         return outs["logits"], new
+
+    def _bound_step(
+        self, embeds: np.ndarray, cache: BoundCache, token_types: np.ndarray
+    ) -> tuple[np.ndarray, BoundCache]:
+        if cache.buffers is not self.kv or cache.epoch != cache.buffers.epoch:
+            raise EngineError("this KV cache was reset by a newer generation")
+        seq = embeds.shape[1]
+        total = cache.length + seq
+        if total > cache.capacity:
+            raise EngineError(f"{total} tokens exceed the KV cache capacity of {cache.capacity}")
+        b = self._binding
+        b.bind_cpu_input("inputs_embeds", np.ascontiguousarray(embeds, dtype=np.float32))
+        b.bind_cpu_input("position_ids", np.arange(cache.length, total, dtype=np.int64)[None, :])
+        b.bind_cpu_input("mm_token_type_ids", np.ascontiguousarray(token_types, dtype=np.int64))
+        try:
+            self.sessions["decoder"].run_with_iobinding(b)
+        except Exception as exc:
+            raise EngineError(f"onnxruntime failed in the decoder graph: {exc}") from exc
+        cache.length = total
+        return self._logits.copy(), cache
 
     def detokenizer(self) -> Any:
         from tokenizers.decoders import DecodeStream

@@ -42,7 +42,8 @@ def test_int4_decoder_matmuls_are_matmulnbits(bench: dict[str, Path]) -> None:
     model = onnx.load(str(bench["int4"] / "decoder.onnx"), load_external_data=False)
     nbits = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
     bits = {a.i for n in nbits for a in n.attribute if a.name == "bits"}
-    assert len(nbits) == 12 * 7 - 2 + 1  # q,k,(v),o,gate,up,down per layer; 2 k_eq_v layers lack v; + LM head
+    assert len(nbits) == 12 * 4 + 1  # fused q/k/v, o, fused gate/up, down per layer; + LM head
+    assert not [n for n in model.graph.node if n.op_type == "MatMul"]  # plain MatMuls only in image branches
     assert bits == {4, 8}  # int4 decoder, int8 LM head (the default recipe)
 
 

@@ -63,14 +63,16 @@ def test_bundle_layout_and_genai_names(fp32_bundle: Path) -> None:
     assert set(m["graphs"]) == {"vision", "audio", "embedding", "decoder"}
     dec = m["graphs"]["decoder"]
     names = [i["name"] for i in dec["inputs"]]
-    assert names[:3] == ["inputs_embeds", "attention_mask", "position_ids"]
+    assert dec["kind"] == "fused"
+    assert names[:3] == ["inputs_embeds", "position_ids", "mm_token_type_ids"]
     assert "past_key_values.0.key" in names and "past_key_values.5.value" in names
     outs = [o["name"] for o in dec["outputs"]]
     assert outs[0] == "logits" and "present.2.key" in outs
     shapes = {i["name"]: i["shape"] for i in dec["inputs"]}
-    # per-layer KV geometry follows per_layer_config: sliding 2 heads x 16, full 1 head x 32
-    assert shapes["past_key_values.0.key"] == ["batch", 2, "past_sliding", 16]
-    assert shapes["past_key_values.2.key"] == ["batch", 1, "past_full", 32]
+    # per-layer KV geometry follows per_layer_config: sliding 2 heads x 16, full 1 head x 32; the
+    # runtime owns the buffers (window-sized for sliding layers, the context for full ones)
+    assert shapes["past_key_values.0.key"] == [1, 2, "kv_window_capacity", 16]
+    assert shapes["past_key_values.2.key"] == [1, 1, "kv_capacity", 32]
     for name, entry in m["files"].items():
         assert (fp32_bundle / name).stat().st_size == entry["size"]
     assert m["memory_plan"]["verdict"] in ("fits", "tight", "does not fit")

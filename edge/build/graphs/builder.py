@@ -7,6 +7,7 @@ one tensor. Small tensors stay inline in the model proto.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -78,6 +79,10 @@ class GraphBuilder:
 
     def output(self, value: str, name: str, elem_type: int, shape: list[int | str]) -> None:
         self.nodes.append(helper.make_node("Identity", [value], [name], name=f"out_{name}"))
+        self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
+
+    def declare_output(self, name: str, elem_type: int, shape: list[int | str]) -> None:
+        """A graph output produced under its own name by a node (no Identity in between)."""
         self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
 
     def op(self, op_type: str, inputs: list[str], *, n_out: int = 1, domain: str = "", **attrs: Any) -> Any:
@@ -155,6 +160,15 @@ class GraphBuilder:
             names.append(self.data_name)
         return names
 
+    def node(self, op_type: str, inputs: list[str], outputs: list[str], *, domain: str = "", **attrs: Any) -> None:
+        """A node with caller-chosen output names (``""`` skips an optional output)."""
+        named = next(o for o in outputs if o)
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=named, domain=domain or None, **attrs))
+
+    def branch(self) -> Branch:
+        """A subgraph body (``If`` branches): its own nodes; names, constants and weights shared with this graph."""
+        return Branch(self)
+
     # -- common blocks --------------------------------------------------------------------------
     def rms_norm(self, x: str, eps: float, weight: str | None = None) -> str:
         """Gemma's RMSNorm: ``x * (mean(x²) + eps) ** -0.5 * w`` (w itself, not 1 + w)."""
@@ -191,6 +205,34 @@ class GraphBuilder:
         if bias is not None:
             y = self.op("Add", [y, self.weight(f"{name}.bias", bias.astype(np.float32))])
         return y
+
+
+class Branch(GraphBuilder):
+    """Nodes of one ``If`` branch. Outer values (inputs, constants, weights) are visible by name."""
+
+    def __init__(self, parent: GraphBuilder) -> None:  # shares the parent's state instead of its own
+        self.parent = parent
+        self.name = parent.name
+        self.nodes = []
+        self.outputs = []
+
+    def fresh(self, hint: str) -> str:
+        return self.parent.fresh(hint)
+
+    def const(self, value: Any, dtype: Any = None) -> str:
+        return self.parent.const(value, dtype)
+
+    def weight(self, name: str, arr: np.ndarray, elem_type: int | None = None, dims: list[int] | None = None) -> str:
+        return self.parent.weight(name, arr, elem_type, dims)
+
+    def graph(self, results: Sequence[tuple[str, int]]) -> onnx.GraphProto:
+        """The branch as a GraphProto returning ``results`` (value, elem_type), in order."""
+        outs = []
+        for value, etype in results:
+            name = self.fresh("branch_out")
+            self.nodes.append(helper.make_node("Identity", [value], [name], name=name))
+            outs.append(helper.make_tensor_value_info(name, etype, None))
+        return helper.make_graph(self.nodes, self.fresh("branch"), [], outs)
 
 
 def graph_io(path: Path) -> dict[str, Any]:

@@ -55,6 +55,17 @@ def rope_inv_freq(layer: LayerSpec) -> np.ndarray:
     return inv.numpy().astype(np.float32)
 
 
+def block_ids(g: GraphBuilder, tt: str) -> str:
+    """``get_block_sequence_ids_for_mask``: consecutive image tokens share a block id, text is -1."""
+    is_img = g.op("Or", [g.op("Equal", [tt, g.const(1, np.int64)]), g.op("Equal", [tt, g.const(2, np.int64)])])
+    img_i = g.op("Cast", [is_img], to=TensorProto.INT64)
+    prev = g.op("Pad", [img_i, g.const([0, 1, 0, 0], np.int64)])  # shift right by one along seq
+    prev = g.op("Slice", [prev, g.const([0], np.int64), g.const([-1], np.int64), g.const([1], np.int64)])
+    starts = g.op("Mul", [img_i, g.op("Sub", [g.const(1, np.int64), prev])])
+    gid = g.op("Sub", [g.op("CumSum", [starts, g.const(1, np.int64)]), g.const(1, np.int64)])
+    return g.op("Where", [is_img, gid, g.const(-1, np.int64)])
+
+
 class _Masks:
     """Additive attention masks shared by all layers of one kind, shaped ``[B, 1, 1, S, L]``."""
 
@@ -69,22 +80,11 @@ class _Masks:
         self.q_col = g.op("Unsqueeze", [q_idx, one])  # [S, 1]
         self.t, self.s, self.zero = t, s, zero
         self.pad = g.op("Cast", [am], to=TensorProto.BOOL)  # [B, T]
-        self.block_q = self._block_ids(ids["mm_token_type_ids"])  # [B, S]
+        self.block_q = block_ids(g, ids["mm_token_type_ids"])  # [B, S]
         self.window = spec.text.sliding_window
         self.mode = mode
         self.full = self._mask(ids["past_full"], sliding=False) if ids.get("past_full") else None
         self.sliding = self._mask(ids["past_sliding"], sliding=True) if ids.get("past_sliding") else None
-
-    def _block_ids(self, tt: str) -> str:
-        """``get_block_sequence_ids_for_mask``: consecutive image tokens share a block id, text is -1."""
-        g = self.g
-        is_img = g.op("Or", [g.op("Equal", [tt, g.const(1, np.int64)]), g.op("Equal", [tt, g.const(2, np.int64)])])
-        img_i = g.op("Cast", [is_img], to=TensorProto.INT64)
-        prev = g.op("Pad", [img_i, g.const([0, 1, 0, 0], np.int64)])  # shift right by one along seq
-        prev = g.op("Slice", [prev, g.const([0], np.int64), g.const([-1], np.int64), g.const([1], np.int64)])
-        starts = g.op("Mul", [img_i, g.op("Sub", [g.const(1, np.int64), prev])])
-        gid = g.op("Sub", [g.op("CumSum", [starts, g.const(1, np.int64)]), g.const(1, np.int64)])
-        return g.op("Where", [is_img, gid, g.const(-1, np.int64)])
 
     def _same_block(self, p: str) -> str:
         """``[B, S, L]``: query and key are in the same image block (keys from earlier calls never are)."""

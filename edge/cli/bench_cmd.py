@@ -1,0 +1,86 @@
+"""``edge bench (BUNDLE | --preset NAME) [--quant] [--json FILE]``: speed and memory, with same-run references.
+
+With ``--preset`` the fixture checkpoint and its bundle are built into ``--work`` first (reused
+when already there; needs the export extra). With a BUNDLE, pass ``--checkpoint`` for the
+PyTorch reference. The ``12b`` preset is the big-model proof: a random-weight int4 bundle at
+the real shapes, written without ever materializing fp32 weights, then loaded and measured
+against its memory plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", nargs="?", help="a bundle folder (or use --preset)")
+    p.add_argument("--preset", choices=("tiny", "trained", "bench", "12b"), help="build and bench a fixture preset")
+    p.add_argument("--quant", choices=("fp32", "int8", "int4"), default="int4", help="with --preset (default int4)")
+    p.add_argument("--decoder", choices=("fused", "reference"), default="fused", help="with --preset (default fused)")
+    p.add_argument("--checkpoint", help="checkpoint of BUNDLE, for the PyTorch eager reference")
+    p.add_argument(
+        "--work",
+        default=os.path.join(
+            os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "edge-inspector", "bench"
+        ),
+        help="where --preset builds go (default ~/.cache/edge-inspector/bench)",
+    )
+    p.add_argument("--rebuild", action="store_true", help="rebuild the preset's checkpoint and bundle")
+    p.add_argument("--threads", type=int, default=2, help="engine threads (default 2)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats per figure; the median is reported (default 3)")
+    p.add_argument("--contexts", default="128,1024,4096", help="decode contexts (default 128,1024,4096)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch eager reference")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+    from pathlib import Path
+
+    from edge.errors import ConfigError
+
+    contexts = tuple(int(c) for c in args.contexts.split(",") if c.strip())
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    if args.preset == "12b":
+        from edge.bench.big import bench_12b, format_12b
+
+        work = Path(args.work)
+        report = bench_12b(work / "12b-int4", threads=args.threads, rebuild=args.rebuild, context=max(contexts))
+        print(format_12b(report))
+    else:
+        if args.preset:
+            from edge.build.export import ExportOptions, export_bundle
+            from edge.build.fixtures.checkpoint import write_checkpoint
+            from edge.build.quantize import recipe
+
+            work = Path(args.work)
+            checkpoint = work / f"ckpt-{args.preset}"
+            bundle = work / f"{args.preset}-{args.quant}-{args.decoder}"
+            if args.rebuild:
+                shutil.rmtree(checkpoint, ignore_errors=True)
+                shutil.rmtree(bundle, ignore_errors=True)
+            if not (checkpoint / "config.json").exists():
+                write_checkpoint(args.preset, checkpoint)
+            if not (bundle / "manifest.json").exists():
+                opts = ExportOptions(recipe=recipe(args.quant), decoder=args.decoder, parity=False, force=True)
+                export_bundle(str(checkpoint), bundle, opts)
+        elif args.bundle:
+            bundle = Path(args.bundle)
+        else:
+            raise ConfigError("give a BUNDLE folder or --preset NAME")
+        from edge.bench.run import bench, format_report
+
+        report = bench(
+            bundle,
+            threads=args.threads,
+            checkpoint=checkpoint,
+            repeats=args.repeats,
+            contexts=contexts,
+            torch_reference=not args.no_torch,
+        )
+        print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    return 0
