@@ -43,6 +43,7 @@ class ExportOptions:
     image_mask: str = "sliding"
     decoder: str = "fused"  # fused (GroupQueryAttention, in-place KV) | reference (plain ONNX ops)
     parity: bool = True
+    random_weights: bool = False  # random quantized weights at the config's shapes (no checkpoint needed)
     parity_tokens: int = 32
     budget_bytes: int = 16 * 2**30
     max_new_tokens: int = 256
@@ -63,7 +64,13 @@ def export_bundle(source: str, out: Path, opts: ExportOptions) -> dict[str, Any]
     if out.exists() and not opts.force:
         raise ConfigError(f"{out} already exists; pass --force to replace it")
     folder = resolve_source(source)
-    reader = CheckpointReader(folder)
+    reader: Any = CheckpointReader(folder)
+    if opts.random_weights:
+        from edge.build.random_weights import RandomReader
+
+        if opts.recipe.name == "fp32" or opts.parity:
+            raise ConfigError("--random-weights builds quantized bundles without parity: use --quant int4 or int8")
+        reader = RandomReader(folder)
     spec = ModelSpec.from_hf_config(reader.config)
     if not reader.has_weights():
         raise CheckpointError(
@@ -91,7 +98,7 @@ def export_bundle(source: str, out: Path, opts: ExportOptions) -> dict[str, Any]
 
 
 def _export_into(
-    tmp: Path, folder: Path, reader: CheckpointReader, spec: ModelSpec, opts: ExportOptions, source: str
+    tmp: Path, folder: Path, reader: Any, spec: ModelSpec, opts: ExportOptions, source: str
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     rec = opts.recipe

@@ -47,6 +47,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="decoder graph: 'fused' (onnxruntime contrib ops, KV cache in place; default) or 'reference' "
         "(plain ONNX ops, the readable definition parity is built on)",
     )
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="random quantized weights at SOURCE's config shapes, generated tensor by tensor without fp32 "
+        "(memory and speed work on models you cannot download; implies --no-parity)",
+    )
     p.add_argument("--no-parity", action="store_true", help="skip the parity check against transformers")
     p.add_argument("--parity-tokens", type=int, default=32, help="greedy tokens compared per parity case")
     p.add_argument("--threads", type=int, help="threads for parity runs")
@@ -86,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         context=args.context,
         image_mask=args.image_mask,
         decoder=args.decoder,
-        parity=not args.no_parity,
+        parity=not (args.no_parity or args.random_weights),
+        random_weights=args.random_weights,
         parity_tokens=args.parity_tokens,
         budget_bytes=int(args.budget_gib * 2**30),
         force=args.force,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,37 @@ class BoundCache:
         return self.buffers.capacity
 
 
+def release_mapped_pages(folder: Path) -> int:
+    """Drop this process's resident pages of the bundle's memory-mapped weight files; returns bytes advised.
+
+    onnxruntime maps each external initializer (private, never written) and keeps some mappings after
+    MatMulNBits has pre-packed them into its own buffers (the scales, for one), so every weight would
+    otherwise count twice in RSS. ``MADV_DONTNEED`` gives the clean pages back; anything still read
+    later (embedding rows, position tables) faults back in from the file on demand. Linux only.
+    """
+    if not sys.platform.startswith("linux"):
+        return 0
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madv_dontneed = 4
+    root = str(Path(folder).resolve())
+    released = 0
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in maps:
+        parts = line.split(maxsplit=5)
+        if len(parts) < 6 or not parts[5].startswith(root + os.sep) or not parts[5].endswith(".onnx.data"):
+            continue
+        start, end = (int(x, 16) for x in parts[0].split("-"))
+        if libc.madvise(start, end - start, madv_dontneed) == 0:
+            released += end - start
+    return released
+
+
 def prefill_chunks(token_types: np.ndarray, chunk: int) -> list[tuple[int, int]]:
     """Split a prompt into ``[start, end)`` spans of at most ``chunk`` tokens, never inside an image block.
 
@@ -120,6 +152,7 @@ class BundleSessions:
             except Exception as exc:  # onnxruntime raises its own pybind exception types
                 raise BundleError(f"{path}: onnxruntime cannot load this graph: {exc}") from exc
         self.output_names = {n: [o.name for o in s.get_outputs()] for n, s in self.sessions.items()}
+        self.released_bytes = release_mapped_pages(bundle)
         tok_file = bundle / manifest.tokenizer.get("file", "tokenizer.json")
         try:
             self.tokenizer = Tokenizer.from_file(str(tok_file))

@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edge.errors import ConfigError
+
 OPSET = 21
 MS_DOMAIN = "com.microsoft"
 INLINE_LIMIT = 64 * 1024  # bytes; larger initializers are external
@@ -188,13 +190,24 @@ class GraphBuilder:
     def linear(self, x: str, w_out_in: np.ndarray, name: str, q: Any, bias: np.ndarray | None = None) -> str:
         """``x @ W.T (+ b)`` for a torch-layout ``[out, in]`` weight, quantized per ``q`` (a LinearQuant)."""
         from edge.build.quantize import pack_matmul_nbits
+        from edge.build.random_weights import RandomMatrix
 
-        w_kn = np.ascontiguousarray(w_out_in.T)
+        if isinstance(w_out_in, RandomMatrix):  # random weights are generated already quantized
+            if q.scheme == "fp32" or not q.symmetric:
+                raise ConfigError("random-weight bundles are built with symmetric int4/int8 weights only")
+            n, k = w_out_in.shape
+            packed, scales = w_out_in.matmul_nbits(q.bits, q.block_size)
+            zp = None
+        elif q.scheme == "fp32":
+            w_kn = np.ascontiguousarray(w_out_in.T)
+            k, n = w_kn.shape
+        else:
+            w_kn = np.ascontiguousarray(w_out_in.T)
+            k, n = w_kn.shape
+            packed, scales, zp = pack_matmul_nbits(w_kn, q)
         if q.scheme == "fp32":
             y = self.op("MatMul", [x, self.weight(name, w_kn.astype(np.float32))])
         else:
-            k, n = w_kn.shape
-            packed, scales, zp = pack_matmul_nbits(w_kn, q)
             ins = [x, self.weight(f"{name}.q{q.bits}", packed), self.weight(f"{name}.scales", scales)]
             if zp is not None:
                 ins.append(self.weight(f"{name}.zero_points", zp))

@@ -14,6 +14,7 @@ from onnx import TensorProto
 
 from edge.build.graphs.builder import MS_DOMAIN, GraphBuilder
 from edge.build.quantize import QuantRecipe, quantize_blocks_int4, quantize_rows_int8
+from edge.build.random_weights import RandomMatrix
 from edge.errors import ConfigError
 from edge.spec import ModelSpec
 
@@ -107,7 +108,7 @@ def build_embedding(g: GraphBuilder, spec: ModelSpec, w: Any, recipe: QuantRecip
     elif scheme == "fp16":
         rows = g.op("Cast", [g.op("Gather", [g.weight(E + ".fp16", table.astype(np.float16)), ids])], to=f32)
     elif scheme == "int8":
-        q, scale = quantize_rows_int8(table)
+        q, scale = table.rows_int8() if isinstance(table, RandomMatrix) else quantize_rows_int8(table)
         rows = g.op("Cast", [g.op("Gather", [g.weight(E + ".q8", q), ids])], to=f32)
         s = g.op("Gather", [g.weight(E + ".scales", scale), ids])
         rows = g.op("Mul", [rows, g.op("Unsqueeze", [s, g.const([-1], np.int64)])])

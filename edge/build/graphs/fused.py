@@ -36,6 +36,7 @@ from onnx import TensorProto
 from edge.build.graphs.builder import MS_DOMAIN, GraphBuilder
 from edge.build.graphs.decoder import IMAGE_MASKS, NEG, P, block_ids, rope_inv_freq
 from edge.build.quantize import QuantRecipe
+from edge.build.random_weights import stack_rows
 from edge.spec import SLIDING, LayerSpec, ModelSpec
 
 F32, I64, I32 = TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32
@@ -158,7 +159,7 @@ def _attention(g: GraphBuilder, spec: ModelSpec, i: int, layer: LayerSpec, h: st
     parts = [w.get(pre + "q_proj.weight"), w.get(pre + "k_proj.weight")]
     if not layer.k_eq_v:
         parts.append(w.get(pre + "v_proj.weight"))
-    fused = g.linear(h, np.concatenate(parts, axis=0), pre + "qkv_proj", rec.decoder)
+    fused = g.linear(h, stack_rows(parts), pre + "qkv_proj", rec.decoder)
     sizes = [nh * hd, kvh * hd] + ([] if layer.k_eq_v else [kvh * hd])
     split = g.op("Split", [fused, g.const(sizes, np.int64)], n_out=len(sizes), axis=-1)
     q_raw, k_raw = split[0], split[1]
@@ -231,7 +232,7 @@ def _layer(g: GraphBuilder, spec: ModelSpec, i: int, x: str, ctx: dict[str, Any]
         epsilon=eps,
     )
     inter = spec.text.intermediate_size
-    gate_up = np.concatenate([w.get(pre + "mlp.gate_proj.weight"), w.get(pre + "mlp.up_proj.weight")], axis=0)
+    gate_up = stack_rows([w.get(pre + "mlp.gate_proj.weight"), w.get(pre + "mlp.up_proj.weight")])
     gu = g.linear(h, gate_up, pre + "mlp.gate_up_proj", rec.decoder)
     gate, up = g.op("Split", [gu, g.const([inter, inter], np.int64)], n_out=2, axis=-1)
     act = g.op("Mul", [g.op("Gelu", [gate], approximate="tanh"), up])

@@ -1,0 +1,147 @@
+"""The 12B proof behind ``edge bench --preset 12b``: build, verify, load, run and weigh a real-shape bundle.
+
+1. Build a random-weight int4 bundle at Gemma 4 12B's shapes with ``edge export --random-weights``
+   in a child process: tensors are generated already quantized, one at a time, so the build never
+   holds fp32 weights (its peak RSS is reported).
+2. ``edge verify`` it (sha256 of ~7 GB).
+3. In a fresh child process: load it in the engine, prefill a prompt that fills the context minus
+   32 tokens (512-token chunks), generate 32 tokens, and report load time, RSS after load, peak RSS
+   and decode tok/s, beside the manifest's memory plan for the same context.
+
+Random weights say nothing about quality; this measures memory and speed only. It needs ~7 GB of
+disk and takes minutes, so it is a program to run by hand, not a test.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+NEW_TOKENS = 32
+GiB = 2**30
+
+
+def bench_12b(bundle: Path, *, threads: int, rebuild: bool, context: int = 4096) -> dict[str, Any]:
+    report: dict[str, Any] = {"preset": "12b", "threads": threads, "context": context}
+    if rebuild or not (bundle / "manifest.json").exists():
+        report["build"] = build(bundle, context)
+    t0 = time.perf_counter()
+    from edge.bundle.verify import verify_bundle
+
+    manifest = verify_bundle(bundle)
+    report["verify_s"] = time.perf_counter() - t0
+    report["bundle_bytes"] = sum(int(f["size"]) for f in manifest.files.values())
+    report["bundle_id"] = manifest.bundle_id
+    cmd = [sys.executable, "-m", "edge.bench.big", str(bundle), str(threads), str(context)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the 12B run failed: {proc.stderr.strip()[-2000:]}")
+    report["run"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    from edge.bundle.memory import plan_memory
+
+    plan = plan_memory(
+        manifest.spec,
+        context=context,
+        weight_bytes=_graph_bytes(manifest),
+        quant=manifest.quantization,
+        decoder=manifest.graphs["decoder"].get("kind", "reference"),
+    )
+    report["plan"] = plan
+    peak = report["run"]["peak_rss_bytes"]
+    report["plan_vs_peak"] = plan["total_bytes"] / peak
+    report["targets"] = {
+        "peak_rss_bytes": {"target": "<= 12 GiB", "value": peak, "met": peak <= 12 * GiB},
+        "plan_within_10_percent": {
+            "target": "|plan / peak - 1| <= 0.10",
+            "value": report["plan_vs_peak"],
+            "met": abs(report["plan_vs_peak"] - 1) <= 0.10,
+        },
+    }
+    return report
+
+
+def _graph_bytes(manifest: Any) -> dict[str, int]:
+    return {
+        name: sum(int(f["size"]) for fname, f in manifest.files.items() if fname.startswith(name + ".onnx"))
+        for name in manifest.graphs
+    }
+
+
+def build(bundle: Path, context: int) -> dict[str, Any]:
+    """Config + tokenizer of the 12b preset, then a random int4 export in a child process."""
+    from edge.build.fixtures.checkpoint import write_checkpoint
+
+    config_dir = bundle.parent / "ckpt-12b"
+    write_checkpoint("12b", config_dir)
+    cmd = [sys.executable, "-m", "edge", "export", str(config_dir), str(bundle), "--quant", "int4"]
+    cmd += ["--random-weights", "--force", "--context", str(context)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"the 12B build failed: {proc.stderr.strip()[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # the largest child so far: the export
+    return {"seconds": seconds, "peak_rss_bytes": peak}
+
+
+def _run(bundle: Path, threads: int, context: int) -> dict[str, Any]:
+    """Child process: load, prefill to ``context − 32``, generate 32 tokens; print figures as JSON."""
+    from edge.bench.run import rss_bytes, text_prompt
+    from edge.runtime.engine import Engine, GenerationParams
+
+    out: dict[str, Any] = {"rss_before_load_bytes": rss_bytes()[0]}
+    t0 = time.perf_counter()
+    engine = Engine.load(bundle, threads=threads, verify=False)
+    out["load_s"] = time.perf_counter() - t0
+    out["rss_after_load_bytes"] = rss_bytes()[0]
+    out["kv_cache_bytes"] = engine.s.kv.nbytes if engine.s.kv is not None else 0
+    short = text_prompt(engine, 16)
+    g = engine.generate(short, params=GenerationParams(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS))
+    out["short"] = {"prompt_tokens": 16, "decode_tok_s": g.timings.decode_tok_s, "ttft_s": g.timings.ttft_s}
+    prompt = text_prompt(engine, context - NEW_TOKENS)
+    g = engine.generate(prompt, params=GenerationParams(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS))
+    out["full"] = {
+        "prompt_tokens": context - NEW_TOKENS,
+        "new_tokens": len(g.token_ids),
+        "prefill_tok_s": g.timings.prefill_tok_s,
+        "decode_tok_s": g.timings.decode_tok_s,
+        "text_chars": len(g.text),
+    }
+    out["rss_bytes"], out["peak_rss_bytes"] = rss_bytes()
+    return out
+
+
+def format_12b(r: dict[str, Any]) -> str:
+    run, plan = r["run"], r["plan"]
+    g = lambda b: f"{b / GiB:.2f} GiB"  # noqa: E731
+    lines = [f"12B int4 (random weights), {r['threads']} threads, context {r['context']}"]
+    if "build" in r:
+        b = r["build"]
+        lines.append(f"  build (streaming, no fp32)   {b['seconds']:.0f} s, peak RSS {g(b['peak_rss_bytes'])}")
+    lines += [
+        f"  bundle                       {r['bundle_id']}, {g(r['bundle_bytes'])} on disk",
+        f"  verify (sha256)              {r['verify_s']:.1f} s",
+        f"  load                         {run['load_s']:.1f} s",
+        f"  RSS after load               {g(run['rss_after_load_bytes'])} (KV cache {g(run['kv_cache_bytes'])})",
+        f"  decode, 16-token prompt      {run['short']['decode_tok_s']:.2f} tok/s",
+        f"  prefill {run['full']['prompt_tokens']} tokens          {run['full']['prefill_tok_s']:.1f} tok/s",
+        f"  decode at context {r['context']}       {run['full']['decode_tok_s']:.2f} tok/s "
+        f"({run['full']['new_tokens']} tokens generated)",
+        f"  peak RSS                     {g(run['peak_rss_bytes'])}",
+        f"  memory plan total            {g(plan['total_bytes'])} ({r['plan_vs_peak']:.2f}× the measured peak)",
+        "  targets:",
+    ]
+    for name, t in r["targets"].items():
+        verdict = "met" if t["met"] else "NOT met"
+        value = g(t["value"]) if name == "peak_rss_bytes" else f"{t['value']:.3f}"
+        lines.append(f"    {name:<24} {value:>10}  target {t['target']:<26} {verdict}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(json.dumps(_run(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))))
