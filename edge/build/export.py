@@ -152,6 +152,7 @@ def _export_into(
             weight_bytes=weight_bytes,
             quant=rec.to_dict(),
             budget_bytes=opts.budget_bytes,
+            decoder=opts.decoder,
         ),
         "export_seconds": round(export_s, 2),
     }

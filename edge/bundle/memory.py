@@ -22,7 +22,8 @@ DEFAULT_BUDGET_BYTES = 16 * GiB
 DEFAULT_RESERVE_BYTES = 3 * GiB  # OS, page cache for the bundle's small files, the station's own software
 PROCESS_BASELINE_BYTES = 400 * MiB
 ARENA_WEIGHT_FRACTION = 0.02
-KV_COPIES = 2
+KV_COPIES = {"fused": 1, "reference": 2}
+SLIDING_SLACK = 64  # the fused runtime's sliding buffers hold window + 63 rows (GroupQueryAttention compacts by 64)
 TIGHT_FRACTION = 0.10
 LINEAR_SCHEMES = {"fp32": 32, "fp16": 16, "int8": 8, "int4": 4}
 
@@ -35,10 +36,12 @@ ASSUMPTIONS = (
     "int4/int8 linear weights are MatMulNBits blocks (bits per weight + one fp32 scale per block, + packed zero "
     "points when asymmetric); an int8 embedding is per-row (1 byte + one fp32 scale per row); norm weights, "
     "biases and the vision position table stay fp32",
-    f"the KV cache is counted {KV_COPIES}×: the runtime feeds past as numpy arrays and receives a fresh present, "
-    "so both are alive during a step (measured: a run grows the peak by one present-sized copy and no more); "
-    "IOBinding with preallocated buffers would remove it",
-    "full-attention layers cache every token of the context; sliding layers cache at most sliding_window − 1",
+    "fused decoder (the default): the runtime allocates the KV cache once at load, bound in place (IOBinding), "
+    f"so it is counted once: full-attention layers hold the whole context, sliding layers window + "
+    f"{SLIDING_SLACK - 1} rows; the reference decoder feeds past as numpy arrays and receives a fresh present, "
+    "so both are alive during a step (counted twice) and sliding layers cache at most sliding_window − 1",
+    "the token-embedding table stays memory-mapped and only the rows in use are paged in, so it is listed but "
+    "not counted (the runtime drops its mapped weight pages after load)",
     "prefill activations are for the last chunk of a full context (float32): attention scores and softmax for "
     "the largest layer (heads × chunk × keys × 4 B, twice), one mask per layer type, 4 hidden-state copies, "
     "Q/K/V, 3 MLP intermediates and the last-token logits; the runtime must prefill in chunks of at most "
@@ -63,6 +66,7 @@ def plan_memory(
     reserve_bytes: int = DEFAULT_RESERVE_BYTES,
     kv_dtype_bytes: int = 4,
     prefill_chunk: int = 512,
+    decoder: str = "fused",
 ) -> dict[str, Any]:
     """Peak resident memory of serving ``spec`` at ``context`` tokens, and a verdict against the budget.
 
@@ -72,6 +76,8 @@ def plan_memory(
     for name, value in (("context", context), ("prefill_chunk", prefill_chunk), ("kv_dtype_bytes", kv_dtype_bytes)):
         if value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
+    if decoder not in KV_COPIES:
+        raise ConfigError(f"decoder must be one of {', '.join(KV_COPIES)}, got {decoder!r}")
     if budget_bytes < 1 or reserve_bytes < 0:
         raise ConfigError(f"budget must be positive and reserve non-negative, got {budget_bytes} and {reserve_bytes}")
     recipe = {fam: _linear_quant(quant, fam) for fam in ("decoder", "lm_head", "vision", "audio")}
@@ -91,7 +97,8 @@ def plan_memory(
     )
     t = spec.text
     window = max(t.sliding_window - 1, 0)
-    sliding_tokens = min(context, window)
+    # fused: buffers allocated once at their full size; reference: grown to what the context needs
+    sliding_tokens = window + SLIDING_SLACK if decoder == "fused" else min(context, window)
     kv_full = t.kv_bytes_per_token(kv_dtype_bytes) * context
     kv_sliding = t.sliding_kv_bytes(kv_dtype_bytes) * sliding_tokens // window if window else 0
     kv = kv_full + kv_sliding
@@ -100,12 +107,13 @@ def plan_memory(
     weights_total = sum(weights.values())
     runtime = {
         "prepacked_block_sums_bytes": prepack,
-        "kv_step_copy_bytes": (KV_COPIES - 1) * kv,
+        "kv_step_copy_bytes": (KV_COPIES[decoder] - 1) * kv,
         "activations_bytes": sum(activations.values()),
         "arena_slack_bytes": sum(activations.values()) + int(ARENA_WEIGHT_FRACTION * weights_total),
         "process_baseline_bytes": PROCESS_BASELINE_BYTES,
     }
-    total = weights_total + kv + sum(runtime.values())
+    mapped = weights.get("embedding", 0)
+    total = weights_total - mapped + kv + sum(runtime.values())
     usable = budget_bytes - reserve_bytes
     headroom = usable - total
     if headroom < 0:
@@ -121,6 +129,8 @@ def plan_memory(
         "weights_source": source,
         "weights": weights,
         "weights_bytes": weights_total,
+        "mapped_bytes": mapped,
+        "decoder": decoder,
         "read_per_token_bytes": weights.get("decoder", 0) + weights.get("lm_head", 0),
         "kv_cache": {
             "full_bytes": kv_full,
@@ -254,9 +264,13 @@ def format_plan(plan: dict[str, Any], *, assumptions: bool = True) -> str:
     """The plan as a table in GiB, for the CLI and the README."""
     g = lambda b: f"{b / GiB:10.2f}"  # noqa: E731
     kv = plan["kv_cache"]
-    rows: list[tuple[str, int]] = [(f"weights: {name}", size) for name, size in plan["weights"].items()]
+    mapped = plan.get("mapped_bytes", 0)
+    rows: list[tuple[str, int]] = [
+        (f"weights: {name}" + (" (memory-mapped, not counted)" if name == "embedding" and mapped else ""), size)
+        for name, size in plan["weights"].items()
+    ]
     rows += [
-        ("weights total", plan["weights_bytes"]),
+        ("weights resident", plan["weights_bytes"] - mapped),
         (f"KV cache: full-attention layers ({kv['full_tokens']} tokens)", kv["full_bytes"]),
         (f"KV cache: sliding layers ({kv['sliding_tokens']} tokens)", kv["sliding_bytes"]),
     ]

@@ -11,6 +11,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quant", choices=("fp32", "int8", "int4"), default="int4")
     p.add_argument("--context", type=int, default=4096)
     p.add_argument("--budget-gib", type=float, default=16.0)
+    p.add_argument(
+        "--decoder",
+        choices=("fused", "reference"),
+        default="fused",
+        help="decoder graph the runtime uses (default fused)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -42,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         context=args.context,
         quant=recipe(args.quant).to_dict(),
         budget_bytes=int(args.budget_gib * 2**30),
+        decoder=args.decoder,
     )
     print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
     return 0

@@ -12,14 +12,12 @@ from typing import Any
 import numpy as np
 
 from edge.bundle.manifest import Manifest, load_manifest
+from edge.bundle.memory import SLIDING_SLACK
 from edge.bundle.verify import verify_bundle
 from edge.errors import BundleError, EngineError
 from edge.spec import SLIDING, ModelSpec
 
 log = logging.getLogger(__name__)
-
-
-SLIDING_SLACK = 64  # a sliding-layer buffer holds window + 63 rows, so GroupQueryAttention compacts every 64 tokens
 
 
 @dataclass

@@ -84,7 +84,7 @@ def test_asymmetric_int4_adds_half_a_byte_per_block(spec12b: ModelSpec) -> None:
 
 
 def test_full_layer_kv_grows_linearly_and_sliding_kv_is_capped(spec12b: ModelSpec) -> None:
-    kv = {c: plan_memory(spec12b, context=c)["kv_cache"] for c in (512, 1023, 2048, 4096, 8192)}
+    kv = {c: plan_memory(spec12b, context=c, decoder="reference")["kv_cache"] for c in (512, 1023, 2048, 4096, 8192)}
     per_token_full = 8 * 2 * 1 * 512 * 4  # 8 full layers, keys + values, 1 KV head of 512, fp32
     assert kv[4096]["full_bytes"] == 4096 * per_token_full == 128 * MiB
     assert kv[8192]["full_bytes"] == 2 * kv[4096]["full_bytes"]
@@ -94,9 +94,25 @@ def test_full_layer_kv_grows_linearly_and_sliding_kv_is_capped(spec12b: ModelSpe
     assert kv[8192]["sliding_tokens"] == 1023
 
 
+def test_fused_kv_is_allocated_once_at_full_size(spec12b: ModelSpec) -> None:
+    fused = {c: plan_memory(spec12b, context=c) for c in (512, 4096)}
+    ref = plan_memory(spec12b, context=4096, decoder="reference")
+    rows = 1024 + 63  # the sliding buffers: window + slack, whatever the context
+    assert (
+        fused[512]["kv_cache"]["sliding_bytes"]
+        == fused[4096]["kv_cache"]["sliding_bytes"]
+        == 40 * 2 * 8 * 256 * 4 * rows
+    )
+    assert fused[4096]["kv_cache"]["full_bytes"] == ref["kv_cache"]["full_bytes"]
+    assert fused[4096]["runtime"]["kv_step_copy_bytes"] == 0
+    assert ref["runtime"]["kv_step_copy_bytes"] == ref["kv_cache_bytes"]
+    with pytest.raises(ConfigError, match="decoder"):
+        plan_memory(spec12b, context=4096, decoder="fast")
+
+
 def test_kv_dtype_halves_the_cache(spec12b: ModelSpec) -> None:
-    f32 = plan_memory(spec12b, context=4096)
-    f16 = plan_memory(spec12b, context=4096, kv_dtype_bytes=2)
+    f32 = plan_memory(spec12b, context=4096, decoder="reference")
+    f16 = plan_memory(spec12b, context=4096, kv_dtype_bytes=2, decoder="reference")
     assert f16["kv_cache_bytes"] * 2 == f32["kv_cache_bytes"]
     assert f16["runtime"]["kv_step_copy_bytes"] * 2 == f32["runtime"]["kv_step_copy_bytes"]
 
@@ -134,7 +150,9 @@ def test_fp32_12b_does_not_fit_a_station(spec12b: ModelSpec) -> None:
 def test_components_add_up_and_plan_is_json(spec12b: ModelSpec) -> None:
     plan = plan_memory(spec12b, context=4096, quant=recipe("int4").to_dict())
     assert plan["weights_bytes"] == sum(plan["weights"].values())
-    assert plan["total_bytes"] == plan["weights_bytes"] + plan["kv_cache_bytes"] + plan["runtime_bytes"]
+    resident = plan["weights_bytes"] - plan["mapped_bytes"]
+    assert plan["mapped_bytes"] == plan["weights"]["embedding"]  # paged in on demand, not counted
+    assert plan["total_bytes"] == resident + plan["kv_cache_bytes"] + plan["runtime_bytes"]
     assert plan["headroom_bytes"] == plan["usable_bytes"] - plan["total_bytes"]
     assert json.loads(json.dumps(plan)) == plan
     assert any("400 MiB" in a for a in plan["assumptions"])
@@ -183,7 +201,7 @@ def test_format_plan_shows_each_component_in_gib(spec12b: ModelSpec) -> None:
         assert f"{size / GiB:.2f}" in text
     assert f"{plan['total_bytes'] / GiB:.2f}" in text
     assert f"verdict: {plan['verdict']}" in text
-    assert "KV cache: sliding layers (1023 tokens)" in text
+    assert "KV cache: sliding layers (1087 tokens)" in text  # fused: window + 63 rows, allocated at load
     assert "assumptions:" in text and "assumptions:" not in format_plan(plan, assumptions=False)
     assert max(len(line) for line in text.splitlines()) <= 110
 
