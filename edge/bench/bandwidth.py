@@ -23,7 +23,7 @@ KERNELS: dict[str, Callable[[np.ndarray], object]] = {
 }
 
 
-def read_bandwidth(threads: int, buffer_bytes: int = BUFFER_BYTES, repeats: int = 5) -> dict[str, float | str]:
+def read_bandwidth(threads: int, buffer_bytes: int = BUFFER_BYTES, repeats: int = 10) -> dict[str, float | str]:
     """Best bytes/s over kernels and repeats, with the kernel that reached it."""
     buf = np.ones(buffer_bytes // 4, dtype=np.float32)  # written once, so every page is resident
     parts = np.array_split(buf, threads)

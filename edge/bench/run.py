@@ -233,11 +233,13 @@ def bench(
 ) -> dict[str, Any]:
     """All figures for one bundle, as the JSON ``edge bench --json`` writes."""
     report: dict[str, Any] = {"machine": machine(), "threads": threads}
+    eng = measure_engine(bundle, threads, repeats, contexts)
+    report.update(eng)
+    # after the engine figures, so neither buffer below counts in the engine's peak RSS
+    report["matmul_ceiling"] = matmul_ceiling(bundle, threads)
     bw = read_bandwidth(threads)
     report["read_bandwidth_bytes_s"] = bw["bytes_per_s"]
     report["read_bandwidth"] = bw
-    eng = measure_engine(bundle, threads, repeats, contexts)
-    report.update(eng)
     key = "1024" if "1024" in eng["decode_tok_s_by_context"] else next(iter(eng["decode_tok_s_by_context"]), None)
     report["decode_context"] = int(key) if key else None
     report["decode_tok_s"] = eng["decode_tok_s_by_context"].get(key) if key else None
@@ -290,6 +292,13 @@ def format_report(r: dict[str, Any]) -> str:
     )
     bw = r["read_bandwidth"]
     add("read bandwidth", f"{r['read_bandwidth_bytes_s'] / gb:.1f} GB/s", f"{bw['threads']} threads, {bw['kernel']}")
+    ceil = r["matmul_ceiling"]
+    ceil_bytes = r["bytes_per_token_by_context"][next(iter(r["bytes_per_token_by_context"]))]
+    add(
+        "weight matmuls alone (ceiling)",
+        f"{ceil['steps_per_s']:.1f} steps/s",
+        f"{ceil['nodes']} nodes, ≈{ceil['steps_per_s'] * ceil_bytes / r['read_bandwidth_bytes_s']:.0%} of bandwidth",
+    )
     for ctx, rate in r["decode_tok_s_by_context"].items():
         bpt = r["bytes_per_token_by_context"][ctx]
         frac = bpt * rate / r["read_bandwidth_bytes_s"]
@@ -336,3 +345,55 @@ def format_report(r: dict[str, Any]) -> str:
 
 def _vs(ratio: float | None) -> str:
     return "" if ratio is None else f"{ratio:.2f}× PyTorch eager"
+
+
+def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20) -> dict[str, float]:
+    """Steps/s of the decoder's weight matmuls alone (every MatMulNBits/MatMul node once, M = 1).
+
+    A graph with just those nodes, on the bundle's own weight file, run like one decode step: the
+    fastest this onnxruntime build can stream the weights, whatever the rest of the graph does.
+    """
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(bundle / "decoder.onnx"), load_external_data=False)
+    inits = {i.name: i for i in model.graph.initializer}
+    nodes: list[Any] = []
+    inputs: dict[str, Any] = {}
+    outputs: list[Any] = []
+    used: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type not in ("MatMulNBits", "MatMul") or node.input[1] not in inits:
+            continue
+        w = inits[node.input[1]]
+        k = next((a.i for a in node.attribute if a.name == "K"), None) if node.op_type == "MatMulNBits" else w.dims[0]
+        name = f"x{k}"
+        inputs.setdefault(name, helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 1, k]))
+        out = node.output[0] + "_ceiling"
+        nodes.append(helper.make_node(node.op_type, [name, *node.input[1:]], [out], domain=node.domain))
+        nodes[-1].attribute.extend(node.attribute)
+        outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, None))
+        used.update(node.input[1:])
+    graph = helper.make_graph(nodes, "ceiling", list(inputs.values()), outputs, [inits[n] for n in used])
+    ceiling = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "decoder.onnx.data").symlink_to((bundle / "decoder.onnx.data").resolve())
+        path = Path(tmp) / "ceiling.onnx"
+        onnx.save(ceiling, str(path))
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feeds = {name: np.random.default_rng(0).standard_normal((1, 1, int(name[1:])), dtype=np.float32) for name in inputs}
+    for _ in range(3):
+        sess.run(None, feeds)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        sess.run(None, feeds)
+        times.append(time.perf_counter() - t)
+    step = statistics.median(times)
+    return {"steps_per_s": 1.0 / step, "nodes": len(nodes)}
