@@ -30,6 +30,7 @@ def candidate_recipes() -> dict[str, QuantRecipe]:
         "int4 b32 sym acc0 (fp32 compute)": recipe("int4", decoder={"accuracy_level": 0}),
         "int4 b16 sym acc4": recipe("int4", decoder={"block_size": 16}),
         "int4 b64 sym acc4": recipe("int4", decoder={"block_size": 64}),
+        "int4 b128 sym acc4": recipe("int4", decoder={"block_size": 128}),
         "int4 b32 asym acc4": recipe("int4", decoder={"symmetric": False}),
         "int4 b32, head int4 (emb int8)": recipe("int4", lm_head="int4"),
         "int4 b32, emb int4 (head int8)": recipe("int4", embedding="int4"),

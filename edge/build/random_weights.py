@@ -68,7 +68,7 @@ def stack_rows(parts: Sequence[Any]) -> Any:
 class RandomReader:
     """Drop-in for CheckpointReader: ``config``, ``names()``, ``in``, ``get(name)``, ``has_weights()``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, big: int | None = None) -> None:
         import json
 
         path = Path(folder) / "config.json"
@@ -77,6 +77,7 @@ class RandomReader:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{path}: cannot read the model config ({exc})") from exc
         self.folder = Path(folder)
+        self.big = BIG if big is None else big
         self._shapes = _shapes(self.config)
 
     def has_weights(self) -> bool:
@@ -93,7 +94,7 @@ class RandomReader:
             raise KeyError(name)
         shape = self._shapes[name]
         seed = zlib.crc32(name.encode())
-        if len(shape) == 2 and shape[0] * shape[1] >= BIG:
+        if len(shape) == 2 and shape[0] * shape[1] >= self.big:
             return RandomMatrix((shape[0], shape[1]), seed)
         rng = np.random.default_rng(seed)
         leaf = name.rsplit(".", 1)[-1]

@@ -1,0 +1,75 @@
+"""``edge bench`` runs end to end on the tiny bundle and writes every figure the issue asks for.
+
+This checks the program, never the speed: benchmarks are run by hand (README) on the bench preset.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.bench.bandwidth import read_bandwidth
+from edge.bench.run import decode_bytes_per_token, text_prompt
+from edge.runtime.engine import Engine
+
+pytestmark = pytest.mark.slow
+
+KEYS = (
+    "decode_tok_s",
+    "decode_bandwidth_fraction",
+    "read_bandwidth_bytes_s",
+    "prefill_tok_s",
+    "image_ttft_s",
+    "image_ttft_vs_torch",
+    "frames_per_s",
+    "peak_rss_bytes",
+    "load_s",
+)
+
+
+def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path, tiny_ckpt: Path) -> None:
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "edge", "bench", str(int4_bundle), "--checkpoint", str(tiny_ckpt)]
+    cmd += ["--contexts", "128,1024", "--repeats", "1", "--threads", "1", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    for key in KEYS:
+        assert isinstance(report[key], (int, float)) and report[key] > 0, key
+    assert set(report["decode_tok_s_by_context"]) == {"128", "1024"}
+    assert report["decode_context"] == 1024
+    assert report["torch"]["image_ttft_s"] > 0  # the same-run PyTorch reference ran
+    assert report["image_ttft_vs_torch"] == pytest.approx(report["image_ttft_s"] / report["torch"]["image_ttft_s"])
+    assert set(report["targets"]) == {"decode_bandwidth_fraction", "image_ttft_vs_torch", "frames_per_s"}
+    assert all(t["met"] in (True, False) for t in report["targets"].values())
+    for label in ("read bandwidth", "decode @ context 1024", "TTFT image", "PyTorch eager fp32", "peak RSS", "targets"):
+        assert label in proc.stdout, label
+
+
+def test_bytes_per_token_counts_weights_and_attended_kv(int4_bundle: Path) -> None:
+    engine = Engine(int4_bundle, threads=1)
+    spec = engine.spec
+    weights = sum(int(f["size"]) for n, f in engine.manifest.files.items() if n.startswith("decoder.onnx"))
+    window = spec.text.sliding_window
+    per_row = {lay.kind: 2 * lay.kv_heads * lay.head_dim * 4 for lay in spec.text.layers}
+    at_window = decode_bytes_per_token(engine, window)
+    beyond = decode_bytes_per_token(engine, window + 100)
+    full_rows = sum(per_row["full_attention"] for lay in spec.text.layers if lay.kind == "full_attention")
+    assert beyond - at_window == 100 * full_rows  # past the window only full layers grow
+    assert at_window > weights
+
+
+def test_text_prompt_has_the_exact_length(int4_bundle: Path) -> None:
+    engine = Engine(int4_bundle, threads=1)
+    for n in (1, 37, 300):
+        p = text_prompt(engine, n)
+        assert p.input_ids.shape == (1, n) and not p.token_types.any()
+
+
+def test_read_bandwidth_reports_the_fastest_kernel() -> None:
+    bw = read_bandwidth(1, buffer_bytes=64 << 20, repeats=2)
+    assert bw["bytes_per_s"] > 1e8 and bw["kernel"] in ("sum_f32", "max_f32", "or_u64") and bw["threads"] == 1
