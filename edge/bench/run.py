@@ -397,3 +397,60 @@ def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20) -> dict[str, f
         times.append(time.perf_counter() - t)
     step = statistics.median(times)
     return {"steps_per_s": 1.0 / step, "nodes": len(nodes)}
+
+
+SWEEP = {
+    "default": {},
+    "no spinning": {"session.intra_op.allow_spinning": "0"},
+    "no arena": {"arena": "0"},
+    "parallel prepack": {"session.prepack.enable_parallel": "1"},
+}
+
+
+def sweep(bundle: Path, threads_options: tuple[int, ...] = (1, 2), repeats: int = 3) -> list[dict[str, Any]]:
+    """Decode at context 128, a 512-token prefill, load time and RSS per thread count and session setting."""
+    rows = []
+    for threads in threads_options:
+        for name, tuning in SWEEP.items():
+            if threads == 1 and name != "default":
+                continue
+            rows.append({"threads": threads, "setting": name, **_sweep_one(bundle, threads, tuning, repeats)})
+            log.info("sweep %s", rows[-1])
+    return rows
+
+
+def _sweep_one(bundle: Path, threads: int, tuning: dict[str, str], repeats: int) -> dict[str, float]:
+    from edge.runtime.engine import Engine, GenerationParams
+
+    t0 = time.perf_counter()
+    engine = Engine.load(bundle, threads=threads, verify=False, tuning=tuning)
+    load_s = time.perf_counter() - t0
+    short, long = text_prompt(engine, 16), text_prompt(engine, PREFILL_TOKENS)
+    params = GenerationParams(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
+    engine.generate(short, params=GenerationParams(max_new_tokens=8, min_new_tokens=8))
+
+    def decode() -> float:
+        return float(engine.generate(short, params=params).timings.decode_tok_s)
+
+    def prefill() -> float:
+        t = time.perf_counter()
+        engine.prefill(long)
+        return PREFILL_TOKENS / (time.perf_counter() - t)
+
+    prefill()
+    return {
+        "decode_tok_s": _median(decode, repeats),
+        "prefill_tok_s": _median(prefill, repeats),
+        "load_s": load_s,
+        "rss_bytes": float(rss_bytes()[0]),
+    }
+
+
+def format_sweep(rows: list[dict[str, Any]]) -> str:
+    lines = [f"  {'threads':>7}  {'setting':<18} {'decode tok/s':>12} {'prefill tok/s':>13} {'load s':>7}"]
+    for r in rows:
+        lines.append(
+            f"  {r['threads']:>7}  {r['setting']:<18} {r['decode_tok_s']:>12.1f} {r['prefill_tok_s']:>13.0f} "
+            f"{r['load_s']:>7.2f}"
+        )
+    return "\n".join(lines)

@@ -31,6 +31,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="repeats per figure; the median is reported (default 3)")
     p.add_argument("--contexts", default="128,1024,4096", help="decode contexts (default 128,1024,4096)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch eager reference")
+    p.add_argument(
+        "--sweep", action="store_true", help="instead: decode/prefill/load per thread count and onnxruntime setting"
+    )
+    p.add_argument("--block-size", type=int, help="with --preset: int4 block size (default: the recipe's 32)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 
 
@@ -57,21 +61,30 @@ def run(args: argparse.Namespace) -> int:
 
             work = Path(args.work)
             checkpoint = work / f"ckpt-{args.preset}"
-            bundle = work / f"{args.preset}-{args.quant}-{args.decoder}"
+            bs = f"-b{args.block_size}" if args.block_size else ""
+            bundle = work / f"{args.preset}-{args.quant}{bs}-{args.decoder}"
             if args.rebuild:
                 shutil.rmtree(checkpoint, ignore_errors=True)
                 shutil.rmtree(bundle, ignore_errors=True)
             if not (checkpoint / "config.json").exists():
                 write_checkpoint(args.preset, checkpoint)
             if not (bundle / "manifest.json").exists():
-                opts = ExportOptions(recipe=recipe(args.quant), decoder=args.decoder, parity=False, force=True)
+                dec = {"block_size": args.block_size} if args.block_size else {}
+                rec = recipe(args.quant, decoder=dec)
+                opts = ExportOptions(recipe=rec, decoder=args.decoder, parity=False, force=True)
                 export_bundle(str(checkpoint), bundle, opts)
         elif args.bundle:
             bundle = Path(args.bundle)
         else:
             raise ConfigError("give a BUNDLE folder or --preset NAME")
-        from edge.bench.run import bench, format_report
+        from edge.bench.run import bench, format_report, format_sweep, sweep
 
+        if args.sweep:
+            rows = sweep(bundle, repeats=args.repeats)
+            print(format_sweep(rows))
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+            return 0
         report = bench(
             bundle,
             threads=args.threads,

@@ -108,8 +108,10 @@ class Engine:
         self.prefill_chunk = prefill_chunk
 
     @classmethod
-    def load(cls, bundle: str | Path, threads: int | None = None, verify: bool = True) -> Engine:
-        return cls(BundleSessions.open(Path(bundle), threads=threads, verify=verify))
+    def load(
+        cls, bundle: str | Path, threads: int | None = None, verify: bool = True, tuning: dict[str, str] | None = None
+    ) -> Engine:
+        return cls(BundleSessions.open(Path(bundle), threads=threads, verify=verify, tuning=tuning))
 
     # -- inputs ---------------------------------------------------------------------------------
     def prepare(

@@ -128,7 +128,9 @@ def prefill_chunks(token_types: np.ndarray, chunk: int) -> list[tuple[int, int]]
 class BundleSessions:
     """One onnxruntime session per graph, shared by every request."""
 
-    def __init__(self, bundle: Path, manifest: Manifest, threads: int | None) -> None:
+    def __init__(
+        self, bundle: Path, manifest: Manifest, threads: int | None, tuning: dict[str, str] | None = None
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -138,6 +140,13 @@ class BundleSessions:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads or min(os.cpu_count() or 1, 8))
         opts.inter_op_num_threads = 1
+        # onnxruntime session config entries (edge bench --sweep measures the ones that matter here)
+        self.tuning = dict(tuning or {})
+        for key, value in self.tuning.items():
+            if key == "arena":
+                opts.enable_cpu_mem_arena = value == "1"
+            else:
+                opts.add_session_config_entry(key, value)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         self.sessions: dict[str, Any] = {}
@@ -180,9 +189,11 @@ class BundleSessions:
         self.kv, self._binding = cache, binding
 
     @classmethod
-    def open(cls, bundle: Path, threads: int | None = None, verify: bool = True) -> BundleSessions:
+    def open(
+        cls, bundle: Path, threads: int | None = None, verify: bool = True, tuning: dict[str, str] | None = None
+    ) -> BundleSessions:
         manifest = verify_bundle(bundle) if verify else load_manifest(bundle)
-        return cls(bundle, manifest, threads)
+        return cls(bundle, manifest, threads, tuning)
 
     def run(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         if name not in self.sessions:
