@@ -19,7 +19,13 @@ from typing import Any
 
 from edge.build.graphs.builder import GraphBuilder, graph_io
 from edge.build.graphs.decoder import build_decoder
-from edge.build.graphs.embedders import build_audio, build_embedding, build_vision
+from edge.build.graphs.embedders import (
+    build_audio,
+    build_embedding,
+    build_shared_embedding,
+    build_vision,
+    check_shared_embedding,
+)
 from edge.build.graphs.fused import build_fused_decoder
 from edge.build.progress import Progress
 from edge.build.quantize import QuantRecipe
@@ -72,6 +78,8 @@ def export_bundle(source: str, out: Path, opts: ExportOptions) -> dict[str, Any]
             raise ConfigError("--random-weights builds quantized bundles without parity: use --quant int4 or int8")
         reader = RandomReader(folder)
     spec = ModelSpec.from_hf_config(reader.config)
+    if opts.recipe.embedding == "lm_head":
+        check_shared_embedding(spec, opts.recipe)
     if not reader.has_weights():
         raise CheckpointError(
             f"{folder}: no model.safetensors or {folder.name}/model.safetensors.index.json; "
@@ -103,7 +111,8 @@ def _export_into(
     t0 = time.perf_counter()
     rec = opts.recipe
     graphs: dict[str, dict[str, Any]] = {}
-    builders = [("embedding", build_embedding)]
+    shared = rec.embedding == "lm_head"
+    builders: list[tuple[str, Any]] = [] if shared else [("embedding", build_embedding)]
     if spec.vision is not None:
         builders.append(("vision", build_vision))
     if spec.audio is not None:
@@ -119,7 +128,17 @@ def _export_into(
         build = build_fused_decoder if opts.decoder == "fused" else build_decoder
         build(g, spec, reader, rec, image_mask=opts.image_mask, progress=lambda i, n: bar.update(1))
         g.save()
+        head = {t.name: t for t in g.initializers if t.name.startswith("lm_head.")}
     graphs["decoder"] = {"file": "decoder.onnx", "kind": opts.decoder, **graph_io(tmp / "decoder.onnx")}
+    if shared:  # the embedding gathers rows of the tied LM head's int8 blocks, stored once in decoder.onnx.data
+        with GraphBuilder("embedding", tmp) as g:
+            build_shared_embedding(g, spec, rec, head)
+            g.save()
+        graphs["embedding"] = {
+            "file": "embedding.onnx",
+            "shares": "decoder.onnx.data",
+            **graph_io(tmp / "embedding.onnx"),
+        }
     tokenizer = copy_tokenizer(folder, tmp, spec)
     export_s = time.perf_counter() - t0
     files = file_table(tmp, sorted(p.name for p in tmp.iterdir() if p.is_file()))

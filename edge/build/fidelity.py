@@ -35,6 +35,7 @@ def candidate_recipes() -> dict[str, QuantRecipe]:
         "int4 b32, head int4 (emb int8)": recipe("int4", lm_head="int4"),
         "int4 b32, emb int4 (head int8)": recipe("int4", embedding="int4"),
         "int4 b32, emb fp16 (head int8)": recipe("int4", embedding="fp16"),
+        "int4 b32, emb gathers the int8 head": recipe("int4", embedding="lm_head"),
         "int4 b32, head/emb/mm fp32": recipe(
             "int4", lm_head="fp32", embedding="fp32", vision=LinearQuant(), audio=LinearQuant()
         ),

@@ -38,7 +38,7 @@ class QuantRecipe:
     name: str = "fp32"
     decoder: LinearQuant = field(default_factory=LinearQuant)
     lm_head: LinearQuant = field(default_factory=LinearQuant)
-    embedding: str = "fp32"  # fp32 | fp16 | int8 (per-row) | int4 (GatherBlockQuantized)
+    embedding: str = "fp32"  # fp32 | fp16 | int8 (per-row) | int4 (GatherBlockQuantized) | lm_head (shared blocks)
     embedding_block_size: int = 32
     vision: LinearQuant = field(default_factory=LinearQuant)
     audio: LinearQuant = field(default_factory=LinearQuant)

@@ -206,8 +206,8 @@ def _embedding_quant(quant: dict[str, Any] | None) -> tuple[str, int]:
     block = int((quant or {}).get("embedding_block_size", 32))
     if isinstance(raw, dict):
         raw, block = raw.get("scheme", "fp32"), int(raw.get("block_size", block))
-    if raw not in LINEAR_SCHEMES:
-        raise ConfigError(f"embedding: unknown scheme {raw!r}; choose one of {', '.join(LINEAR_SCHEMES)}")
+    if raw not in LINEAR_SCHEMES and raw != "lm_head":
+        raise ConfigError(f"embedding: unknown scheme {raw!r}; choose one of {', '.join(LINEAR_SCHEMES)} or lm_head")
     return str(raw), block
 
 
@@ -236,6 +236,8 @@ def _block_sum_bytes(k: int, n: int, q: dict[str, Any]) -> int:
 
 def _table_bytes(rows: int, cols: int, scheme: str, block: int) -> int:
     """The token-embedding table (``embedders.build_embedding``): per-row int8, or int4 Gather blocks."""
+    if scheme == "lm_head":  # gathers the tied LM head's blocks: no table of its own
+        return 0
     if scheme == "int8":
         return rows * cols + rows * 4
     if scheme == "int4":

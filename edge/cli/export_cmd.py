@@ -21,8 +21,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     q.add_argument("--lm-head", choices=("fp32", "int8", "int4"), help="LM head precision (int4 default: int8)")
     q.add_argument(
         "--embedding",
-        choices=("fp32", "fp16", "int8", "int4"),
-        help="token embedding table precision (int4 default: int8)",
+        choices=("fp32", "fp16", "int8", "int4", "lm_head"),
+        help="token embedding table: its own table at this precision, or lm_head = gather the tied int8 LM head's "
+        "blocks (stored once)",
     )
     q.add_argument("--mm", choices=("fp32", "int8"), help="vision/audio projection precision (default int8)")
     p.add_argument(

@@ -128,3 +128,48 @@ def build_embedding(g: GraphBuilder, spec: ModelSpec, w: Any, recipe: QuantRecip
         raise ConfigError(f"unknown embedding scheme {scheme!r}; choose fp32, fp16, int8 or int4")
     out = g.op("Mul", [rows, g.const(np.float32(t.embed_scale))])
     g.output(out, "inputs_embeds", f32, ["batch", "seq", t.hidden_size])
+
+
+def check_shared_embedding(spec: ModelSpec, recipe: QuantRecipe) -> None:
+    """``embedding="lm_head"`` needs a tied, symmetric int8 LM head whose blocks tile the hidden size."""
+    t = spec.text
+    head = recipe.lm_head
+    if not t.tie_word_embeddings:
+        raise ConfigError("--embedding lm_head needs tied word embeddings; this model has a separate LM head")
+    if head.scheme != "int8" or not head.symmetric:
+        raise ConfigError("--embedding lm_head shares the LM head's blocks, so the LM head must be symmetric int8")
+    if t.hidden_size % head.block_size or head.block_size < 16 or head.block_size & (head.block_size - 1):
+        raise ConfigError(
+            f"--embedding lm_head needs a power-of-two block size ≥ 16 dividing the hidden size {t.hidden_size}, "
+            f"got {head.block_size}"
+        )
+
+
+def build_shared_embedding(g: GraphBuilder, spec: ModelSpec, recipe: QuantRecipe, head: dict[str, Any]) -> None:
+    """Token ids → embeddings × sqrt(hidden), gathered from the tied LM head's int8 ``MatMulNBits`` blocks.
+
+    ``head`` holds the decoder's ``lm_head.q8`` ``[vocab, k_blocks, block]`` and ``lm_head.scales``
+    initializers; the same bytes read as ``[vocab, hidden]`` uint8 (zero point 128) are what
+    ``GatherBlockQuantized`` takes, so the table is stored once, in ``decoder.onnx.data``.
+    """
+    t = spec.text
+    f32 = TensorProto.FLOAT
+    check_shared_embedding(spec, recipe)
+    ids = g.input("input_ids", TensorProto.INT64, ["batch", "seq"])
+    data, scales = TensorProto(), TensorProto()
+    data.CopyFrom(head["lm_head.q8"])
+    scales.CopyFrom(head["lm_head.scales"])
+    del data.dims[:]
+    data.dims.extend([t.vocab_size, t.hidden_size])
+    g.initializers += [data, scales]
+    rows = g.op(
+        "GatherBlockQuantized",
+        [data.name, ids, scales.name],
+        domain=MS_DOMAIN,
+        bits=8,
+        block_size=recipe.lm_head.block_size,
+        gather_axis=0,
+        quantize_axis=1,
+    )
+    out = g.op("Mul", [rows, g.const(np.float32(t.embed_scale))])
+    g.output(out, "inputs_embeds", f32, ["batch", "seq", t.hidden_size])
