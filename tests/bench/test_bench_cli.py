@@ -44,6 +44,7 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
     assert report["decode_context"] == 1024
     assert report["torch"]["image_ttft_s"] > 0  # the same-run PyTorch reference ran
     assert report["image_ttft_vs_torch"] == pytest.approx(report["image_ttft_s"] / report["torch"]["image_ttft_s"])
+    assert report["image_ttft_model_s"] > 0 and report["image_ttft_model_vs_torch"] > 0
     assert set(report["targets"]) == {"decode_bandwidth_fraction", "image_ttft_vs_torch", "frames_per_s"}
     assert all(t["met"] in (True, False) for t in report["targets"].values())
     for label in (
