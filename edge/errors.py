@@ -14,7 +14,6 @@ gRPC servicer later) can map them to exit codes and status codes in one place.
     ├── ExportError                 the build host could not produce a bundle
     │   ├── UnsupportedModelError   model type we cannot export (lists supported ones)
     │   ├── CheckpointError         checkpoint missing, truncated or corrupt
-    │   ├── HubUnavailableError     a hub id was given but the hub cannot be reached
     │   ├── OutputSpaceError        the output disk is too full
     │   └── ParityError             exported graphs disagree with PyTorch
     ├── InputError                  a request's content is unusable (the caller's fault)
@@ -66,10 +65,6 @@ class UnsupportedModelError(ExportError):
 
 
 class CheckpointError(ExportError):
-    pass
-
-
-class HubUnavailableError(ExportError):
     pass
 
 

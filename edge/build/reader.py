@@ -13,35 +13,29 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import CheckpointError, HubUnavailableError
+from edge.errors import CheckpointError
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 
 
 def resolve_source(source: str) -> Path:
-    """A local checkpoint folder, or a hub id downloaded on a connected build host."""
+    """The local checkpoint folder to export. edge-inspector never downloads from a model hub.
+
+    A hub id is refused with the command that fetches it: download once on a connected host
+    (after accepting the model's licence), then export the folder.
+    """
     path = Path(source)
     if path.exists():
         if not path.is_dir():
             raise CheckpointError(f"{source}: not a folder; pass the checkpoint folder (with config.json)")
         return path
-    if source.count("/") != 1 or source.startswith((".", "/")):
-        raise CheckpointError(f"{source}: no such checkpoint folder")
-    try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-    except ImportError as exc:  # pragma: no cover - transformers always brings huggingface_hub
-        raise HubUnavailableError("huggingface_hub is not installed; download the checkpoint first") from exc
-    try:
-        return Path(snapshot_download(source, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model"]))
-    except LocalEntryNotFoundError as exc:
-        raise HubUnavailableError(
-            f"{source}: the model hub cannot be reached from this host and the model is not in the local cache; "
-            "export on a connected build host, or pass a local checkpoint folder"
-        ) from exc
-    except Exception as exc:
-        raise HubUnavailableError(f"{source}: could not download from the model hub: {exc}") from exc
+    if source.count("/") == 1 and not source.startswith((".", "/")):
+        raise CheckpointError(
+            f"{source}: no such checkpoint folder. edge export reads local folders only; if this is a hub id, "
+            f"download it first: hf download {source} --local-dir checkpoints/{source.split('/')[1]}"
+        )
+    raise CheckpointError(f"{source}: no such checkpoint folder")
 
 
 class CheckpointReader:

@@ -6,7 +6,7 @@ import argparse
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="local checkpoint folder, or a hub id (needs network on the build host)")
+    p.add_argument("source", help="local checkpoint folder (config, safetensors, tokenizer); nothing is downloaded")
     p.add_argument("out", help="bundle folder to create")
     p.add_argument("--quant", choices=("fp32", "int8", "int4"), default="int4", help="weight precision (default int4)")
     q = p.add_argument_group("int4/int8 details (defaults chosen on the trained preset; see README)")
