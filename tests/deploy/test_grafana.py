@@ -11,9 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.tools import required_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -142,12 +142,7 @@ def test_provisioning_points_at_the_fixed_uid() -> None:
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing; CI installs it (Debian package 'prometheus')")
-        pytest.skip("promtool not installed (apt-get install prometheus); in CI this fails instead")
-    return path
+    return required_tool("promtool", "prometheus")
 
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.serve.metrics import Metrics
+from tests.tools import required_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "deploy" / "prometheus"
@@ -27,12 +27,7 @@ SEVERITIES = {"critical", "warning", "info"}
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing; CI installs it (Debian package 'prometheus')")
-        pytest.skip("promtool not installed (apt-get install prometheus); in CI this fails instead")
-    return path
+    return required_tool("promtool", "prometheus")
 
 
 def run(*args: str | Path) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shlex
 import shutil
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools import required_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "edge-inspector.service"
 CONFIG = ROOT / "deploy" / "edge-inspector.toml"
@@ -21,12 +22,7 @@ MAX_EXPOSURE = 2.0
 
 @pytest.fixture(scope="module")
 def systemd_analyze() -> str:
-    path = shutil.which("systemd-analyze")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("systemd-analyze is missing; CI installs it (Debian package 'systemd')")
-        pytest.skip("systemd-analyze not installed (apt-get install systemd); in CI this fails instead")
-    return path
+    return required_tool("systemd-analyze", "systemd")
 
 
 def directives(text: str) -> dict[str, list[str]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import urllib.request
@@ -14,6 +12,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from edge import __version__
 from edge.serve.metrics import DROP_REASONS, OUTCOMES, RPCS, STAGE_BUCKETS, Metrics, start_http
+from tests.tools import required_tool
 
 STAGES = ("preprocess", "queue_wait", "prefill", "time_to_first_token", "description")
 
@@ -289,12 +288,7 @@ def test_memory_on_this_machine(registry: CollectorRegistry, metrics: Metrics) -
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing; CI installs it (Debian package 'prometheus')")
-        pytest.skip("promtool not installed (apt-get install prometheus); in CI this fails instead")
-    return path
+    return required_tool("promtool", "prometheus")
 
 
 def test_endpoint_passes_promtool(registry: CollectorRegistry, metrics: Metrics) -> None:
