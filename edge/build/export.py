@@ -31,7 +31,7 @@ from edge.build.progress import Progress
 from edge.build.quantize import QuantRecipe
 from edge.build.reader import CheckpointReader, resolve_source
 from edge.build.tokenizer_files import copy_tokenizer
-from edge.bundle.manifest import SCHEMA_VERSION, file_table, write_manifest
+from edge.bundle.manifest import SCHEMA_VERSION, file_table, graph_bytes, write_manifest
 from edge.bundle.memory import plan_memory
 from edge.errors import CheckpointError, ConfigError, EdgeError, OutputSpaceError
 from edge.runtime.image import SUPPORTED_SOFT_TOKENS
@@ -142,7 +142,7 @@ def _export_into(
     tokenizer = copy_tokenizer(folder, tmp, spec)
     export_s = time.perf_counter() - t0
     files = file_table(tmp, sorted(p.name for p in tmp.iterdir() if p.is_file()))
-    weight_bytes = {name: sum(files[f]["size"] for f in files if f.startswith(name + ".onnx")) for name in graphs}
+    weight_bytes = graph_bytes(files, graphs)
     data: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -158,6 +158,11 @@ def file_table(bundle_dir: Path | str, names: Iterable[str]) -> dict[str, dict[s
     return {n: {"size": (root / n).stat().st_size, "sha256": hash_file(root / n)} for n in sorted(names)}
 
 
+def graph_bytes(files: dict[str, Any], graphs: Iterable[str]) -> dict[str, int]:
+    """Bytes on disk per graph: ``<name>.onnx`` plus its external data, from a manifest ``files`` table."""
+    return {g: sum(int(f["size"]) for n, f in files.items() if n.startswith(g + ".onnx")) for g in graphs}
+
+
 def compute_bundle_id(files: dict[str, Any]) -> str:
     """A short id that changes whenever any file's bytes change: 16 hex of sha256 over sorted "name:sha256" lines."""
     lines = "".join(f"{name}:{files[name]['sha256']}\n" for name in sorted(files))

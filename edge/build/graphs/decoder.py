@@ -207,6 +207,19 @@ def _layer(g: GraphBuilder, spec: ModelSpec, i: int, x: str, ctx: dict[str, Any]
     return g.op("Mul", [x, g.weight(pre + "layer_scalar", w.get(pre + "layer_scalar"))])
 
 
+def lm_head(g: GraphBuilder, spec: ModelSpec, weights: Any, recipe: QuantRecipe, last: str) -> str:
+    """Softcapped logits of the normed last position: the tied embedding (or a separate LM head) as a linear."""
+    t = spec.text
+    head_name = (
+        "lm_head.weight" if not t.tie_word_embeddings and "lm_head.weight" in weights else P + "embed_tokens.weight"
+    )
+    logits = g.linear(last, weights.get(head_name), "lm_head", recipe.lm_head)
+    if t.final_logit_softcapping is not None:
+        cap = g.const(t.final_logit_softcapping, np.float32)
+        logits = g.op("Mul", [g.op("Tanh", [g.op("Div", [logits, cap])]), cap])
+    return logits
+
+
 def build_decoder(
     g: GraphBuilder,
     spec: ModelSpec,
@@ -252,14 +265,7 @@ def build_decoder(
             progress(i + 1, len(t.layers))
     x = g.rms_norm(x, t.rms_norm_eps, g.weight(P + "norm.weight", weights.get(P + "norm.weight")))
     last = g.op("Slice", [x, g.const([-1], np.int64), g.const([INT64_MAX], np.int64), g.const([1], np.int64)])
-    head_name = (
-        "lm_head.weight" if not t.tie_word_embeddings and "lm_head.weight" in weights else P + "embed_tokens.weight"
-    )
-    logits = g.linear(last, weights.get(head_name), "lm_head", recipe.lm_head)
-    if t.final_logit_softcapping is not None:
-        cap = g.const(t.final_logit_softcapping, np.float32)
-        logits = g.op("Mul", [g.op("Tanh", [g.op("Div", [logits, cap])]), cap])
-    g.output(logits, "logits", f32, ["batch", 1, t.vocab_size])
+    g.output(lm_head(g, spec, weights, recipe, last), "logits", f32, ["batch", 1, t.vocab_size])
     for i, (layer, (k, v)) in enumerate(zip(t.layers, ctx["present"], strict=True)):
         dim = "present_sliding" if layer.kind == SLIDING else "total"
         shape = ["batch", layer.kv_heads, dim, layer.head_dim]
@@ -267,4 +273,4 @@ def build_decoder(
         g.output(v, f"present.{i}.value", f32, shape)
 
 
-__all__ = ["FULL", "SLIDING", "build_decoder", "rope_inv_freq"]
+__all__ = ["FULL", "SLIDING", "build_decoder", "lm_head", "rope_inv_freq"]

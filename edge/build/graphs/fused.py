@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto
 
-from edge.build.graphs.builder import MS_DOMAIN, GraphBuilder
-from edge.build.graphs.decoder import IMAGE_MASKS, NEG, P, block_ids, rope_inv_freq
+from edge.build.graphs.builder import INT64_MAX, MS_DOMAIN, GraphBuilder
+from edge.build.graphs.decoder import IMAGE_MASKS, NEG, P, block_ids, lm_head, rope_inv_freq
 from edge.build.quantize import QuantRecipe
 from edge.build.random_weights import stack_rows
 from edge.spec import SLIDING, LayerSpec, ModelSpec
@@ -277,18 +277,9 @@ def build_fused_decoder(
         x = _layer(g, spec, i, x, ctx)
         if progress is not None:
             progress(i + 1, len(t.layers))
-    last = g.op(
-        "Slice", [x, g.const([-1], np.int64), g.const([np.iinfo(np.int64).max], np.int64), g.const([1], np.int64)]
-    )
+    last = g.op("Slice", [x, g.const([-1], np.int64), g.const([INT64_MAX], np.int64), g.const([1], np.int64)])
     last = _norm(g, last, g.weight(P + "norm.weight", weights.get(P + "norm.weight")), t.rms_norm_eps)
-    head_name = (
-        "lm_head.weight" if not t.tie_word_embeddings and "lm_head.weight" in weights else P + "embed_tokens.weight"
-    )
-    logits = g.linear(last, weights.get(head_name), "lm_head", recipe.lm_head)
-    if t.final_logit_softcapping is not None:
-        cap_c = g.const(t.final_logit_softcapping, np.float32)
-        logits = g.op("Mul", [g.op("Tanh", [g.op("Div", [logits, cap_c])]), cap_c])
-    g.output(logits, "logits", F32, [1, 1, t.vocab_size])
+    g.output(lm_head(g, spec, weights, recipe, last), "logits", F32, [1, 1, t.vocab_size])
     for i, layer in enumerate(t.layers):
         cap = SLIDING_CAPACITY if layer.kind == SLIDING else FULL_CAPACITY
         for part in ("key", "value"):
