@@ -42,12 +42,13 @@ def bench_12b(bundle: Path, *, threads: int, rebuild: bool, context: int = 4096)
     if proc.returncode != 0:
         raise RuntimeError(f"the 12B run failed: {proc.stderr.strip()[-2000:]}")
     report["run"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    from edge.bundle.manifest import graph_bytes
     from edge.bundle.memory import plan_memory
 
     plan = plan_memory(
         manifest.spec,
         context=context,
-        weight_bytes=_graph_bytes(manifest),
+        weight_bytes=graph_bytes(manifest.files, manifest.graphs),
         quant=manifest.quantization,
         decoder=manifest.graphs["decoder"].get("kind", "reference"),
     )
@@ -63,13 +64,6 @@ def bench_12b(bundle: Path, *, threads: int, rebuild: bool, context: int = 4096)
         },
     }
     return report
-
-
-def _graph_bytes(manifest: Any) -> dict[str, int]:
-    return {
-        name: sum(int(f["size"]) for fname, f in manifest.files.items() if fname.startswith(name + ".onnx"))
-        for name in manifest.graphs
-    }
 
 
 def build(bundle: Path, context: int) -> dict[str, Any]:
@@ -91,8 +85,9 @@ def build(bundle: Path, context: int) -> dict[str, Any]:
 
 def _run(bundle: Path, threads: int, context: int) -> dict[str, Any]:
     """Child process: load, prefill to ``context − 32``, generate 32 tokens; print figures as JSON."""
-    from edge.bench.run import rss_bytes, text_prompt
+    from edge.bench.run import FRAME_SIZE, QUESTION, first_token_s, rss_bytes, text_prompt
     from edge.runtime.engine import Engine, GenerationParams
+    from edge.samples import jpeg_bytes, part_image
 
     out: dict[str, Any] = {"rss_before_load_bytes": rss_bytes()[0]}
     t0 = time.perf_counter()
@@ -100,16 +95,8 @@ def _run(bundle: Path, threads: int, context: int) -> dict[str, Any]:
     out["load_s"] = time.perf_counter() - t0
     out["rss_after_load_bytes"] = rss_bytes()[0]
     out["kv_cache_bytes"] = engine.s.kv.nbytes if engine.s.kv is not None else 0
-    from edge.bench.run import FRAME_SIZE
-    from edge.samples import jpeg_bytes, part_image
-
     jpeg = jpeg_bytes(part_image(*FRAME_SIZE, seed=3))
-    t0 = time.perf_counter()
-    for _ in engine.stream(
-        "Describe any defect on this part.", images=[jpeg], params=GenerationParams(max_new_tokens=1)
-    ):
-        break
-    out["image_ttft_s"] = time.perf_counter() - t0  # from the 1080p JPEG bytes to the first token
+    out["image_ttft_s"] = first_token_s(engine, QUESTION, images=[jpeg])  # from the 1080p JPEG bytes
     short = text_prompt(engine, 16)
     g = engine.generate(short, params=GenerationParams(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS))
     out["short"] = {"prompt_tokens": 16, "decode_tok_s": g.timings.decode_tok_s, "ttft_s": g.timings.ttft_s}

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edge.bench.bandwidth import read_bandwidth_isolated
+from edge.bundle.manifest import graph_bytes
 from edge.spec import SLIDING, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ NEW_TOKENS = 128
 PREFILL_TOKENS = 512
 AUDIO_SECONDS = 5.0
 FRAME_SIZE = (1920, 1080)
+QUESTION = "Describe any defect on this part."
 
 # the issue's targets, on the bench preset at int4 with 2 threads
 TARGETS = {
@@ -71,8 +73,7 @@ def text_prompt(engine: Any, n_tokens: int) -> Any:
 
 def decode_bytes_per_token(engine: Any, context: int) -> int:
     """Bytes one decode step reads: decoder weights (incl. the LM head) + the KV rows attended."""
-    files = engine.manifest.files
-    weights = sum(int(f["size"]) for name, f in files.items() if name.startswith("decoder.onnx"))
+    weights = graph_bytes(engine.manifest.files, ["decoder"])["decoder"]
     spec: ModelSpec = engine.spec
     kv = 0
     for layer in spec.text.layers:
@@ -85,10 +86,43 @@ def _median(fn: Callable[[], float], repeats: int) -> float:
     return statistics.median(fn() for _ in range(repeats))
 
 
+def first_token_s(engine: Any, prompt: Any, images: Any = (), audio: Any = ()) -> float:
+    """Seconds from the call to the first streamed token: preprocessing, embedding and prefill included."""
+    from edge.runtime.engine import GenerationParams
+
+    t = time.perf_counter()
+    for _ in engine.stream(prompt, images=images, audio=audio, params=GenerationParams(max_new_tokens=1)):
+        break
+    return time.perf_counter() - t
+
+
+def decode_rate(engine: Any, context: int, repeats: int) -> float:
+    """Median greedy tok/s of NEW_TOKENS steps ending near ``context`` (prompt of context − NEW_TOKENS, ≥ 16)."""
+    from edge.runtime.engine import GenerationParams
+
+    p = text_prompt(engine, max(context - NEW_TOKENS, 16))
+    engine.generate(p, params=GenerationParams(max_new_tokens=8, min_new_tokens=8))  # warm-up: arena, page faults
+    params = GenerationParams(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
+    return _median(lambda: float(engine.generate(p, params=params).timings.decode_tok_s), repeats)
+
+
+def prefill_rate(engine: Any, repeats: int) -> float:
+    """Median tok/s of prefilling a PREFILL_TOKENS text prompt (chunked as the engine does), after a warm-up."""
+    p = text_prompt(engine, PREFILL_TOKENS)
+
+    def once() -> float:
+        t = time.perf_counter()
+        engine.prefill(p)
+        return PREFILL_TOKENS / (time.perf_counter() - t)
+
+    once()
+    return _median(once, repeats)
+
+
 def measure_engine(bundle: Path, threads: int, repeats: int, contexts: tuple[int, ...]) -> dict[str, Any]:
     """Every engine-side figure: load, RSS, decode per context, prefill, TTFTs, frames/s."""
     from edge.bundle.verify import verify_bundle
-    from edge.runtime.engine import Engine, GenerationParams
+    from edge.runtime.engine import Engine
     from edge.samples import jpeg_bytes, machine_audio, part_image, wav_bytes
 
     out: dict[str, Any] = {}
@@ -104,64 +138,33 @@ def measure_engine(bundle: Path, threads: int, repeats: int, contexts: tuple[int
     out["decoder"] = engine.manifest.graphs["decoder"].get("kind", "reference")
     out["kv_cache_bytes"] = getattr(engine.s.kv, "nbytes", 0)
 
-    def generate(p: Any, new: int) -> Any:
-        return engine.generate(p, params=GenerationParams(max_new_tokens=new, min_new_tokens=new))
-
     decode: dict[str, float] = {}
     for ctx in contexts:
         if ctx > engine.context:
             log.warning("context %d is beyond the bundle's %d; skipped", ctx, engine.context)
             continue
-        p = text_prompt(engine, max(ctx - NEW_TOKENS, 16))
-        generate(p, 8)  # warm-up: arena growth, page faults
-
-        def rate(p: Any = p) -> float:
-            return float(generate(p, NEW_TOKENS).timings.decode_tok_s)
-
-        decode[str(ctx)] = _median(rate, repeats)
+        decode[str(ctx)] = decode_rate(engine, ctx, repeats)
         log.info("decode at context %d: %.1f tok/s", ctx, decode[str(ctx)])
     out["decode_tok_s_by_context"] = decode
-
-    p = text_prompt(engine, PREFILL_TOKENS)
-
-    def prefill() -> float:
-        t = time.perf_counter()
-        engine.prefill(p)
-        return PREFILL_TOKENS / (time.perf_counter() - t)
-
-    prefill()
-    out["prefill_tok_s"] = _median(prefill, repeats)
+    out["prefill_tok_s"] = prefill_rate(engine, repeats)
 
     jpeg = jpeg_bytes(part_image(*FRAME_SIZE, seed=3))
     wav = wav_bytes(machine_audio(AUDIO_SECONDS))
-    question = "Describe any defect on this part."
 
     def ttft(audio: list[bytes]) -> Callable[[], float]:
-        def once() -> float:
-            t = time.perf_counter()  # from JPEG (and WAV) bytes: decode, preprocess, embed, prefill, 1 token
-            for _ in engine.stream(question, images=[jpeg], audio=audio, params=GenerationParams(max_new_tokens=1)):
-                break
-            return time.perf_counter() - t
-
-        return once
+        return lambda: first_token_s(engine, QUESTION, images=[jpeg], audio=audio)  # from JPEG (and WAV) bytes
 
     ttft([])()
     out["image_ttft_s"] = _median(ttft([]), repeats)
-    prepared = engine.prepare(question, images=[jpeg])
-
-    def model_ttft() -> float:
-        t = time.perf_counter()  # from prepared pixels, as the PyTorch reference is timed
-        for _ in engine.stream(prepared, params=GenerationParams(max_new_tokens=1)):
-            break
-        return time.perf_counter() - t
-
-    out["image_ttft_model_s"] = _median(model_ttft, repeats)
+    prepared = engine.prepare(QUESTION, images=[jpeg])
+    # from prepared pixels, as the PyTorch reference is timed
+    out["image_ttft_model_s"] = _median(lambda: first_token_s(engine, prepared), repeats)
     out["image_prompt_tokens"] = int(prepared.input_ids.shape[1])
     out["image_soft_tokens"] = prepared.images[0].num_soft_tokens
     if engine.spec.audio is not None:
         ttft([wav])()
         out["image_audio_ttft_s"] = _median(ttft([wav]), repeats)
-        out["image_audio_prompt_tokens"] = int(engine.prepare(question, images=[jpeg], audio=[wav]).input_ids.shape[1])
+        out["image_audio_prompt_tokens"] = int(engine.prepare(QUESTION, images=[jpeg], audio=[wav]).input_ids.shape[1])
     out["frames_per_s"] = frames_per_second(jpeg, engine.processor)
     out["rss_bytes"], out["peak_rss_bytes"] = rss_bytes()
     out["bytes_per_token_by_context"] = {str(c): decode_bytes_per_token(engine, c) for c in contexts}
@@ -442,27 +445,14 @@ def sweep(bundle: Path, threads_options: tuple[int, ...] = (1, 2), repeats: int 
 
 
 def _sweep_one(bundle: Path, threads: int, tuning: dict[str, str], repeats: int) -> dict[str, float]:
-    from edge.runtime.engine import Engine, GenerationParams
+    from edge.runtime.engine import Engine
 
     t0 = time.perf_counter()
     engine = Engine.load(bundle, threads=threads, verify=False, tuning=tuning)
     load_s = time.perf_counter() - t0
-    short, long = text_prompt(engine, 16), text_prompt(engine, PREFILL_TOKENS)
-    params = GenerationParams(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
-    engine.generate(short, params=GenerationParams(max_new_tokens=8, min_new_tokens=8))
-
-    def decode() -> float:
-        return float(engine.generate(short, params=params).timings.decode_tok_s)
-
-    def prefill() -> float:
-        t = time.perf_counter()
-        engine.prefill(long)
-        return PREFILL_TOKENS / (time.perf_counter() - t)
-
-    prefill()
     return {
-        "decode_tok_s": _median(decode, repeats),
-        "prefill_tok_s": _median(prefill, repeats),
+        "decode_tok_s": decode_rate(engine, 128, repeats),
+        "prefill_tok_s": prefill_rate(engine, repeats),
         "load_s": load_s,
         "rss_bytes": float(rss_bytes()[0]),
     }

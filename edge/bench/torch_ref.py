@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from edge.bench.run import AUDIO_SECONDS, FRAME_SIZE, NEW_TOKENS, PREFILL_TOKENS, text_prompt
+    from edge.bench.run import AUDIO_SECONDS, FRAME_SIZE, NEW_TOKENS, PREFILL_TOKENS, QUESTION, text_prompt
     from edge.build.parity import torch_inputs
     from edge.runtime.engine import Engine
     from edge.samples import jpeg_bytes, machine_audio, part_image, wav_bytes
@@ -42,12 +42,11 @@ def main(argv: list[str]) -> int:
         fn()  # warm-up
         return statistics.median(fn() for _ in range(repeats))
 
-    question = "Describe any defect on this part."
     jpeg = jpeg_bytes(part_image(*FRAME_SIZE, seed=3))
-    image_kw = torch_inputs(engine.prepare(question, images=[jpeg]))
+    image_kw = torch_inputs(engine.prepare(QUESTION, images=[jpeg]))
     out["image_ttft_s"] = median(lambda: timed(image_kw, 1))
     if engine.spec.audio is not None:
-        both = engine.prepare(question, images=[jpeg], audio=[wav_bytes(machine_audio(AUDIO_SECONDS))])
+        both = engine.prepare(QUESTION, images=[jpeg], audio=[wav_bytes(machine_audio(AUDIO_SECONDS))])
         both_kw = torch_inputs(both)
         out["image_audio_ttft_s"] = median(lambda: timed(both_kw, 1))
     prefill_kw = torch_inputs(text_prompt(engine, PREFILL_TOKENS))

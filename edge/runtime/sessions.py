@@ -140,10 +140,9 @@ class BundleSessions:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads or min(os.cpu_count() or 1, 8))
         opts.inter_op_num_threads = 1
-        # weights are pre-packed one at a time (onnxruntime's default): "session.prepack.enable_parallel" loads the
-        # bench bundle in 0.47 s instead of 0.60 s, but holds every mapped original and packed copy at once, and
-        # took the 12B's load peak from under 11.4 GiB to 16.5 GiB (measured), more than a station has
-        # onnxruntime session config entries (edge bench --sweep measures the ones that matter here)
+        # onnxruntime session config entries, for `edge bench --sweep`. Left at onnxruntime's defaults on purpose:
+        # "session.prepack.enable_parallel" loads the bench bundle in 0.47 s instead of 0.60 s, but holds every
+        # mapped original and packed copy at once and took the 12B's load peak from 11.4 to 16.5 GiB (measured)
         self.tuning = dict(tuning or {})
         for key, value in self.tuning.items():
             if key == "arena":
@@ -162,7 +161,7 @@ class BundleSessions:
             except Exception as exc:  # onnxruntime raises its own pybind exception types
                 raise BundleError(f"{path}: onnxruntime cannot load this graph: {exc}") from exc
         self.output_names = {n: [o.name for o in s.get_outputs()] for n, s in self.sessions.items()}
-        self.released_bytes = release_mapped_pages(bundle)
+        log.debug("released %d bytes of mapped weight pages", release_mapped_pages(bundle))
         tok_file = bundle / manifest.tokenizer.get("file", "tokenizer.json")
         try:
             self.tokenizer = Tokenizer.from_file(str(tok_file))
