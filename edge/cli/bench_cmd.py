@@ -34,6 +34,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sweep", action="store_true", help="instead: decode/prefill/load per thread count and onnxruntime setting"
     )
+    p.add_argument(
+        "--kernels",
+        action="store_true",
+        help="instead: onnxruntime's weight-matmul kernels on the decoder's shapes (int4 vs int8 GEMM vs fp32)",
+    )
     p.add_argument("--block-size", type=int, help="with --preset: int4 block size (default: the recipe's 32)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 
@@ -79,6 +84,18 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("give a BUNDLE folder or --preset NAME")
         from edge.bench.run import bench, format_report, format_sweep, sweep
 
+        if args.kernels:
+            from edge.bench.bandwidth import read_bandwidth_isolated
+            from edge.bench.kernels import format_kernels, kernel_table
+
+            rows = kernel_table(bundle, threads=args.threads, repeats=max(args.repeats, 3))
+            bandwidth = max(read_bandwidth_isolated(args.threads)["bytes_per_s"] for _ in range(3))
+            print(format_kernels(rows, bandwidth))
+            if args.json:
+                Path(args.json).write_text(
+                    json.dumps({"kernels": rows, "read_bandwidth_bytes_s": bandwidth}, indent=2) + "\n"
+                )
+            return 0
         if args.sweep:
             rows = sweep(bundle, repeats=args.repeats)
             print(format_sweep(rows))

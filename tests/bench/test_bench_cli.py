@@ -81,3 +81,24 @@ def test_text_prompt_has_the_exact_length(int4_bundle: Path) -> None:
 def test_read_bandwidth_reports_the_fastest_kernel() -> None:
     bw = read_bandwidth(1, buffer_bytes=64 << 20, repeats=2)
     assert bw["bytes_per_s"] > 1e8 and bw["kernel"] in ("sum_f32", "max_f32", "or_u64") and bw["threads"] == 1
+
+
+def test_kernels_table_covers_every_decoder_weight_shape(tmp_path: Path, int4_bundle: Path) -> None:
+    import onnx
+
+    out = tmp_path / "kernels.json"
+    cmd = [sys.executable, "-m", "edge", "bench", str(int4_bundle), "--kernels", "--threads", "1", "--repeats", "1"]
+    proc = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["kernels"]
+    model = onnx.load(str(int4_bundle / "decoder.onnx"), load_external_data=False)
+    attrs = [{a.name: a.i for a in n.attribute} for n in model.graph.node if n.op_type == "MatMulNBits"]
+    int4 = [a for a in attrs if a["bits"] == 4]
+    assert sum(r["count"] for r in rows) == len(int4) > 0
+    shapes = {(a["K"], a["N"]) for a in int4}
+    assert {(r["K"], r["N"]) for r in rows} == shapes
+    for r in rows:
+        for key in ("decode_bytes_per_s", "nbits_gflop_s", "int8_gflop_s", "fp32_gflop_s"):
+            assert r[key] > 0, key
+        assert f"{r['K']} × {r['N']}" in proc.stdout
+    assert "read bandwidth, same run" in proc.stdout
