@@ -19,6 +19,7 @@ before ``MatMulInteger``: 1.4× slower than ``MatMulNBits`` at M = 290 and 5× a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
@@ -51,30 +52,78 @@ def decoder_shapes(bundle: Path) -> list[dict[str, int]]:
     ]
 
 
-def _session(nodes: list[Any], inits: list[Any], k: int, m: int, threads: int) -> Any:
+def _cpu_session(model: Any, threads: int, cwd: Path | None = None) -> Any:
+    """An onnxruntime CPU session on ``model`` (a ModelProto); ``cwd`` is where its external data lies.
+
+    A model given as bytes finds external data relative to the working directory.
+    """
     import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    with contextlib.chdir(cwd or Path.cwd()):
+        return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _session(nodes: list[Any], inits: list[Any], k: int, m: int, threads: int) -> Any:
     from onnx import TensorProto, helper
 
     outs = [helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, None) for n in nodes]
     graph = helper.make_graph(nodes, "kernels", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])], outs)
     graph.initializer.extend(inits)
     opsets = [helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)]
-    model = helper.make_model(graph, opset_imports=opsets, ir_version=10)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return _cpu_session(helper.make_model(graph, opset_imports=opsets, ir_version=10), threads)
 
 
-def _median_s(sess: Any, k: int, m: int, repeats: int) -> float:
-    feeds = {"x": np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)}
-    sess.run(None, feeds)  # warm-up (and pre-packing)
+def _median_s(sess: Any, feeds: dict[str, np.ndarray], repeats: int, warmup: int = 1) -> float:
+    """Median seconds of ``sess.run`` after ``warmup`` runs (the first one also pre-packs weights)."""
+    for _ in range(warmup):
+        sess.run(None, feeds)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         sess.run(None, feeds)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def _x(k: int, m: int) -> dict[str, np.ndarray]:
+    return {"x": np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)}
+
+
+def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20) -> dict[str, float]:
+    """Steps/s of the decoder's weight matmuls alone (every MatMulNBits/MatMul node once, M = 1).
+
+    A graph with just those nodes, on the bundle's own weight file, run like one decode step: the
+    fastest this onnxruntime build can stream the weights, whatever the rest of the graph does.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(bundle / "decoder.onnx"), load_external_data=False)
+    inits = {i.name: i for i in model.graph.initializer}
+    nodes: list[Any] = []
+    inputs: dict[str, Any] = {}
+    outputs: list[Any] = []
+    used: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type not in ("MatMulNBits", "MatMul") or node.input[1] not in inits:
+            continue
+        w = inits[node.input[1]]
+        k = next((a.i for a in node.attribute if a.name == "K"), None) if node.op_type == "MatMulNBits" else w.dims[0]
+        name = f"x{k}"
+        inputs.setdefault(name, helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 1, k]))
+        out = node.output[0] + "_ceiling"
+        nodes.append(helper.make_node(node.op_type, [name, *node.input[1:]], [out], domain=node.domain))
+        nodes[-1].attribute.extend(node.attribute)
+        outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, None))
+        used.update(node.input[1:])
+    graph = helper.make_graph(nodes, "ceiling", list(inputs.values()), outputs, [inits[n] for n in used])
+    ceiling = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    sess = _cpu_session(ceiling, threads, cwd=bundle)  # the bundle's own weight file
+    feeds = {name: np.random.default_rng(0).standard_normal((1, 1, int(name[1:])), dtype=np.float32) for name in inputs}
+    return {"steps_per_s": 1.0 / _median_s(sess, feeds, repeats, warmup=3), "nodes": len(nodes)}
 
 
 def _nbits(shape: dict[str, int], copies: int, rng: np.random.Generator) -> tuple[list[Any], list[Any]]:
@@ -116,26 +165,21 @@ def kernel_table(bundle: Path, threads: int, repeats: int = 5, prefill_m: int = 
         one = n * blocks * (shape["block_size"] // 2 + 4)  # packed int4 + one fp32 scale per block
         copies = min(MAX_COPIES, max(1, math.ceil(CACHE_BYTES / one)))
         nodes, inits = _nbits(shape, copies, rng)
-        decode_s = _median_s(_session(nodes, inits, k, 1, threads), k, 1, repeats) / copies
+        decode_s = _median_s(_session(nodes, inits, k, 1, threads), _x(k, 1), repeats) / copies
         row: dict[str, Any] = {**shape, "decode_bytes_per_s": one / decode_s, "decode_us": decode_s * 1e6}
         del nodes, inits
 
-        flops = 2.0 * prefill_m * k * n
-        nodes, inits = _nbits(shape, 1, rng)
-        row["nbits_gflop_s"] = (
-            flops / _median_s(_session(nodes, inits, k, prefill_m, threads), k, prefill_m, repeats) / 1e9
-        )
+        def gflop_s(nodes: list[Any], inits: list[Any], k: int = k, n: int = n) -> float:
+            sess = _session(nodes, inits, k, prefill_m, threads)
+            return 2.0 * prefill_m * k * n / _median_s(sess, _x(k, prefill_m), repeats) / 1e9
+
+        row["nbits_gflop_s"] = gflop_s(*_nbits(shape, 1, rng))
         w8 = numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "w8")
         s8 = numpy_helper.from_array(rng.random(n, dtype=np.float32) * 0.01, "s8")
         node = helper.make_node("DynamicQuantizeMatMul", ["x", "w8", "s8"], ["y"], domain="com.microsoft")
-        row["int8_gflop_s"] = (
-            flops / _median_s(_session([node], [w8, s8], k, prefill_m, threads), k, prefill_m, repeats) / 1e9
-        )
+        row["int8_gflop_s"] = gflop_s([node], [w8, s8])
         w32 = numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "w32")
-        node = helper.make_node("MatMul", ["x", "w32"], ["y"])
-        row["fp32_gflop_s"] = (
-            flops / _median_s(_session([node], [w32], k, prefill_m, threads), k, prefill_m, repeats) / 1e9
-        )
+        row["fp32_gflop_s"] = gflop_s([helper.make_node("MatMul", ["x", "w32"], ["y"])], [w32])
         row["prefill_m"] = prefill_m
         rows.append(row)
     return rows

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edge.bench.bandwidth import read_bandwidth_isolated
+from edge.bench.kernels import matmul_ceiling
 from edge.bundle.manifest import graph_bytes
 from edge.spec import SLIDING, ModelSpec
 
@@ -374,54 +375,6 @@ def format_report(r: dict[str, Any]) -> str:
 
 def _vs(ratio: float | None) -> str:
     return "" if ratio is None else f"{ratio:.2f}× PyTorch eager"
-
-
-def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20) -> dict[str, float]:
-    """Steps/s of the decoder's weight matmuls alone (every MatMulNBits/MatMul node once, M = 1).
-
-    A graph with just those nodes, on the bundle's own weight file, run like one decode step: the
-    fastest this onnxruntime build can stream the weights, whatever the rest of the graph does.
-    """
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    model = onnx.load(str(bundle / "decoder.onnx"), load_external_data=False)
-    inits = {i.name: i for i in model.graph.initializer}
-    nodes: list[Any] = []
-    inputs: dict[str, Any] = {}
-    outputs: list[Any] = []
-    used: set[str] = set()
-    for node in model.graph.node:
-        if node.op_type not in ("MatMulNBits", "MatMul") or node.input[1] not in inits:
-            continue
-        w = inits[node.input[1]]
-        k = next((a.i for a in node.attribute if a.name == "K"), None) if node.op_type == "MatMulNBits" else w.dims[0]
-        name = f"x{k}"
-        inputs.setdefault(name, helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 1, k]))
-        out = node.output[0] + "_ceiling"
-        nodes.append(helper.make_node(node.op_type, [name, *node.input[1:]], [out], domain=node.domain))
-        nodes[-1].attribute.extend(node.attribute)
-        outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, None))
-        used.update(node.input[1:])
-    graph = helper.make_graph(nodes, "ceiling", list(inputs.values()), outputs, [inits[n] for n in used])
-    ceiling = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    # a model given as bytes finds external data relative to the working directory: the bundle's own file
-    with contextlib.chdir(bundle):
-        sess = ort.InferenceSession(ceiling.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    feeds = {name: np.random.default_rng(0).standard_normal((1, 1, int(name[1:])), dtype=np.float32) for name in inputs}
-    for _ in range(3):
-        sess.run(None, feeds)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        sess.run(None, feeds)
-        times.append(time.perf_counter() - t)
-    step = statistics.median(times)
-    return {"steps_per_s": 1.0 / step, "nodes": len(nodes)}
 
 
 SWEEP = {
