@@ -70,13 +70,15 @@ def export_bundle(source: str, out: Path, opts: ExportOptions) -> dict[str, Any]
     if out.exists() and not opts.force:
         raise ConfigError(f"{out} already exists; pass --force to replace it")
     folder = resolve_source(source)
-    reader: Any = CheckpointReader(folder)
+    reader: Any
     if opts.random_weights:
         from edge.build.random_weights import RandomReader
 
         if opts.recipe.name == "fp32" or opts.parity:
             raise ConfigError("--random-weights builds quantized bundles without parity: use --quant int4 or int8")
         reader = RandomReader(folder)
+    else:
+        reader = CheckpointReader(folder)
     spec = ModelSpec.from_hf_config(reader.config)
     if opts.recipe.embedding == "lm_head":
         check_shared_embedding(spec, opts.recipe)

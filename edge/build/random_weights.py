@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import ConfigError
-
 BIG = 1 << 20  # elements; 2-D tensors at least this large are generated quantized
 WEIGHT_STD = 0.02  # the initializer range of Gemma configs
 
@@ -69,14 +67,10 @@ class RandomReader:
     """Drop-in for CheckpointReader: ``config``, ``names()``, ``in``, ``get(name)``, ``has_weights()``."""
 
     def __init__(self, folder: Path, big: int | None = None) -> None:
-        import json
+        from edge.build.reader import read_config
 
-        path = Path(folder) / "config.json"
-        try:
-            self.config: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: cannot read the model config ({exc})") from exc
         self.folder = Path(folder)
+        self.config = read_config(self.folder)
         self.big = BIG if big is None else big
         self._shapes = _shapes(self.config)
 

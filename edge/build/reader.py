@@ -47,7 +47,7 @@ class CheckpointReader:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.config = _read_json(self.folder / "config.json", "config.json")
+        self.config = read_config(self.folder)
         self._open: dict[str, Any] = {}
         self._where = self._index()
 
@@ -99,6 +99,11 @@ class CheckpointReader:
         if t.is_floating_point():
             t = t.float()
         return np.ascontiguousarray(t.numpy())
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """A checkpoint folder's ``config.json`` as a dict (CheckpointError when missing or malformed)."""
+    return _read_json(Path(folder) / "config.json", "config.json")
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from edge.bundle.manifest import Manifest, load_manifest
 from edge.bundle.memory import SLIDING_SLACK
 from edge.bundle.verify import verify_bundle
 from edge.errors import BundleError, EngineError
+from edge.runtime.prompt import IMAGE, VIDEO
 from edge.spec import SLIDING, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def prefill_chunks(token_types: np.ndarray, chunk: int) -> list[tuple[int, int]]
     """
     types = np.asarray(token_types).reshape(-1)
     n = len(types)
-    image = (types == 1) | (types == 2)
+    image = np.isin(types, (IMAGE, VIDEO))
     spans: list[tuple[int, int]] = []
     start = 0
     while start < n:

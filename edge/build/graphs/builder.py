@@ -198,13 +198,11 @@ class GraphBuilder:
             n, k = w_out_in.shape
             packed, scales = w_out_in.matmul_nbits(q.bits, q.block_size)
             zp = None
-        elif q.scheme == "fp32":
-            w_kn = np.ascontiguousarray(w_out_in.T)
-            k, n = w_kn.shape
         else:
             w_kn = np.ascontiguousarray(w_out_in.T)
             k, n = w_kn.shape
-            packed, scales, zp = pack_matmul_nbits(w_kn, q)
+            if q.scheme != "fp32":
+                packed, scales, zp = pack_matmul_nbits(w_kn, q)
         if q.scheme == "fp32":
             y = self.op("MatMul", [x, self.weight(name, w_kn.astype(np.float32))])
         else:

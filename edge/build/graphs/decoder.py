@@ -55,6 +55,11 @@ def rope_inv_freq(layer: LayerSpec) -> np.ndarray:
     return inv.numpy().astype(np.float32)
 
 
+def check_image_mask(image_mask: str) -> None:
+    if image_mask not in IMAGE_MASKS:
+        raise ValueError(f"image_mask must be one of {', '.join(IMAGE_MASKS)}")
+
+
 def block_ids(g: GraphBuilder, tt: str) -> str:
     """``get_block_sequence_ids_for_mask``: consecutive image tokens share a block id, text is -1."""
     is_img = g.op("Or", [g.op("Equal", [tt, g.const(1, np.int64)]), g.op("Equal", [tt, g.const(2, np.int64)])])
@@ -232,8 +237,7 @@ def build_decoder(
 
     ``image_mask`` picks which of transformers' two image-block masks to reproduce (see IMAGE_MASKS).
     """
-    if image_mask not in IMAGE_MASKS:
-        raise ValueError(f"image_mask must be one of {', '.join(IMAGE_MASKS)}")
+    check_image_mask(image_mask)
     t = spec.text
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     ids = {

@@ -34,7 +34,7 @@ import numpy as np
 from onnx import TensorProto
 
 from edge.build.graphs.builder import INT64_MAX, MS_DOMAIN, GraphBuilder
-from edge.build.graphs.decoder import IMAGE_MASKS, NEG, P, block_ids, lm_head, rope_inv_freq
+from edge.build.graphs.decoder import NEG, P, block_ids, check_image_mask, lm_head, rope_inv_freq
 from edge.build.quantize import QuantRecipe
 from edge.build.random_weights import stack_rows
 from edge.spec import SLIDING, LayerSpec, ModelSpec
@@ -250,8 +250,7 @@ def build_fused_decoder(
     progress: Any = None,
 ) -> None:
     """Add the fast decoder to ``g``. ``weights.get(name)`` returns float32 numpy in torch layout."""
-    if image_mask not in IMAGE_MASKS:
-        raise ValueError(f"image_mask must be one of {', '.join(IMAGE_MASKS)}")
+    check_image_mask(image_mask)
     t = spec.text
     ids = {
         "inputs_embeds": g.input("inputs_embeds", F32, [1, "seq", t.hidden_size]),
