@@ -17,6 +17,7 @@ gRPC servicer later) can map them to exit codes and status codes in one place.
     │   ├── OutputSpaceError        the output disk is too full
     │   └── ParityError             exported graphs disagree with PyTorch
     ├── InputError                  a request's content is unusable (the caller's fault)
+    │   ├── FieldError              … and we know which request field (``images[0].raw.stride: …``)
     │   ├── ImageError              empty, corrupt, oversized or unsupported image
     │   ├── AudioError              empty, non-finite, oversized or unsupported audio
     │   └── PromptError             prompt does not fit the context, or is malformed
@@ -78,6 +79,14 @@ class ParityError(ExportError):
 
 class InputError(EdgeError):
     exit_code = 6
+
+
+class FieldError(InputError):
+    """An InputError that names the request field at fault; the message starts with it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
 
 
 class ImageError(InputError):

@@ -94,7 +94,7 @@ def _run(bundle: Path, threads: int, context: int) -> dict[str, Any]:
     engine = Engine.load(bundle, threads=threads, verify=False)
     out["load_s"] = time.perf_counter() - t0
     out["rss_after_load_bytes"] = rss_bytes()[0]
-    out["kv_cache_bytes"] = engine.s.kv.nbytes if engine.s.kv is not None else 0
+    out["kv_cache_bytes"] = engine.sessions.kv.nbytes if engine.sessions.kv is not None else 0
     jpeg = jpeg_bytes(part_image(*FRAME_SIZE, seed=3))
     out["image_ttft_s"] = first_token_s(engine, QUESTION, images=[jpeg])  # from the 1080p JPEG bytes
     short = text_prompt(engine, 16)

@@ -65,7 +65,7 @@ def text_prompt(engine: Any, n_tokens: int) -> Any:
     from edge.runtime.engine import PreparedPrompt
 
     ids: list[int] = []
-    chunk = engine.s.tokenizer.encode(PARAGRAPH, add_special_tokens=False).ids
+    chunk = engine.tokenizer.encode(PARAGRAPH, add_special_tokens=False).ids
     while len(ids) < n_tokens:
         ids.extend(chunk)
     arr = np.asarray(ids[:n_tokens], dtype=np.int64)[None, :]
@@ -137,7 +137,7 @@ def measure_engine(bundle: Path, threads: int, repeats: int, contexts: tuple[int
     out["rss_after_load_bytes"] = rss_bytes()[0]
     out["rss_before_load_bytes"] = rss_before
     out["decoder"] = engine.manifest.graphs["decoder"].get("kind", "reference")
-    out["kv_cache_bytes"] = getattr(engine.s.kv, "nbytes", 0)
+    out["kv_cache_bytes"] = getattr(engine.sessions.kv, "nbytes", 0)
 
     decode: dict[str, float] = {}
     for ctx in contexts:

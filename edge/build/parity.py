@@ -67,7 +67,7 @@ def _long_prompt(engine: Any) -> str:
     window = engine.spec.text.sliding_window
     text, i = "", 0
     prompts = pairs(4 * window, seed=7)
-    while len(engine.s.tokenizer.encode(text).ids) < window + 8:
+    while len(engine.tokenizer.encode(text).ids) < window + 8:
         text += prompts[i][1] + " "
         i += 1
     return text + "Summarize."
@@ -135,7 +135,7 @@ def _teacher_forced(engine: Any, prepared: Any, tokens: list[int]) -> np.ndarray
     steps = [logits[0, -1]]
     for tok in tokens[:-1]:
         step_ids = np.array([[tok]], dtype=np.int64)
-        logits, cache = engine.s.decode_step(engine.embed_ids(step_ids), cache, np.zeros((1, 1), dtype=np.int64))
+        logits, cache = engine.sessions.decode_step(engine.embed_ids(step_ids), cache, np.zeros((1, 1), dtype=np.int64))
         steps.append(logits[0, -1])
     return np.stack(steps).astype(np.float64)
 
@@ -160,7 +160,7 @@ def _graph_errors(model: Any, engine: Any, prepared: Any) -> dict[str, float]:
     with torch.no_grad():
         ids = torch.from_numpy(prepared.input_ids)
         ref = model.model.language_model.embed_tokens(ids).numpy()
-        got = engine.s.run("embedding", {"input_ids": prepared.input_ids})[0]
+        got = engine.sessions.run("embedding", {"input_ids": prepared.input_ids})[0]
         errs["embedding"] = float(np.abs(ref - got).max())
         for im in prepared.images:
             r = (
@@ -170,13 +170,13 @@ def _graph_errors(model: Any, engine: Any, prepared: Any) -> dict[str, float]:
                 .pooler_output[0]
                 .numpy()
             )
-            g = engine.s.run(
+            g = engine.sessions.run(
                 "vision", {"pixel_values": im.pixel_values[None], "image_position_ids": im.position_ids[None]}
             )[0][0]
             errs["vision"] = max(errs.get("vision", 0.0), float(np.abs(r - g).max()))
         for frames in prepared.audio:
             r = model.model.embed_audio(inputs_embeds=torch.from_numpy(frames[None]))[0].numpy()
-            g = engine.s.run("audio", {"input_features": frames[None]})[0][0]
+            g = engine.sessions.run("audio", {"input_features": frames[None]})[0][0]
             errs["audio"] = max(errs.get("audio", 0.0), float(np.abs(r - g).max()))
     return errs
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from edge.errors import EngineError, PromptError
 from edge.runtime import media
-from edge.runtime.prompt import SpecialTokens, encode, render, user_message
+from edge.runtime.image import soft_token_count
+from edge.runtime.prompt import Message, SpecialTokens, encode, render, user_message
 from edge.runtime.sampling import Sampler, SamplingParams
 from edge.runtime.sessions import BoundCache, BundleSessions, KVCache, prefill_chunks
 
@@ -94,7 +95,7 @@ class Engine:
         prefill_chunk: int = PREFILL_CHUNK,
     ) -> None:
         sessions = bundle if isinstance(bundle, BundleSessions) else BundleSessions.open(Path(bundle), threads, verify)
-        self.s = sessions
+        self.sessions = sessions
         self.spec = sessions.spec
         self.manifest = sessions.manifest
         self.tokens = SpecialTokens.from_manifest(self.manifest.tokenizer)
@@ -135,20 +136,49 @@ class Engine:
         if images and self.spec.vision is None:
             raise PromptError("this bundle has no vision embedder")
         frames = [media.as_audio_frames(a, self.processor) for a in audio]
-        messages = [user_message(prompt, len(prepared_images), len(frames))]
-        if system:
-            from edge.runtime.prompt import Message
-
-            messages.insert(0, Message("system", (("text", system),)))
-        text = render(messages, self.tokens)
-        ids, types = encode(
-            text,
-            self.s.tokenizer,
-            self.tokens,
-            [im.num_soft_tokens for im in prepared_images],
-            [len(f) for f in frames],
+        ids, types = self._encode(
+            prompt, system, [im.num_soft_tokens for im in prepared_images], [len(f) for f in frames]
         )
         return PreparedPrompt(ids, types, prepared_images, frames, time.perf_counter() - t0)
+
+    def _encode(
+        self, prompt: str, system: str | None, image_tokens: Sequence[int], audio_tokens: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        messages = [user_message(prompt, len(image_tokens), len(audio_tokens))]
+        if system:
+            messages.insert(0, Message("system", (("text", system),)))
+        text = render(messages, self.tokens)
+        return encode(text, self.sessions.tokenizer, self.tokens, list(image_tokens), list(audio_tokens))
+
+    # -- budgets, from sizes alone (nothing decoded) ----------------------------------------------------
+    def image_tokens(self, width: int, height: int, max_soft_tokens: int | None = None) -> int:
+        """Soft tokens an image of ``width`` × ``height`` becomes (what :meth:`prepare` would produce)."""
+        return soft_token_count(
+            height,
+            width,
+            int(max_soft_tokens or self.processor["max_soft_tokens"]),
+            int(self.processor["patch_size"]),
+            int(self.processor["pooling_kernel_size"]),
+        )
+
+    def audio_tokens(self, samples: int) -> int:
+        """Soft tokens of a 16 kHz mono clip of ``samples`` samples (one per 40 ms frame)."""
+        return -(-int(samples) // int(self.processor["audio_samples_per_token"]))
+
+    def prompt_tokens(
+        self, prompt: str, system: str | None, image_tokens: Sequence[int], audio_tokens: Sequence[int]
+    ) -> int:
+        """Length of the chat prompt with media placeholders expanded to the given soft-token counts."""
+        return int(self._encode(prompt, system, image_tokens, audio_tokens)[0].shape[1])
+
+    @property
+    def default_soft_tokens(self) -> int:
+        return int(self.processor["max_soft_tokens"])
+
+    @property
+    def tokenizer(self) -> Any:
+        """The bundle's ``tokenizers.Tokenizer``."""
+        return self.sessions.tokenizer
 
     def embed(self, p: PreparedPrompt) -> np.ndarray:
         """Text embeddings with image and audio soft tokens scattered into their placeholders."""
@@ -158,7 +188,7 @@ class Engine:
         embeds = self.embed_ids(ids)
         if p.images:
             feats = [
-                self.s.run(
+                self.sessions.run(
                     "vision",
                     {"pixel_values": im.pixel_values[None], "image_position_ids": im.position_ids[None]},
                 )[0][0]
@@ -166,7 +196,7 @@ class Engine:
             ]
             embeds[is_img] = np.concatenate(feats, axis=0)
         if p.audio:
-            feats = [self.s.run("audio", {"input_features": f[None]})[0][0] for f in p.audio]
+            feats = [self.sessions.run("audio", {"input_features": f[None]})[0][0] for f in p.audio]
             embeds[is_aud] = np.concatenate(feats, axis=0)
         return embeds
 
@@ -175,16 +205,16 @@ class Engine:
         (also for a generated placeholder token, which the model then sees as pad)."""
         tk = self.spec.tokens
         media_ids = np.isin(ids, (tk.image, tk.audio, tk.video))
-        return self.s.run("embedding", {"input_ids": np.where(media_ids, self.spec.text.pad_token_id, ids)})[0]
+        return self.sessions.run("embedding", {"input_ids": np.where(media_ids, self.spec.text.pad_token_id, ids)})[0]
 
     # -- generation -----------------------------------------------------------------------------
     def prefill(self, p: PreparedPrompt, embeds: np.ndarray | None = None) -> tuple[np.ndarray, KVCache | BoundCache]:
         """Run the prompt through the decoder in chunks; returns the last position's logits and the cache."""
         embeds = self.embed(p) if embeds is None else embeds
-        cache = self.s.empty_cache()
+        cache = self.sessions.empty_cache()
         logits = None
         for a, b in prefill_chunks(p.token_types, self.prefill_chunk):
-            logits, cache = self.s.decode_step(embeds[:, a:b], cache, p.token_types[:, a:b])
+            logits, cache = self.sessions.decode_step(embeds[:, a:b], cache, p.token_types[:, a:b])
         if logits is None:
             raise PromptError("the prompt is empty")
         return logits, cache
@@ -213,7 +243,7 @@ class Engine:
         logits, cache = self.prefill(p, embeds)
         t.prefill_s = time.perf_counter() - start - t.embed_s
         sampler = Sampler(params.sampling)
-        decoder = self.s.detokenizer()
+        decoder = self.sessions.detokenizer()
         out: list[int] = []
         text: list[str] = []
         stop = "max_new_tokens"
@@ -228,19 +258,19 @@ class Engine:
             if token in self.eos_ids:
                 stop = "eos"
                 break
-            delta = decoder.step(self.s.tokenizer, token) or ""
+            delta = decoder.step(self.sessions.tokenizer, token) or ""
             text.append(delta)
             yield Chunk(token, delta)
             if len(out) >= params.max_new_tokens:
                 break
             step_embeds = self.embed_ids(np.array([[token]], dtype=np.int64))
-            logits, cache = self.s.decode_step(step_embeds, cache, np.zeros((1, 1), dtype=np.int64))
+            logits, cache = self.sessions.decode_step(step_embeds, cache, np.zeros((1, 1), dtype=np.int64))
         t.decode_s = time.perf_counter() - decode_start
         t.new_tokens = len(out)
         # bytes of a character cut off by the end of generation are still owed to the caller
         streamed = "".join(text)
         answer = out[:-1] if stop == "eos" else out
-        full = self.s.tokenizer.decode(answer, skip_special_tokens=True)
+        full = self.sessions.tokenizer.decode(answer, skip_special_tokens=True)
         tail = full[len(streamed) :] if full.startswith(streamed) else ""
         yield Chunk(out[-1], tail, done=True, result=Generation(streamed + tail, out, stop, t))
 

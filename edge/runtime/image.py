@@ -82,6 +82,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> np.ndarray:
     data = data if isinstance(data, bytes) else bytes(data)
     kind, width, height = _header_size(data)
     _check_size(width, height, limits, kind)
+    _check_complete(kind, data)
     flag = cv2.IMREAD_COLOR_RGB if kind == "JPEG" else cv2.IMREAD_UNCHANGED
     try:
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
@@ -100,9 +101,22 @@ def probe_image(data: bytes, limits: ImageLimits | None = None) -> tuple[str, in
         raise ImageError("the image is empty (0 bytes)")
     if len(data) > limits.max_bytes:
         raise ImageError(f"the image is {len(data)} bytes, over the limit of {limits.max_bytes} (max_bytes)")
-    kind, width, height = _header_size(data if isinstance(data, bytes) else bytes(data))
+    data = data if isinstance(data, bytes) else bytes(data)
+    kind, width, height = _header_size(data)
     _check_size(width, height, limits, kind)
+    _check_complete(kind, data)
     return kind, width, height
+
+
+def _check_complete(kind: str, data: bytes) -> None:
+    """Refuse a file cut off in transit, from its end markers (OpenCV would decode a truncated JPEG's top part)."""
+    end = data.rstrip(b"\0")  # some cameras pad after the end marker
+    if kind == "JPEG" and not end.endswith(b"\xff\xd9"):
+        raise ImageError("the JPEG is truncated: it does not end with the end-of-image marker (FFD9)")
+    if kind == "PNG" and b"IEND" not in data[-64:]:
+        raise ImageError("the PNG is truncated: it has no IEND chunk")
+    if kind == "BMP" and len(data) < struct.unpack_from("<I", data, 2)[0]:
+        raise ImageError(f"the BMP is truncated: its header says {struct.unpack_from('<I', data, 2)[0]} bytes")
 
 
 def raw_image(
@@ -117,26 +131,34 @@ def raw_image(
 
     The buffer may omit the last row's padding. Alpha is composited over white, like encoded images.
     """
+    stride = check_raw(len(data), width, height, stride, fmt, limits)
+    bpp = fmt.bytes_per_pixel
+    flat = np.frombuffer(data, np.uint8)
+    pix = np.lib.stride_tricks.as_strided(flat, (height, width, bpp), (stride, bpp, 1), writeable=False)
+    return _to_rgb8(pix, bgr=fmt in (PixelFormat.BGR8, PixelFormat.BGRA8))
+
+
+def check_raw(
+    nbytes: int, width: int, height: int, stride: int | None, fmt: PixelFormat, limits: ImageLimits | None = None
+) -> int:
+    """The checks of :func:`raw_image` without touching the pixels; returns the effective stride."""
     limits = limits or ImageLimits()
     if not isinstance(fmt, PixelFormat):
         raise ImageError(f"unknown pixel format {fmt!r}; use one of {[f.value for f in PixelFormat]}")
     _check_size(width, height, limits, "raw")
-    bpp = fmt.bytes_per_pixel
-    row = width * bpp
+    row = width * fmt.bytes_per_pixel
     stride = row if stride is None else stride
     if stride < row:
         raise ImageError(f"stride {stride} is below one row of {width} {fmt.value} pixels ({row} bytes)")
     need, most = stride * (height - 1) + row, stride * height
-    if not need <= len(data) <= most:
+    if not need <= nbytes <= most:
         raise ImageError(
             f"a {width}x{height} {fmt.value} frame with stride {stride} needs {need}..{most} bytes, got "
-            f"{len(data)}; check width, height, stride and pixel format"
+            f"{nbytes}; check width, height, stride and pixel format"
         )
-    if len(data) > limits.max_bytes:
-        raise ImageError(f"the frame is {len(data)} bytes, over the limit of {limits.max_bytes} (max_bytes)")
-    flat = np.frombuffer(data, np.uint8)
-    pix = np.lib.stride_tricks.as_strided(flat, (height, width, bpp), (stride, bpp, 1), writeable=False)
-    return _to_rgb8(pix, bgr=fmt in (PixelFormat.BGR8, PixelFormat.BGRA8))
+    if nbytes > limits.max_bytes:
+        raise ImageError(f"the frame is {nbytes} bytes, over the limit of {limits.max_bytes} (max_bytes)")
+    return stride
 
 
 def aspect_ratio_preserving_size(

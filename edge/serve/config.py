@@ -8,6 +8,7 @@ defaults. Nothing is read at import time; ``load_config`` is called once in ``ed
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -35,6 +36,7 @@ class ServeConfig:
     stale_after_seconds: float = 5.0
     frame_buffer: int = 4
     min_interval_seconds: float = 1.0
+    max_interval_seconds: float = 3600.0
     audio_buffer_seconds: float = 30.0
     max_audio_window_seconds: float = 10.0
     first_message_timeout_seconds: float = 10.0
@@ -44,6 +46,9 @@ class ServeConfig:
     max_image_pixels: int = 50_000_000
     max_audio_seconds: float = 30.0
     max_new_tokens: int = 512
+    max_prompt_bytes: int = 0  # prompt and system text, each; 0 = 8 bytes per token of the bundle's context
+    max_images_per_request: int = 8
+    max_audio_clips_per_request: int = 4
     default_prompt: str = "Describe any defect or anomaly you see or hear. If the part looks good, say so."
     # lifecycle
     grace_seconds: float = 30.0
@@ -62,6 +67,8 @@ class ServeConfig:
             "max_image_bytes",
             "max_image_pixels",
             "max_new_tokens",
+            "max_images_per_request",
+            "max_audio_clips_per_request",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -69,6 +76,7 @@ class ServeConfig:
         for name in (
             "stale_after_seconds",
             "min_interval_seconds",
+            "max_interval_seconds",
             "audio_buffer_seconds",
             "grace_seconds",
             "max_audio_seconds",
@@ -79,6 +87,14 @@ class ServeConfig:
                 raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
         if self.max_audio_seconds > 30.0:
             raise ConfigError("max_audio_seconds must be <= 30 (the model takes at most 750 audio frames)")
+        for name in (n for n in _FLOATS if not math.isfinite(getattr(self, n))):
+            raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)}")
+        if self.max_interval_seconds < self.min_interval_seconds:
+            raise ConfigError("max_interval_seconds must not be below min_interval_seconds")
+        if self.max_prompt_bytes < 0:
+            raise ConfigError(
+                f"max_prompt_bytes must be >= 0 (0 = derived from the context), got {self.max_prompt_bytes}"
+            )
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -91,6 +107,9 @@ class ServeConfig:
     def redacted(self) -> dict[str, Any]:
         """For logs: paths are fine, but nothing secret is ever inside this object (tokens stay in their file)."""
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+_FLOATS = tuple(f.name for f in fields(ServeConfig) if str(f.type) == "float")
 
 
 def split_hostport(value: str, name: str = "address") -> tuple[str, int]:

@@ -1,47 +1,39 @@
-"""The one place protobuf meets domain types: request messages in, response messages out, errors to codes.
+"""Protobuf in, domain types out: every request field is checked here and every error names its field.
 
-Every field is validated here and every error names the field it came from
-(``images[0].raw.stride: …``), so an integrator can fix the request without reading logs.
+Messages arrive as raw bytes (the server registers no deserializer), so a request that is not valid
+protobuf, or holds invalid UTF-8, is an ``INVALID_ARGUMENT`` naming the message type like any other bad
+field. Images stay encoded (checked from their headers); the token budget is checked from sizes before
+any pixel is decoded; prompt text is bounded in bytes before it is tokenized.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import TypeVar
 
-import grpc
 import numpy as np
+from google.protobuf.message import DecodeError, Message
 
-from edge.errors import (
-    AudioError,
-    BundleError,
-    ConfigError,
-    EdgeError,
-    EngineError,
-    ImageError,
-    InputError,
-    OverloadedError,
-    SessionError,
-    ShuttingDownError,
-)
+from edge.errors import AudioError, ConfigError, FieldError
 from edge.runtime.audio import AudioLimits, decode_pcm, load_wav
 from edge.runtime.engine import GenerationParams
-from edge.runtime.image import SUPPORTED_SOFT_TOKENS, ImageLimits, PixelFormat, decode_image, probe_image, raw_image
+from edge.runtime.image import SUPPORTED_SOFT_TOKENS, ImageLimits, PixelFormat
 from edge.runtime.sampling import SamplingParams
 from edge.serve.config import ServeConfig
-from edge.serve.scheduler import Request
+from edge.station.admission import (
+    AdmissionLimits,
+    check_budget,
+    check_counts,
+    check_text,
+    encoded_image,
+    finite,
+    raw_frame,
+)
+from edge.station.engine import DescriptionEngine, PendingImage, Request
+from edge.station.inputs import AudioIn, FrameIn, PartContext, SessionSettings, TriggerIn, TriggerMode
 from edge.v1 import inspector_pb2 as pb
 
-# Domain error → gRPC status. Order matters: the first matching class wins.
-STATUS_TABLE: tuple[tuple[type[EdgeError], grpc.StatusCode], ...] = (
-    (InputError, grpc.StatusCode.INVALID_ARGUMENT),
-    (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),  # request options out of range (temperature, top_p, …)
-    (OverloadedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (ShuttingDownError, grpc.StatusCode.UNAVAILABLE),
-    (SessionError, grpc.StatusCode.FAILED_PRECONDITION),
-    (BundleError, grpc.StatusCode.FAILED_PRECONDITION),
-    (EngineError, grpc.StatusCode.INTERNAL),
-)
-
+M = TypeVar("M", bound=Message)
 _PIXEL = {
     pb.PIXEL_FORMAT_GRAY8: PixelFormat.GRAY8,
     pb.PIXEL_FORMAT_RGB8: PixelFormat.RGB8,
@@ -50,70 +42,64 @@ _PIXEL = {
     pb.PIXEL_FORMAT_BGRA8: PixelFormat.BGRA8,
 }
 _PCM = {pb.AUDIO_ENCODING_PCM_S16LE: "s16le", pb.AUDIO_ENCODING_PCM_F32LE: "f32le"}
+_MODES = {pb.TRIGGER_MODE_EXPLICIT: TriggerMode.EXPLICIT, pb.TRIGGER_MODE_INTERVAL: TriggerMode.INTERVAL}
 
 
-def status_for(exc: BaseException) -> grpc.StatusCode:
-    for cls, code in STATUS_TABLE:
-        if isinstance(exc, cls):
-            return code
-    return grpc.StatusCode.INTERNAL
+def parse(cls: type[M], data: bytes) -> M:
+    """``cls`` from wire bytes; a FieldError (INVALID_ARGUMENT) naming the type when they are not one."""
+    try:
+        return cls.FromString(data)
+    except (DecodeError, ValueError, TypeError) as exc:
+        name = cls.DESCRIPTOR.full_name
+        raise FieldError("", f"the request is not a valid {name}: {exc or 'malformed protobuf'}") from None
 
 
-class FieldError(InputError):
-    """An InputError that knows which request field caused it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
-def _at(field: str, exc: InputError) -> FieldError:
-    return exc if isinstance(exc, FieldError) else FieldError(field, str(exc))
+def part_context(ctx: pb.PartContext) -> PartContext:
+    return PartContext(ctx.station_id, ctx.camera_id, ctx.part_id, ctx.line_id)
 
 
 class Converter:
-    """Validates and converts messages under one config's limits."""
+    """Validates and converts messages under one config's limits and one engine's context."""
 
-    def __init__(self, cfg: ServeConfig, default_max_new_tokens: int) -> None:
-        self.cfg = cfg
-        self.image_limits = ImageLimits(max_bytes=cfg.max_image_bytes, max_pixels=cfg.max_image_pixels)
-        self.audio_limits = AudioLimits(max_seconds=cfg.max_audio_seconds)
+    def __init__(self, cfg: ServeConfig, engine: DescriptionEngine, default_max_new_tokens: int) -> None:
+        self.cfg, self.engine = cfg, engine
+        self.limits = AdmissionLimits(
+            image=ImageLimits(max_bytes=cfg.max_image_bytes, max_pixels=cfg.max_image_pixels),
+            audio=AudioLimits(max_seconds=cfg.max_audio_seconds),
+            max_prompt_bytes=AdmissionLimits.prompt_bytes_for(engine.context, cfg.max_prompt_bytes),
+            max_images=cfg.max_images_per_request,
+            max_audio_clips=cfg.max_audio_clips_per_request,
+        )
         self.default_max_new_tokens = default_max_new_tokens
 
     # -- media ------------------------------------------------------------------------------------
-    def image(self, msg: pb.Image, field: str, decode: bool = True) -> Any:
-        """An RGB array; with ``decode=False`` only the cheap checks run and the message comes back."""
+    def image(self, msg: pb.Image, field: str) -> PendingImage:
+        """Checked from its header (or its byte count), not decoded."""
         kind = msg.WhichOneof("source")
-        try:
-            if kind == "encoded":
-                if not decode:  # header and limits only; the pixels are decoded if the frame is described
-                    probe_image(msg.encoded, self.image_limits)
-                    return msg
-                return decode_image(msg.encoded, self.image_limits)
-            if kind == "raw":
-                r = msg.raw
-                if r.format not in _PIXEL:
-                    raise FieldError(
-                        f"{field}.raw.format", f"unknown pixel format {r.format}; use GRAY8, RGB8, BGR8, RGBA8 or BGRA8"
-                    )
-                if not decode:  # cheap size checks only; raw_image does the same arithmetic
-                    return msg
-                return raw_image(r.data, r.width, r.height, r.stride or None, _PIXEL[r.format], self.image_limits)
-        except ImageError as exc:
-            raise _at(f"{field}.{kind}", exc) from None
+        if kind == "encoded":
+            return encoded_image(msg.encoded, f"{field}.encoded", self.limits.image)
+        if kind == "raw":
+            r = msg.raw
+            if r.format not in _PIXEL:
+                raise FieldError(
+                    f"{field}.raw.format", f"unknown pixel format {r.format}; use GRAY8, RGB8, BGR8, RGBA8 or BGRA8"
+                )
+            return raw_frame(
+                r.data, r.width, r.height, r.stride or None, _PIXEL[r.format], f"{field}.raw", self.limits.image
+            )
         raise FieldError(field, "no image: set encoded or raw")
 
     def audio(self, msg: pb.Audio, field: str) -> np.ndarray:
-        """Any supported audio message → float32 mono 16 kHz samples."""
+        """Any supported audio message → float32 mono 16 kHz samples (bounded by max_audio_seconds first)."""
         try:
             if msg.encoding == pb.AUDIO_ENCODING_WAV:
-                return load_wav(bytes(msg.data), self.audio_limits)
+                return load_wav(bytes(msg.data), self.limits.audio)
             if msg.encoding in _PCM:
                 return decode_pcm(
-                    bytes(msg.data), _PCM[msg.encoding], msg.sample_rate_hz, msg.channels or 1, self.audio_limits
+                    bytes(msg.data), _PCM[msg.encoding], msg.sample_rate_hz, msg.channels or 1, self.limits.audio
                 )
         except AudioError as exc:
-            raise _at(field, exc) from None
+            raise FieldError(field, str(exc)) from None
         raise FieldError(f"{field}.encoding", f"unknown audio encoding {msg.encoding}; use PCM_S16LE, PCM_F32LE or WAV")
 
     # -- requests -------------------------------------------------------------------------------
@@ -139,41 +125,75 @@ class Converter:
         params = GenerationParams(max_new_tokens=n, min_new_tokens=n if o.ignore_eos else 0, sampling=sampling)
         return params, (o.max_soft_tokens or None)
 
+    def texts(self, prompt: str, system: str, field: str = "") -> tuple[str, str | None]:
+        """Prompt and system text, bounded in bytes before anything tokenizes them."""
+        prefix = f"{field}." if field else ""
+        check_text(prompt, f"{prefix}prompt", self.limits.max_prompt_bytes)
+        check_text(system, f"{prefix}system", self.limits.max_prompt_bytes)
+        return prompt.strip() or self.cfg.default_prompt, system or None
+
     def describe_request(self, req: pb.DescribeRequest) -> Request:
+        """Everything checked, in order of cost: counts and text sizes, headers, audio, then the token budget."""
+        check_counts(len(req.images), len(req.audio), self.limits)
+        if not req.images and not req.audio and not req.prompt.strip():
+            raise FieldError("images", "empty request: send at least one image, audio clip or a prompt")
+        prompt, system = self.texts(req.prompt, req.system)
+        params, soft = self.params(req.options)
         images = [self.image(m, f"images[{i}]") for i, m in enumerate(req.images)]
         audio = [self.audio(m, f"audio[{i}]") for i, m in enumerate(req.audio)]
-        if not images and not audio and not req.prompt.strip():
-            raise FieldError("images", "empty request: send at least one image, audio clip or a prompt")
-        params, soft = self.params(req.options)
-        return Request(
-            prompt=req.prompt.strip() or self.cfg.default_prompt,
-            images=images,
-            audio=audio,
-            system=req.system or None,
+        check_budget(
+            self.engine,
+            prompt,
+            system,
+            [self.engine.image_tokens(im.width, im.height, soft) for im in images],
+            [self.engine.audio_tokens(len(a)) for a in audio],
+            params.max_new_tokens,
+        )
+        return Request(prompt, list(images), audio, system, params, soft)
+
+    # -- Inspect sessions -----------------------------------------------------------------------
+    def session_settings(self, c: pb.InspectConfig) -> SessionSettings:
+        if c.trigger_mode not in _MODES:
+            raise FieldError("config.trigger_mode", f"unknown trigger mode {c.trigger_mode}; use EXPLICIT or INTERVAL")
+        mode = _MODES[c.trigger_mode]
+        interval = 0.0
+        if mode is TriggerMode.INTERVAL:
+            interval = finite(
+                c.interval_seconds,
+                "config.interval_seconds",
+                self.cfg.min_interval_seconds,
+                self.cfg.max_interval_seconds,
+            )
+        window = self.cfg.max_audio_window_seconds
+        before = finite(c.audio_before_seconds, "config.audio_before_seconds", 0.0, window)
+        after = finite(c.audio_after_seconds, "config.audio_after_seconds", 0.0, window)
+        prompt, system = self.texts(c.prompt, c.system, "config")
+        params, soft = self.params(c.options, "config.options")
+        # the largest description this session can ask for: one image at the full budget and the whole window
+        audio = [self.engine.audio_tokens(math.ceil((before + after) * 16_000))] if before + after > 0 else []
+        check_budget(
+            self.engine, prompt, system, [soft or self.engine.default_soft_tokens], audio, params.max_new_tokens
+        )
+        return SessionSettings(
+            mode=mode,
+            prompt=prompt,
             params=params,
+            interval_seconds=interval,
+            system=system,
             max_soft_tokens=soft,
+            audio_before_seconds=before,
+            audio_after_seconds=after,
+            context=part_context(c.context),
+            stream_tokens=c.stream_tokens,
         )
 
+    def frame(self, f: pb.Frame) -> FrameIn:
+        return FrameIn(finite(f.capture_time, "frame.capture_time"), self.image(f.image, "frame.image"))
 
-def describe_response(
-    result: Any, queue_s: float, preprocess_s: float, total_s: float, model: pb.ModelIdentity, context: pb.PartContext
-) -> pb.DescribeResponse:
-    t = result.timings
-    return pb.DescribeResponse(
-        text=result.text,
-        token_ids=[int(x) for x in result.token_ids],
-        stop_reason=pb.STOP_REASON_END_OF_TURN if result.stop_reason == "eos" else pb.STOP_REASON_MAX_TOKENS,
-        timings=pb.Timings(
-            preprocess_seconds=preprocess_s,
-            queue_seconds=queue_s,
-            embed_seconds=t.embed_s,
-            prefill_seconds=t.prefill_s,
-            time_to_first_token_seconds=preprocess_s + t.ttft_s,
-            decode_seconds=t.decode_s,
-            total_seconds=total_s,
-            prompt_tokens=t.prompt_tokens,
-            generated_tokens=t.new_tokens,
-        ),
-        model=model,
-        context=context,
-    )
+    def audio_chunk(self, a: pb.AudioChunk) -> AudioIn:
+        return AudioIn(finite(a.capture_time, "audio.capture_time"), self.audio(a.audio, "audio.audio"))
+
+    def trigger(self, t: pb.Trigger) -> TriggerIn:
+        when = finite(t.capture_time, "trigger.capture_time") if t.capture_time else None
+        ctx = part_context(t.context) if t.HasField("context") and t.context.ByteSize() else None
+        return TriggerIn(when, ctx)

@@ -21,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from edge import __version__
+from edge.station.events import DropReason
 
 # Label values are closed sets so a client can never create series (STYLE rule 10).
 RPCS = ("Describe", "DescribeStream", "Inspect", "GetInfo")  # anything else is counted as "other"
@@ -30,7 +31,7 @@ CODES = frozenset(
     "PERMISSION_DENIED RESOURCE_EXHAUSTED FAILED_PRECONDITION ABORTED OUT_OF_RANGE UNIMPLEMENTED INTERNAL "
     "UNAVAILABLE DATA_LOSS UNAUTHENTICATED".split()
 )
-DROP_REASONS = ("superseded", "stale", "queue_full", "invalid", "no_frame", "shutdown")
+DROP_REASONS = tuple(r.value for r in DropReason)
 OUTCOMES = ("ok", "error", "cancelled")
 
 # A 12B model on a CPU takes seconds to minutes per description; the tiny test model takes under a millisecond.

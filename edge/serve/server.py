@@ -3,7 +3,11 @@
 ``create_server(config, engine)`` binds (port 0 in tests) and returns the daemon and its port.
 ``run(config)`` is ``edge serve``: load and verify the bundle, warm up, turn health SERVING, and
 on SIGTERM/SIGINT turn NOT_SERVING, refuse new work, let in-flight descriptions finish within
-``grace_seconds``, and return 0.
+``grace_seconds`` (then cancel them), end every open Inspect stream with a final event for each of its
+frames, and return 0, all within the grace period plus about a second.
+
+The InspectorService handlers are registered without request deserializers: requests reach the
+servicer as bytes and are parsed there, so malformed protobuf is answered INVALID_ARGUMENT and counted.
 """
 
 from __future__ import annotations
@@ -16,18 +20,33 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from edge import __version__
 from edge.errors import ConfigError
 from edge.serve.config import ServeConfig, split_hostport
-from edge.serve.scheduler import Scheduler
+from edge.serve.reflection import enable_reflection
 from edge.serve.service import InspectorService
+from edge.station.worker import Scheduler
 from edge.v1 import inspector_pb2 as pb
-from edge.v1 import inspector_pb2_grpc as pb_grpc
 
 log = logging.getLogger("edge.serve")
 SERVICE = pb.DESCRIPTOR.services_by_name["InspectorService"].full_name
+CANCEL_WAIT_SECONDS = 0.5  # after the grace period: a cancelled description stops between two tokens
+
+
+def service_handler(service: InspectorService) -> grpc.GenericRpcHandler:
+    """Every RPC of the proto's InspectorService, requests as raw bytes, replies serialized from protobuf."""
+    methods = {}
+    for m in pb.DESCRIPTOR.services_by_name["InspectorService"].methods:
+        reply = getattr(pb, m.output_type.name).SerializeToString
+        kind = {
+            (False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+        }[(m.client_streaming, m.server_streaming)]
+        methods[m.name] = kind(getattr(service, m.name), response_serializer=reply)
+    return grpc.method_handlers_generic_handler(SERVICE, methods)
 
 
 class Daemon:
@@ -54,9 +73,9 @@ class Daemon:
             ("grpc.so_reuseport", 0),
         ]
         self.server = grpc.aio.server(interceptors=interceptors, options=options)
-        pb_grpc.add_InspectorServiceServicer_to_server(self.service, self.server)
+        self.server.add_generic_rpc_handlers([service_handler(self.service)])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        enable_reflection(self.server, (SERVICE, health.SERVICE_NAME))
 
     async def start(self) -> int:
         host, port = split_hostport(self.cfg.listen, "listen")
@@ -85,18 +104,45 @@ class Daemon:
         self.metrics.set_serving(serving)
 
     async def stop(self, grace: float | None = None) -> bool:
-        """NOT_SERVING, refuse new work, finish in-flight work within the grace period. True if all finished."""
+        """Drain within ``grace`` seconds (default: the config's); True if no description had to be cancelled.
+
+        1. health NOT_SERVING, new RPCs refused (UNAVAILABLE), waiting descriptions dropped (shutdown);
+        2. open Inspect sessions drop their buffered frames (shutdown) and take no new ones;
+        3. the running description may finish until the deadline, then it is cancelled between tokens;
+        4. every stream gets its last events, then the server stops. Nothing waits past the deadline
+           except the short cancel wait and gRPC's own stop.
+        """
         grace = self.cfg.grace_seconds if grace is None else grace
         deadline = time.monotonic() + grace
+
+        def left() -> float:
+            return max(deadline - time.monotonic(), 0.0)
+
         await self.set_serving(False)
         self.service.draining = True
-        self.scheduler.close()  # queued (not started) descriptions are dropped with reason shutdown
-        finished = await asyncio.to_thread(self.scheduler.drain, grace)
-        # the worker is idle; let the handlers deliver their last messages before the server goes
-        finished = await self.service.wait_answered(max(deadline - time.monotonic(), 2.0)) and finished
+        was_running = self.scheduler.busy
+        dropped = len(self.scheduler.close())
+        self.service.sessions.shutdown()
+        finished = await asyncio.to_thread(self.scheduler.drain, left())
         if not finished:
-            log.warning("in-flight work did not finish within %.0f s; cancelling it", grace)
-        await self.server.stop(1.0)  # open Inspect streams are cancelled here
+            self.scheduler.cancel_running()
+            await asyncio.to_thread(self.scheduler.drain, CANCEL_WAIT_SECONDS)
+            self.service.sessions.shutdown(force=True)  # whatever the engine still holds ends as shutdown now
+        delivered = await self.service.wait_answered(max(left(), 0.2))
+        delivered = await self.service.sessions.wait_closed(max(left(), 0.2)) and delivered
+        await self.server.stop(min(max(left(), 0.1), 1.0))
+        if not was_running and finished:
+            what = "nothing was running"
+        else:
+            what = "the running description " + ("finished" if finished else "was cancelled")
+        log.info(
+            "drained in %.1f s of %g s grace: %s; %d waiting description(s) dropped%s",
+            time.monotonic() - (deadline - grace),
+            grace,
+            what,
+            dropped,
+            "" if delivered else "; some replies could not be delivered before the deadline",
+        )
         return finished
 
 
@@ -162,8 +208,7 @@ async def _serve(cfg: ServeConfig) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("signal received: draining (grace %.0f s)", cfg.grace_seconds)
-        finished = await daemon.stop()
-        log.info("stopped%s", "" if finished else " (an in-flight description was cancelled)")
+        await daemon.stop()
         return 0
     finally:
         http.stop()

@@ -1,66 +1,58 @@
-"""The gRPC servicer: a thin adapter from edge.v1 messages to the scheduler and back.
+"""The gRPC servicer: a thin adapter from edge.v1 messages to the station pipeline and back.
 
-Conversion lives in ``convert``, scheduling in ``scheduler``, Inspect sessions in ``inspect``;
-this module only routes, maps errors to status codes (``convert.STATUS_TABLE``) and counts
-requests. Streaming RPCs are timed inside their generators, not in an interceptor.
+Requests arrive as wire bytes and are parsed in ``convert`` (so malformed protobuf is an
+INVALID_ARGUMENT like any other bad field); every RPC runs inside ``rpc.Rpc.guarded`` (errors to status
+codes, one metrics count per reply); descriptions run on the ``station.worker.Scheduler``; Inspect
+streams are driven by ``inspect_rpc``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
 
 from edge import __version__
-from edge.errors import EdgeError, ShuttingDownError
+from edge.errors import ShuttingDownError
 from edge.serve.config import ServeConfig
-from edge.serve.convert import Converter, describe_response, status_for
-from edge.serve.scheduler import FINAL, Job, Request, Scheduler
+from edge.serve.convert import Converter, parse
+from edge.serve.inspect_rpc import InspectSessions
+from edge.serve.replies import describe_response
+from edge.serve.rpc import Rpc
+from edge.station.engine import Request
+from edge.station.worker import FINAL, Job, JobCancelled, JobDone, JobEvent, JobFailed, JobSkipped, JobToken, Scheduler
 from edge.v1 import inspector_pb2 as pb
-from edge.v1 import inspector_pb2_grpc as pb_grpc
-
-log = logging.getLogger(__name__)
 
 
-class JobBridge:
-    """Runs a scheduler job and hands its events, emitted on the worker thread, to the event loop."""
+async def job_events(scheduler: Scheduler, key: str, request: Request) -> AsyncIterator[JobEvent]:
+    """Run one job and yield its events (emitted on the engine thread) on this event loop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[JobEvent] = asyncio.Queue()
 
-    def __init__(self, scheduler: Scheduler) -> None:
-        self.scheduler = scheduler
+    def emit(ev: JobEvent) -> None:  # on the engine thread
+        loop.call_soon_threadsafe(queue.put_nowait, ev)
 
-    async def events(self, key: str, request: Request) -> AsyncIterator[tuple[str, Any]]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-        def emit(kind: str, payload: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, (kind, payload))
-
-        job = Job(key=key, request=request, emit=emit)
-        self.scheduler.submit(job)
-        try:
-            while True:
-                kind, payload = await queue.get()
-                yield kind, payload
-                if kind in FINAL:
-                    return
-        finally:
-            job.cancelled.set()  # harmless once finished; stops the generation if the client went away
+    job = Job(key=key, request=request, emit=emit)
+    scheduler.submit(job)
+    try:
+        while True:
+            ev = await queue.get()
+            yield ev
+            if isinstance(ev, FINAL):
+                return
+    finally:
+        job.cancelled.set()  # harmless once finished; stops the generation if the client went away
 
 
-class InspectorService(pb_grpc.InspectorServiceServicer):
-    """``edge.v1.InspectorService`` over one engine (through the scheduler)."""
+class InspectorService:
+    """``edge.v1.InspectorService`` over one engine, through the scheduler."""
 
     def __init__(self, cfg: ServeConfig, engine: Any, scheduler: Scheduler, metrics: Any) -> None:
-        self.cfg = cfg
-        self.engine = engine
-        self.scheduler = scheduler
-        self.metrics = metrics
-        self.bridge = JobBridge(scheduler)
-        self.conv = Converter(cfg, engine.defaults.max_new_tokens)
+        self.cfg, self.engine, self.scheduler, self.metrics = cfg, engine, scheduler, metrics
+        self.rpc = Rpc(metrics)
+        self.conv = Converter(cfg, engine, engine.defaults.max_new_tokens)
         m = engine.manifest
         self.model = pb.ModelIdentity(
             bundle_id=m.bundle_id,
@@ -68,132 +60,94 @@ class InspectorService(pb_grpc.InspectorServiceServicer):
             quantization=str(m.quantization.get("name", "")),
         )
         self.draining = False
-        self.inflight = 0  # Describe/DescribeStream calls not yet answered (drain waits for them)
+        self.inflight = 0  # Describe/DescribeStream calls not yet answered (the drain waits for them)
         self.answered = asyncio.Event()
-        from edge.serve.inspect_rpc import InspectSessions
-
-        self.sessions = InspectSessions(self)
-
-    # -- helpers ----------------------------------------------------------------------------------
-    async def fail(self, context: grpc.aio.ServicerContext, exc: EdgeError) -> None:
-        code = status_for(exc)
-        if code == grpc.StatusCode.INTERNAL:
-            log.error("internal error: %s", exc)
-        await context.abort(code, str(exc))
-
-    async def internal(self, context: grpc.aio.ServicerContext) -> None:
-        """A bug, not a bad request: log the traceback, tell the client without leaking internals."""
-        log.exception("unexpected error while serving a request")
-        await context.abort(grpc.StatusCode.INTERNAL, "internal error in the daemon; the traceback is in its log")
-
-    def key(self, ctx: pb.PartContext, context: grpc.aio.ServicerContext) -> str:
-        return "station:" + (ctx.station_id or context.peer())
+        self.sessions = InspectSessions(cfg, self.conv, scheduler, metrics, self.model)
 
     async def wait_answered(self, timeout: float) -> bool:
         """Wait until every Describe/DescribeStream call has sent its answer (for draining)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.inflight:
-            self.answered.clear()
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                return False
-            try:
-                await asyncio.wait_for(self.answered.wait(), left)
-            except TimeoutError:
-                return False
+        try:
+            async with asyncio.timeout(max(timeout, 0.0)):
+                while self.inflight:
+                    self.answered.clear()
+                    await self.answered.wait()
+        except TimeoutError:
+            return False
         return True
 
-    async def _describe(self, request: pb.DescribeRequest, context: Any, stream: bool) -> AsyncGenerator[Any, None]:
+    # -- descriptions ---------------------------------------------------------------------------------
+    async def _describe(
+        self, request: pb.DescribeRequest, context: grpc.aio.ServicerContext, stream: bool
+    ) -> AsyncGenerator[pb.DescribeResponse | pb.TokenChunk, None]:
         if self.draining:
             raise ShuttingDownError("the daemon is shutting down and takes no new descriptions; retry on another")
         self.inflight += 1
         try:
-            async for item in self._describe_events(request, context, stream):
-                yield item
+            req = await asyncio.to_thread(self.conv.describe_request, request)
+            key = "station:" + (request.context.station_id or context.peer())
+            async for ev in job_events(self.scheduler, key, req):
+                if isinstance(ev, JobToken) and stream:
+                    yield pb.TokenChunk(token_id=ev.token_id, text=ev.text)
+                elif isinstance(ev, JobDone):
+                    yield describe_response(ev.outcome, self.model, request.context)
+                elif isinstance(ev, JobFailed):
+                    raise ev.error
+                elif isinstance(ev, JobSkipped | JobCancelled):
+                    raise ShuttingDownError("the description was not finished: the daemon is shutting down")
         finally:
             self.inflight -= 1
             self.answered.set()
 
-    async def _describe_events(
-        self, request: pb.DescribeRequest, context: Any, stream: bool
-    ) -> AsyncGenerator[Any, None]:
-        req = await asyncio.to_thread(self.conv.describe_request, request)
-        async for kind, payload in self.bridge.events(self.key(request.context, context), req):
-            if kind == "token" and stream:
-                yield pb.DescribeStreamResponse(token=pb.TokenChunk(token_id=payload.token_id, text=payload.text))
-            elif kind == "done":
-                yield describe_response(
-                    payload.result, payload.queue_s, payload.preprocess_s, payload.total_s, self.model, request.context
-                )
-            elif kind == "error":
-                raise payload
-            elif kind == "skipped":
-                raise ShuttingDownError(f"the description was not run: {payload.detail or payload.reason}")
+    async def _describe_once(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.DescribeResponse:
+        async for reply in self._describe(parse(pb.DescribeRequest, raw), context, stream=False):
+            if isinstance(reply, pb.DescribeResponse):
+                return reply
+        raise ShuttingDownError("the description ended without a result")  # pragma: no cover
 
-    # -- RPCs -------------------------------------------------------------------------------------
-    async def Describe(self, request: pb.DescribeRequest, context: grpc.aio.ServicerContext) -> pb.DescribeResponse:
-        code = "OK"
-        try:
-            async with contextlib.aclosing(self._describe(request, context, stream=False)) as results:
-                async for resp in results:
-                    return resp
-            raise EdgeError("the description ended without a result")
-        except EdgeError as exc:
-            code = status_for(exc).name
-            await self.fail(context, exc)
-            raise  # unreachable: abort raises
-        except asyncio.CancelledError:
-            code = "CANCELLED"
-            raise
-        except Exception:
-            code = "INTERNAL"
-            await self.internal(context)
-            raise
-        finally:
-            self.metrics.request_done("Describe", code)
+    async def _describe_stream(
+        self, raw: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncGenerator[pb.DescribeStreamResponse, None]:
+        request = parse(pb.DescribeStreamRequest, raw).request
+        async for reply in self._describe(request, context, stream=True):
+            if isinstance(reply, pb.TokenChunk):
+                yield pb.DescribeStreamResponse(token=reply)
+            else:
+                yield pb.DescribeStreamResponse(done=reply)
+
+    # -- RPCs (registered with raw-bytes requests; see server.py) ------------------------------------
+    async def Describe(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.DescribeResponse:
+        return await self.rpc.unary("Describe", context, self._describe_once(raw, context))
 
     async def DescribeStream(
-        self, stream_request: pb.DescribeStreamRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.DescribeStreamResponse]:
-        code = "OK"
-        request = stream_request.request
-        try:
-            async for item in self._describe(request, context, stream=True):
-                yield item if isinstance(item, pb.DescribeStreamResponse) else pb.DescribeStreamResponse(done=item)
-        except EdgeError as exc:
-            code = status_for(exc).name
-            await self.fail(context, exc)
-        except asyncio.CancelledError:
-            code = "CANCELLED"
-            raise
-        except Exception:
-            code = "INTERNAL"
-            await self.internal(context)
-        finally:
-            self.metrics.request_done("DescribeStream", code)
+        self, raw: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncGenerator[pb.DescribeStreamResponse, None]:
+        async for reply in self.rpc.guarded("DescribeStream", context, self._describe_stream(raw, context)):
+            yield reply
 
     async def Inspect(
-        self, request_iterator: Any, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.InspectResponse]:
-        async with contextlib.aclosing(self.sessions.run(request_iterator, context)) as events:
-            async for event in events:
-                yield event
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncGenerator[pb.InspectResponse, None]:
+        async for reply in self.rpc.guarded("Inspect", context, self.sessions.run(requests)):
+            yield reply
 
-    async def GetInfo(self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext) -> pb.GetInfoResponse:
-        e, cfg = self.engine, self.cfg
+    async def GetInfo(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.GetInfoResponse:
+        return await self.rpc.unary("GetInfo", context, self._info(raw))
+
+    async def _info(self, raw: bytes) -> pb.GetInfoResponse:
+        parse(pb.GetInfoRequest, raw)
+        e, cfg, lim = self.engine, self.cfg, self.conv.limits
         parity = e.manifest.parity or {}
         summary = {
             k: str(parity[k])
             for k in ("all_tokens_equal", "tf_mean_cosine", "tf_top1_agreement", "min_logits_cosine", "status")
             if k in parity
         }
-        self.metrics.request_done("GetInfo", "OK")
         return pb.GetInfoResponse(
             model=self.model,
             version=__version__,
             schema_version=int(e.manifest.schema_version),
             context_tokens=int(e.context),
-            default_max_soft_tokens=int(e.processor.get("max_soft_tokens", 280)),
+            default_max_soft_tokens=int(e.default_soft_tokens),
             has_vision=e.spec.vision is not None,
             has_audio=e.spec.audio is not None,
             limits=pb.Limits(
@@ -206,6 +160,10 @@ class InspectorService(pb_grpc.InspectorServiceServicer):
                 stale_after_seconds=cfg.stale_after_seconds,
                 min_interval_seconds=cfg.min_interval_seconds,
                 max_streams=cfg.max_streams,
+                max_prompt_bytes=lim.max_prompt_bytes,
+                max_images_per_request=lim.max_images,
+                max_audio_clips_per_request=lim.max_audio_clips,
+                max_interval_seconds=cfg.max_interval_seconds,
             ),
             parity=summary,
         )

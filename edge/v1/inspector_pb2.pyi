@@ -44,6 +44,7 @@ class DropReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DROP_REASON_INVALID: _ClassVar[DropReason]
     DROP_REASON_NO_FRAME: _ClassVar[DropReason]
     DROP_REASON_SHUTDOWN: _ClassVar[DropReason]
+    DROP_REASON_CANCELLED: _ClassVar[DropReason]
 PIXEL_FORMAT_UNSPECIFIED: PixelFormat
 PIXEL_FORMAT_GRAY8: PixelFormat
 PIXEL_FORMAT_RGB8: PixelFormat
@@ -67,6 +68,7 @@ DROP_REASON_QUEUE_FULL: DropReason
 DROP_REASON_INVALID: DropReason
 DROP_REASON_NO_FRAME: DropReason
 DROP_REASON_SHUTDOWN: DropReason
+DROP_REASON_CANCELLED: DropReason
 
 class RawImage(_message.Message):
     __slots__ = ("width", "height", "stride", "format", "data")
@@ -331,14 +333,16 @@ class DescriptionFinished(_message.Message):
     def __init__(self, description_id: _Optional[int] = ..., result: _Optional[_Union[DescribeResponse, _Mapping]] = ...) -> None: ...
 
 class Error(_message.Message):
-    __slots__ = ("code", "message", "field")
+    __slots__ = ("code", "message", "field", "sequence")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     FIELD_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
     field: str
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
+    sequence: int
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class InspectResponse(_message.Message):
     __slots__ = ("accepted", "dropped", "started", "token", "finished", "error")
@@ -361,7 +365,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_message_bytes", "max_image_bytes", "max_image_pixels", "max_audio_seconds", "max_new_tokens", "queue_depth", "stale_after_seconds", "min_interval_seconds", "max_streams")
+    __slots__ = ("max_message_bytes", "max_image_bytes", "max_image_pixels", "max_audio_seconds", "max_new_tokens", "queue_depth", "stale_after_seconds", "min_interval_seconds", "max_streams", "max_prompt_bytes", "max_images_per_request", "max_audio_clips_per_request", "max_interval_seconds")
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGE_PIXELS_FIELD_NUMBER: _ClassVar[int]
@@ -371,6 +375,10 @@ class Limits(_message.Message):
     STALE_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MIN_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROMPT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_IMAGES_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    MAX_AUDIO_CLIPS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    MAX_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     max_message_bytes: int
     max_image_bytes: int
     max_image_pixels: int
@@ -380,7 +388,11 @@ class Limits(_message.Message):
     stale_after_seconds: float
     min_interval_seconds: float
     max_streams: int
-    def __init__(self, max_message_bytes: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_audio_seconds: _Optional[float] = ..., max_new_tokens: _Optional[int] = ..., queue_depth: _Optional[int] = ..., stale_after_seconds: _Optional[float] = ..., min_interval_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ...) -> None: ...
+    max_prompt_bytes: int
+    max_images_per_request: int
+    max_audio_clips_per_request: int
+    max_interval_seconds: float
+    def __init__(self, max_message_bytes: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_audio_seconds: _Optional[float] = ..., max_new_tokens: _Optional[int] = ..., queue_depth: _Optional[int] = ..., stale_after_seconds: _Optional[float] = ..., min_interval_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., max_prompt_bytes: _Optional[int] = ..., max_images_per_request: _Optional[int] = ..., max_audio_clips_per_request: _Optional[int] = ..., max_interval_seconds: _Optional[float] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
     __slots__ = ("model", "version", "schema_version", "context_tokens", "default_max_soft_tokens", "has_vision", "has_audio", "limits", "parity")

@@ -26,7 +26,7 @@ def test_stream_yields_the_text_of_the_result(engine: Engine) -> None:
     assert [c.token_id for c in chunks[:-1]] == final.result.token_ids
     assert "".join(c.text for c in chunks) == final.result.text
     assert final.result.stop_reason == "max_new_tokens"
-    assert final.result.text == engine.s.tokenizer.decode(final.result.token_ids, skip_special_tokens=True)
+    assert final.result.text == engine.tokenizer.decode(final.result.token_ids, skip_special_tokens=True)
 
 
 def test_image_and_audio_from_encoded_files(engine: Engine, tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_stop_token_ends_generation_and_is_not_printed(fp32_bundle: Path) -> Non
     result = engine.generate("Is this part good?", params=params)
     assert result.stop_reason == "eos"
     assert result.token_ids == first[: k + 1]
-    assert result.text == engine.s.tokenizer.decode(first[:k], skip_special_tokens=True)
+    assert result.text == engine.tokenizer.decode(first[:k], skip_special_tokens=True)
     banned = engine.generate("Is this part good?", params=GenerationParams(max_new_tokens=8, min_new_tokens=8))
     assert len(banned.token_ids) == 8 and first[k] not in banned.token_ids
 

@@ -96,15 +96,15 @@ def test_a_stale_cache_is_refused(fp32_bundle: Path) -> None:
     engine.prefill(p)  # a newer generation takes the one cache over
     step = engine.embed_ids(np.array([[5]], dtype=np.int64))
     with pytest.raises(EngineError, match="reset by a newer generation"):
-        engine.s.decode_step(step, cache, np.zeros((1, 1), dtype=np.int64))
+        engine.sessions.decode_step(step, cache, np.zeros((1, 1), dtype=np.int64))
 
 
 def test_cache_capacity_is_enforced(fp32_bundle: Path) -> None:
     engine = Engine(fp32_bundle, threads=1)
-    cache = engine.s.empty_cache()
+    cache = engine.sessions.empty_cache()
     too_long = np.zeros((1, engine.context + 1, engine.spec.text.hidden_size), np.float32)
     with pytest.raises(EngineError, match="exceed the KV cache capacity"):
-        engine.s.decode_step(too_long, cache, np.zeros((1, engine.context + 1), dtype=np.int64))
+        engine.sessions.decode_step(too_long, cache, np.zeros((1, engine.context + 1), dtype=np.int64))
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from edge.runtime.image import (
     PixelFormat,
     decode_image,
     preprocess_image,
+    probe_image,
     raw_image,
     soft_token_count,
 )
@@ -243,13 +244,18 @@ def test_limits_are_configurable() -> None:
         (b"\xff\xd8\xff\xe0\0\x10JFIF\0", "no frame header"),
         (b"II*\0\x08\0\0\0\x01\0", "corrupt"),
         (b"BM" + bytes(10), "truncated or corrupt"),
-        (_png_header(10, 10) + bytes(50), "cannot decode the PNG image"),
+        (_png_header(10, 10) + bytes(50), "the PNG is truncated"),
+        (_encode(_rgb(), ".png")[:-20], "the PNG is truncated"),
+        (_encode(_rgb(), ".jpg")[:-300], "the JPEG is truncated"),
         (_png_header(0, 10), "smaller than 1 px"),
     ],
 )
 def test_bad_bytes_raise_image_error(data: bytes, match: str) -> None:
     with pytest.raises(ImageError, match=match):
         decode_image(data)
+    if match.startswith("the ") and "truncated" in match:  # cut off in transit: refused from the header alone
+        with pytest.raises(ImageError, match=match):
+            probe_image(data)
 
 
 def test_unsupported_sample_types_and_formats() -> None:

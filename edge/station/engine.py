@@ -1,0 +1,85 @@
+"""What the station pipeline needs from an engine, as a typed interface, and a description request.
+
+``edge.runtime.engine.Engine`` implements :class:`DescriptionEngine`; the pipeline never reaches past it
+into onnxruntime sessions or the tokenizer. Requests carry images still encoded (:class:`PendingImage`):
+they are decoded on the engine thread when the description starts, so a waiting job holds bytes, not
+pixels, and a request that cannot fit the context is refused before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class PendingImage(Protocol):
+    """An image checked on arrival (header, size, limits) but not decoded yet."""
+
+    @property
+    def field(self) -> str:
+        """The request field it came from, e.g. ``images[0].encoded``."""
+        ...
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    def decode(self) -> np.ndarray:
+        """RGB ``uint8 [H, W, 3]``; raises ``FieldError`` naming ``field`` if the data turns out corrupt."""
+        ...
+
+
+class DescriptionEngine(Protocol):
+    """The engine as the station pipeline sees it (one thread at a time)."""
+
+    context: int
+
+    @property
+    def default_soft_tokens(self) -> int:
+        """The bundle's image budget when a request does not set one."""
+        ...
+
+    def image_tokens(self, width: int, height: int, max_soft_tokens: int | None = None) -> int:
+        """Soft tokens an image of this size becomes, from its size alone."""
+        ...
+
+    def audio_tokens(self, samples: int) -> int:
+        """Soft tokens of a 16 kHz mono clip of ``samples`` samples."""
+        ...
+
+    def prompt_tokens(
+        self, prompt: str, system: str | None, image_tokens: Sequence[int], audio_tokens: Sequence[int]
+    ) -> int:
+        """Length of the whole chat prompt with media placeholders expanded, without decoding any media."""
+        ...
+
+    def prepare(
+        self,
+        prompt: str,
+        images: Sequence[Any] = (),
+        audio: Sequence[Any] = (),
+        system: str | None = None,
+        max_soft_tokens: int | None = None,
+    ) -> Any: ...
+
+    def stream(self, prompt: Any, params: Any = None) -> Iterator[Any]: ...
+
+
+@dataclass
+class Request:
+    """One description in domain terms (no protobuf)."""
+
+    prompt: str
+    images: list[PendingImage | np.ndarray] = field(default_factory=list)
+    audio: list[np.ndarray] = field(default_factory=list)  # float32 16 kHz mono
+    system: str | None = None
+    params: Any = None  # edge.runtime.engine.GenerationParams
+    max_soft_tokens: int | None = None
+
+    def decoded_images(self) -> list[np.ndarray]:
+        return [im if isinstance(im, np.ndarray) else im.decode() for im in self.images]
