@@ -195,12 +195,22 @@ class SessionCore:
             self.state = "closing"
         return self._maybe_end()
 
-    def shutdown(self) -> list[Output]:
-        """The daemon is draining: buffered frames are dropped now, running jobs finish or are cancelled."""
+    def shutdown(self, force: bool = False) -> list[Output]:
+        """The daemon is draining: buffered frames are dropped now and no new ones are taken; running
+        descriptions may finish. With ``force`` (the grace period is over) they end now as well."""
+        out: list[Output] = []
         if self.state in ("open", "closing"):
             self.state = "shutdown"
-            return self._drop_buffered(DropReason.SHUTDOWN, "the daemon is shutting down") + self._maybe_end()
-        return []
+            out += self._drop_buffered(DropReason.SHUTDOWN, "the daemon is shutting down")
+        if force and self.state == "shutdown":
+            for job_id, job in self.jobs.items():
+                f = job.frame
+                out += [
+                    Cancel(job_id),
+                    Dropped(f.sequence, f.capture_time, DropReason.SHUTDOWN, "cancelled: the daemon stopped first"),
+                ]
+            self.jobs.clear()
+        return out + self._maybe_end()
 
     def abandon(self) -> list[Output]:
         """The client is gone: cancel our jobs; their frames and the buffered ones end as cancelled."""
