@@ -31,7 +31,8 @@ from edge.v1 import inspector_pb2 as pb
 
 log = logging.getLogger("edge.serve")
 SERVICE = pb.DESCRIPTOR.services_by_name["InspectorService"].full_name
-CANCEL_WAIT_SECONDS = 0.5  # after the grace period: a cancelled description stops between two tokens
+OVERRUN_SECONDS = 0.9  # the most a drain may take past its grace period, all waits included
+CANCEL_WAIT_SECONDS = 0.5  # of which: a cancelled description stops between two tokens
 
 
 def service_handler(service: InspectorService) -> grpc.GenericRpcHandler:
@@ -109,35 +110,36 @@ class Daemon:
         1. health NOT_SERVING, new RPCs refused (UNAVAILABLE), waiting descriptions dropped (shutdown);
         2. open Inspect sessions drop their buffered frames (shutdown) and take no new ones;
         3. the running description may finish until the deadline, then it is cancelled between tokens;
-        4. every stream gets its last events, then the server stops. Nothing waits past the deadline
-           except the short cancel wait and gRPC's own stop.
+        4. every stream gets its last events, then the server stops; all of it within the deadline plus
+           ``OVERRUN_SECONDS``.
         """
         grace = self.cfg.grace_seconds if grace is None else grace
-        deadline = time.monotonic() + grace
+        start = time.monotonic()
+        deadline, hard = start + grace, start + grace + OVERRUN_SECONDS
 
-        def left() -> float:
-            return max(deadline - time.monotonic(), 0.0)
+        def until(t: float) -> float:
+            return max(t - time.monotonic(), 0.0)
 
         await self.set_serving(False)
         self.service.draining = True
         was_running = self.scheduler.busy
         dropped = len(self.scheduler.close())
         self.service.sessions.shutdown()
-        finished = await asyncio.to_thread(self.scheduler.drain, left())
+        finished = await asyncio.to_thread(self.scheduler.drain, until(deadline))
         if not finished:
             self.scheduler.cancel_running()
-            await asyncio.to_thread(self.scheduler.drain, CANCEL_WAIT_SECONDS)
+            await asyncio.to_thread(self.scheduler.drain, min(CANCEL_WAIT_SECONDS, until(hard)))
             self.service.sessions.shutdown(force=True)  # whatever the engine still holds ends as shutdown now
-        delivered = await self.service.wait_answered(max(left(), 0.2))
-        delivered = await self.service.sessions.wait_closed(max(left(), 0.2)) and delivered
-        await self.server.stop(min(max(left(), 0.1), 1.0))
+        delivered = await self.service.wait_answered(until(hard))
+        delivered = await self.service.sessions.wait_closed(until(hard)) and delivered
+        await self.server.stop(until(hard) or 0.05)
         if not was_running and finished:
             what = "nothing was running"
         else:
             what = "the running description " + ("finished" if finished else "was cancelled")
         log.info(
             "drained in %.1f s of %g s grace: %s; %d waiting description(s) dropped%s",
-            time.monotonic() - (deadline - grace),
+            time.monotonic() - start,
             grace,
             what,
             dropped,

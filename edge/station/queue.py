@@ -2,12 +2,14 @@
 
 Pure data structure (no threads, no clock): the :class:`~edge.station.worker.Scheduler` holds its lock.
 
-Admission is fair per *source* (a station, an Inspect session, a camera): at most ``depth`` jobs wait in
-all, and one source may hold at most its share, ``max(1, depth // active sources)``. A source is active
-while it has jobs waiting, and long-lived sources (sessions, cameras) are registered for their whole life,
-so their share is kept for them even between triggers. A Describe caller that retries the moment it is
-refused therefore cannot take every slot: it is refused at its share, and the freed slot goes to a
-source under its share. Service is round-robin across sources with waiting jobs.
+Admission is fair per *source* (a station's Describe calls, an Inspect session, a camera): at most
+``depth`` jobs wait in all, and one source may hold at most its share, ``max(1, depth // active sources)``.
+A source is active while it has jobs waiting; long-lived sources (sessions, cameras) are *registered* for
+their whole life, so their share is counted even between triggers. A registered source with nothing
+waiting is admitted even when the queue is full: its frame is held by its session anyway, and there are
+at most ``max_streams`` of them, so at most ``depth + registered`` jobs wait. A Describe caller that
+retries the moment it is refused therefore cannot take every slot: it is refused at its share, and a
+session's trigger always finds room. Service is round-robin across sources with waiting jobs.
 
 >>> q = FairQueue(depth=8)
 >>> q.register("inspect:1")
@@ -62,6 +64,8 @@ class FairQueue(Generic[T]):
 
     def admit(self, source: str) -> None:
         """Raise OverloadedError if a job of ``source`` may not be queued now; say why and what to do."""
+        if source in self._registered and not self.waiting(source):
+            return  # a session's one job always gets in (see the module docstring)
         if self._count >= self.depth:
             raise OverloadedError(
                 f"the description queue is full ({self.depth} waiting); retry later, send fewer triggers, "

@@ -34,7 +34,9 @@ def simulate(depth: int, retriers: int, sessions: int, steps: int) -> Counter:
     return served
 
 
-@pytest.mark.parametrize(("depth", "retriers", "sessions"), [(8, 4, 4), (8, 2, 4), (4, 4, 1), (16, 1, 3)])
+@pytest.mark.parametrize(
+    ("depth", "retriers", "sessions"), [(8, 4, 4), (8, 2, 4), (4, 4, 1), (16, 1, 3), (4, 4, 2), (2, 8, 8)]
+)
 def test_retrying_describe_callers_cannot_starve_sessions(depth: int, retriers: int, sessions: int) -> None:
     served = simulate(depth, retriers, sessions, steps=800)
     fair = 800 / (retriers + sessions)
@@ -59,6 +61,19 @@ def test_share_follows_the_active_sources() -> None:
     q.register("s3")
     q.unregister("s3")
     assert q.sources() == 2  # s3 was registered twice (two streams of one key) and is still open once
+
+
+def test_a_registered_source_with_nothing_waiting_gets_in_even_when_full() -> None:
+    q: FairQueue[str] = FairQueue(2)
+    q.register("inspect:1")
+    q.push("station:1", "a")
+    q.push("station:2", "b")
+    with pytest.raises(OverloadedError, match="queue is full"):
+        q.push("station:3", "c")
+    q.push("inspect:1", "s1")  # beyond depth: bounded by the number of open sessions
+    with pytest.raises(OverloadedError, match="queue is full"):
+        q.push("inspect:1", "s2")
+    assert len(q) == 3 and q.pop() == "a" and q.pop() == "b" and q.pop() == "s1"
 
 
 def test_global_bound_and_round_robin_order() -> None:
