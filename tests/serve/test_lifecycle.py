@@ -7,7 +7,9 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import grpc
@@ -73,6 +75,84 @@ def test_sigterm_lets_the_in_flight_description_finish(fp32_bundle: Path) -> Non
     finally:
         proc.kill()
         proc.communicate()
+
+
+def _inspect_until_sigterm(proc: subprocess.Popen, port: int, frames: int) -> tuple[list, grpc.RpcError | None]:
+    """An Inspect session with ``frames`` buffered frames and one long description; SIGTERM once it started."""
+    hold = threading.Event()
+
+    def reqs():
+        opts = pb.GenerationOptions(max_new_tokens=400, ignore_eos=True)
+        yield pb.InspectRequest(config=pb.InspectConfig(trigger_mode=pb.TRIGGER_MODE_EXPLICIT, options=opts))
+        img = pb.Image(raw=pb.RawImage(width=8, height=8, format=pb.PIXEL_FORMAT_GRAY8, data=bytes(64)))
+        for k in range(1, frames + 1):
+            yield pb.InspectRequest(frame=pb.Frame(capture_time=float(k), image=img))
+        yield pb.InspectRequest(trigger=pb.Trigger(capture_time=3.0))
+        hold.wait(120)  # the stream stays open: the daemon must end it
+
+    events, error = [], None
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        try:
+            for e in pb_grpc.InspectorServiceStub(ch).Inspect(reqs(), timeout=120):
+                events.append(e)
+                if e.WhichOneof("event") == "started":
+                    proc.send_signal(signal.SIGTERM)
+        except grpc.RpcError as exc:
+            error = exc
+        finally:
+            hold.set()
+    return events, error
+
+
+def test_9_sigterm_ends_every_accepted_frame_of_an_open_session_without_tracebacks(fp32_bundle: Path) -> None:
+    proc, port = start(fp32_bundle)
+    try:
+        events, error = _inspect_until_sigterm(proc, port, frames=5)
+        assert proc.wait(60) == 0
+        _, stderr = proc.communicate()
+    finally:
+        proc.kill()
+    accepted = [e.accepted.sequence for e in events if e.WhichOneof("event") == "accepted"]
+    finals = Counter()
+    for e in events:
+        kind = e.WhichOneof("event")
+        if kind == "finished":
+            finals[("finished", 3)] += 1
+        elif kind == "dropped":
+            finals[(pb.DropReason.Name(e.dropped.reason), e.dropped.sequence)] += 1
+    assert accepted == [1, 2, 3, 4, 5]
+    assert finals == Counter(  # frame 1 superseded (buffer of 4), 3 described, the rest dropped at shutdown
+        {
+            ("DROP_REASON_SUPERSEDED", 1): 1,
+            ("finished", 3): 1,
+            ("DROP_REASON_SHUTDOWN", 2): 1,
+            ("DROP_REASON_SHUTDOWN", 4): 1,
+            ("DROP_REASON_SHUTDOWN", 5): 1,
+        }
+    ), events
+    assert error is not None and error.code() == grpc.StatusCode.UNAVAILABLE and "shutting down" in error.details()
+    assert "Traceback" not in stderr and " ERROR " not in stderr, stderr
+    assert "the running description finished" in stderr  # and the log says so
+
+
+def test_10_the_grace_period_is_kept_and_the_log_says_what_happened(fp32_bundle: Path) -> None:
+    grace = 0.01  # far shorter than the 400-token description, which is cancelled between tokens
+    proc, port = start(fp32_bundle, "--grace-seconds", str(grace))
+    try:
+        events, error = _inspect_until_sigterm(proc, port, frames=3)
+        assert proc.wait(60) == 0
+        _, stderr = proc.communicate()
+    finally:
+        proc.kill()
+    dropped = {e.dropped.sequence: e.dropped for e in events if e.WhichOneof("event") == "dropped"}
+    assert sorted(dropped) == [1, 2, 3] and not [e for e in events if e.WhichOneof("event") == "finished"]
+    assert dropped[3].reason == pb.DROP_REASON_SHUTDOWN and "cancelled" in dropped[3].detail
+    assert error is not None and error.code() == grpc.StatusCode.UNAVAILABLE
+    m = re.search(r"drained in ([0-9.]+) s of ([0-9.]+) s grace: the running description was cancelled", stderr)
+    assert m, stderr
+    # the daemon's own account of its drain: every wait after the deadline is bounded by OVERRUN_SECONDS
+    assert float(m.group(1)) <= grace + 1.0, m.group(0)
+    assert "Traceback" not in stderr, stderr
 
 
 @pytest.mark.parametrize(
