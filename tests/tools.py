@@ -1,9 +1,10 @@
-"""Real command-line tools the tests drive (promtool, systemd-analyze): found, or a clear skip / CI failure."""
+"""What the tests share: real command-line tools (promtool, systemd-analyze), found or a clear skip; process memory."""
 
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -16,3 +17,11 @@ def required_tool(name: str, package: str) -> str:
             pytest.fail(f"{name} is missing; CI installs it (Debian package '{package}')")
         pytest.skip(f"{name} not installed (apt-get install {package}); in CI this fails instead")
     return path
+
+
+def rss_mib() -> float:
+    """Resident memory of this process (the in-process test daemon included), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc/self/status")

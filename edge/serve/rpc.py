@@ -34,16 +34,17 @@ class Rpc:
     async def guarded(
         self, name: str, context: grpc.aio.ServicerContext, replies: AsyncGenerator[T, None]
     ) -> AsyncGenerator[T, None]:
-        code = "OK"
+        code, counted = "OK", False
         try:
             async with contextlib.aclosing(replies):
                 async for reply in replies:
                     yield reply
         except EdgeError as exc:
             status = status_for(exc)
-            code = status.name
             if status == grpc.StatusCode.INTERNAL:
                 log.error("%s failed in the engine: %s", name, exc)
+            code, counted = status.name, True
+            self.metrics.request_done(name, code)  # before abort(): it sends the status to the client at once
             await context.abort(status, str(exc))
         except asyncio.CancelledError:
             code = "CANCELLED"
@@ -51,11 +52,13 @@ class Rpc:
         except grpc.aio.AbortError:
             raise
         except Exception:
-            code = "INTERNAL"
             log.exception("unexpected error while serving %s", name)
+            code, counted = "INTERNAL", True
+            self.metrics.request_done(name, code)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error in the daemon; the traceback is in its log")
         finally:
-            self.metrics.request_done(name, code)
+            if not counted:
+                self.metrics.request_done(name, code)
 
     async def unary(self, name: str, context: grpc.aio.ServicerContext, reply: Awaitable[T]) -> T:
         async def one() -> AsyncGenerator[T, None]:

@@ -22,16 +22,10 @@ from edge.runtime.image import soft_token_count
 from edge.v1 import inspector_pb2 as pb
 from edge.v1 import inspector_pb2_grpc as pb_grpc
 from tests.serve.conftest import RunningDaemon, serve_config
+from tests.tools import rss_mib
 
 DESCRIBE = "/edge.v1.InspectorService/Describe"
 INSPECT = "/edge.v1.InspectorService/Inspect"
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def jpeg(w: int = 64, h: int = 64) -> bytes:
