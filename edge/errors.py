@@ -20,7 +20,8 @@ gRPC servicer later) can map them to exit codes and status codes in one place.
     │   ├── FieldError              … and we know which request field (``images[0].raw.stride: …``)
     │   ├── ImageError              empty, corrupt, oversized or unsupported image
     │   ├── AudioError              empty, non-finite, oversized or unsupported audio
-    │   └── PromptError             prompt does not fit the context, or is malformed
+    │   ├── PromptError             prompt does not fit the context, or is malformed
+    │   └── SchemaError             a response schema that is not JSON or cannot be compiled
     ├── EngineError                 onnxruntime failed while running a valid request
     └── ServiceError                the daemon cannot take this request now
         ├── OverloadedError         the description queue or the stream limit is full
@@ -98,6 +99,10 @@ class AudioError(InputError):
 
 
 class PromptError(InputError):
+    pass
+
+
+class SchemaError(InputError):
     pass
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from edge.runtime import media
 from edge.runtime.image import soft_token_count
 from edge.runtime.prompt import Message, SpecialTokens, encode, render, user_message
 from edge.runtime.sampling import Sampler, SamplingParams
+from edge.runtime.structured import ResponseSchema, StructuredOutput
 from edge.runtime.sessions import BoundCache, BundleSessions, KVCache, prefill_chunks
 
 PREFILL_CHUNK = 512  # tokens per prefill call (an image block is never split); the memory plan assumes it
@@ -28,8 +30,9 @@ PREFILL_CHUNK = 512  # tokens per prefill call (an image block is never split); 
 @dataclass(frozen=True)
 class GenerationParams:
     max_new_tokens: int = 128
-    min_new_tokens: int = 0  # end-of-turn tokens are banned until this many tokens exist
+    min_new_tokens: int = 0  # end-of-turn tokens are banned until this many tokens exist (not with a schema)
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    schema: ResponseSchema | None = None  # from Engine.compile_schema: the output must be a document of it
 
 
 @dataclass
@@ -69,6 +72,8 @@ class Generation:
     token_ids: list[int]
     stop_reason: str  # "eos" | "max_new_tokens"
     timings: Timings
+    report: Any = None  # with a schema: the parsed, validated document (never an invalid one)
+    report_error: str = ""  # with a schema: why there is no report (e.g. max_new_tokens ran out first)
 
 
 @dataclass
@@ -243,14 +248,19 @@ class Engine:
         logits, cache = self.prefill(p, embeds)
         t.prefill_s = time.perf_counter() - start - t.embed_s
         sampler = Sampler(params.sampling)
+        constraint = self.structured.constraint(params.schema) if params.schema is not None else None
         decoder = self.sessions.detokenizer()
         out: list[int] = []
         text: list[str] = []
         stop = "max_new_tokens"
         decode_start = time.perf_counter()
         while True:
-            banned = self.eos_ids if len(out) < params.min_new_tokens else None
-            token = sampler(logits[0, -1], banned)
+            if constraint is None:
+                banned = self.eos_ids if len(out) < params.min_new_tokens else None
+                token = sampler(logits[0, -1], banned)
+            else:  # the grammar decides when end-of-turn may come
+                token = sampler(constraint.masked(logits[0, -1]))
+                constraint.accept(token)
             if not out:
                 t.ttft_s = time.perf_counter() - start
                 decode_start = time.perf_counter()
@@ -272,7 +282,26 @@ class Engine:
         answer = out[:-1] if stop == "eos" else out
         full = self.sessions.tokenizer.decode(answer, skip_special_tokens=True)
         tail = full[len(streamed) :] if full.startswith(streamed) else ""
-        yield Chunk(out[-1], tail, done=True, result=Generation(streamed + tail, out, stop, t))
+        result = Generation(streamed + tail, out, stop, t)
+        if params.schema is not None:
+            if stop == "eos":
+                result.report, result.report_error = params.schema.parse(result.text)
+            else:
+                result.report_error = (
+                    f"max_new_tokens ({params.max_new_tokens}) ran out before the JSON report was complete; "
+                    "raise options.max_new_tokens"
+                )
+        yield Chunk(out[-1], tail, done=True, result=result)
+
+    # -- structured output ---------------------------------------------------------------------------
+    @cached_property
+    def structured(self) -> StructuredOutput:
+        """Schema compiler and token masks for this bundle's tokenizer (built on first use)."""
+        return StructuredOutput(self.tokenizer.to_str(), self.spec.text.vocab_size, self.eos_ids)
+
+    def compile_schema(self, schema_text: str) -> ResponseSchema:
+        """A JSON Schema ready for ``GenerationParams(schema=…)``; SchemaError with the reason otherwise."""
+        return self.structured.compile(schema_text)
 
     def generate(
         self,

@@ -55,12 +55,12 @@ def _prompt(engine: Engine, case: str) -> Any:
 @pytest.mark.parametrize("case", ["text", "image", "two_images", "image_audio"])
 def test_fused_matches_reference_step_by_step(reference: Engine, fp32_bundle: Path, case: str, chunk: int) -> None:
     fused = Engine(fp32_bundle, threads=1, prefill_chunk=chunk)
-    assert fused.s.fused and not reference.s.fused
+    assert fused.sessions.fused and not reference.sessions.fused
     p = _prompt(reference, case)
     tokens = reference.generate(p, params=GenerationParams(max_new_tokens=STEPS, min_new_tokens=STEPS)).token_ids
     want = _teacher_forced(reference, p, tokens)
     got = _teacher_forced(fused, p, tokens)
-    assert p.input_ids.shape[1] + STEPS > fused.s.kv.window_capacity  # the sliding buffers were compacted
+    assert p.input_ids.shape[1] + STEPS > fused.sessions.kv.window_capacity  # the sliding buffers were compacted
     np.testing.assert_allclose(got, want, atol=2e-4, rtol=0)
     assert (got.argmax(-1) == want.argmax(-1)).all()
 

@@ -82,6 +82,26 @@ def test_get_info_health_and_reflection(daemon, stub) -> None:
         resp = next(r.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
         names = {s.name for s in resp.list_services_response.service}
         assert {"edge.v1.InspectorService", "grpc.health.v1.Health"} <= names
+        # grpc.reflection.v1 (what grpcurl and Postman try first) answers too, with its own descriptor
+        v1 = ch.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        asks = [
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="grpc.reflection.v1.ServerReflection"),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="edge.v1.InspectorService"),
+        ]
+        listed, v1_file, ours = list(v1(iter(asks), timeout=10))
+        assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= {
+            s.name for s in listed.list_services_response.service
+        }
+        from google.protobuf import descriptor_pb2
+
+        for answer, package in ((v1_file, "grpc.reflection.v1"), (ours, "edge.v1")):
+            fdp = descriptor_pb2.FileDescriptorProto.FromString(answer.file_descriptor_response.file_descriptor_proto[0])
+            assert fdp.package == package
 
 
 BAD = [
