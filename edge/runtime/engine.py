@@ -21,8 +21,8 @@ from edge.runtime import media
 from edge.runtime.image import soft_token_count
 from edge.runtime.prompt import Message, SpecialTokens, encode, render, user_message
 from edge.runtime.sampling import Sampler, SamplingParams
-from edge.runtime.structured import ResponseSchema, StructuredOutput
 from edge.runtime.sessions import BoundCache, BundleSessions, KVCache, prefill_chunks
+from edge.runtime.structured import ResponseSchema, StructuredOutput
 
 PREFILL_CHUNK = 512  # tokens per prefill call (an image block is never split); the memory plan assumes it
 

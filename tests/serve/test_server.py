@@ -100,7 +100,9 @@ def test_get_info_health_and_reflection(daemon, stub) -> None:
         from google.protobuf import descriptor_pb2
 
         for answer, package in ((v1_file, "grpc.reflection.v1"), (ours, "edge.v1")):
-            fdp = descriptor_pb2.FileDescriptorProto.FromString(answer.file_descriptor_response.file_descriptor_proto[0])
+            fdp = descriptor_pb2.FileDescriptorProto.FromString(
+                answer.file_descriptor_response.file_descriptor_proto[0]
+            )
             assert fdp.package == package
 
 
