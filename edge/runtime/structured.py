@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -37,18 +38,22 @@ class ResponseSchema:
     grammar: str
     validator: Any
 
-    def parse(self, text: str) -> tuple[dict[str, Any] | list[Any] | None, str]:
-        """``(report, "")`` when ``text`` is a document of the schema, else ``(None, why not)``."""
+    def parse(self, text: str) -> tuple[Any, str]:
+        """``(report, "")`` when ``text`` is a document of the schema, else ``(None, why not)``.
+
+        Numbers are checked as decimals, as written (``0.29`` is a multiple of ``0.01``, which binary
+        floats get wrong); the report itself has ordinary floats.
+        """
         try:
-            value = json.loads(text)
+            exact = json.loads(text, parse_float=Decimal)
         except json.JSONDecodeError as exc:
             return None, f"the output is not complete JSON ({exc.msg} at character {exc.pos})"
-        errors = sorted(self.validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+        errors = sorted(self.validator.iter_errors(exact), key=lambda e: list(e.absolute_path))
         if errors:
             e = errors[0]
             where = "/".join(str(p) for p in e.absolute_path) or "the document"
             return None, f"the output does not match the schema at {where}: {e.message}"
-        return value, ""
+        return json.loads(text), ""
 
 
 class StructuredOutput:
@@ -79,9 +84,10 @@ class StructuredOutput:
             if digest in self._cache:
                 self._cache.move_to_end(digest)
                 return self._cache[digest]
+        exact = json.loads(schema_text, parse_float=Decimal)  # validated in decimals (see ResponseSchema.parse)
         try:
-            validator_cls = jsonschema.validators.validator_for(schema)
-            validator_cls.check_schema(schema)
+            validator_cls = jsonschema.validators.validator_for(exact)
+            validator_cls.check_schema(exact)
         except jsonschema.SchemaError as exc:
             raise SchemaError(f"not a valid JSON Schema: {exc.message}") from None
         try:
@@ -93,7 +99,7 @@ class StructuredOutput:
             raise SchemaError(f"the constrained decoder cannot compile it: {exc}") from None
         if failed:
             raise SchemaError(f"the constrained decoder cannot compile it: {'; '.join(problems) or 'unknown error'}")
-        compiled = ResponseSchema(canonical, digest, grammar, validator_cls(schema))
+        compiled = ResponseSchema(canonical, digest, grammar, validator_cls(exact))
         with self._lock:
             self._cache[digest] = compiled
             while len(self._cache) > MAX_CACHED:

@@ -49,7 +49,12 @@ class ServeConfig:
     max_prompt_bytes: int = 0  # prompt and system text, each; 0 = 8 bytes per token of the bundle's context
     max_images_per_request: int = 8
     max_audio_clips_per_request: int = 4
+    max_schema_bytes: int = 65_536
     default_prompt: str = "Describe any defect or anomaly you see or hear. If the part looks good, say so."
+    # structured reports
+    structured: bool = False  # every description answers with the station's report schema
+    report_schema: Path | None = None  # a JSON Schema file; unset = the built-in inspection report
+    defect_types: str = "scratch,dent,crack,burr,discoloration,contamination,missing feature,misprint,misalignment"
     # lifecycle
     grace_seconds: float = 30.0
     # security
@@ -69,6 +74,7 @@ class ServeConfig:
             "max_new_tokens",
             "max_images_per_request",
             "max_audio_clips_per_request",
+            "max_schema_bytes",
         )
         for name in positive:
             if getattr(self, name) <= 0:

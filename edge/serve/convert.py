@@ -8,13 +8,15 @@ any pixel is decoded; prompt text is bounded in bytes before it is tokenized.
 
 from __future__ import annotations
 
+import json
 import math
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from google.protobuf.message import DecodeError, Message
 
-from edge.errors import AudioError, ConfigError, FieldError
+from edge.errors import AudioError, ConfigError, FieldError, SchemaError
 from edge.runtime.audio import AudioLimits, decode_pcm, load_wav
 from edge.runtime.engine import GenerationParams
 from edge.runtime.image import SUPPORTED_SOFT_TOKENS, ImageLimits, PixelFormat
@@ -31,6 +33,7 @@ from edge.station.admission import (
 )
 from edge.station.engine import DescriptionEngine, PendingImage, Request
 from edge.station.inputs import AudioIn, FrameIn, PartContext, SessionSettings, TriggerIn, TriggerMode
+from edge.station.report import DEFAULT_REPORT_TOKENS, default_report_schema, inputs_sha256, options_text
 from edge.v1 import inspector_pb2 as pb
 
 M = TypeVar("M", bound=Message)
@@ -71,6 +74,35 @@ class Converter:
             max_audio_clips=cfg.max_audio_clips_per_request,
         )
         self.default_max_new_tokens = default_max_new_tokens
+        self.station_schema = self._station_schema()
+
+    def _station_schema(self) -> Any:
+        """The station's report schema, compiled at start-up: a broken file stops the daemon with one line."""
+        if self.cfg.report_schema is None:
+            text = json.dumps(default_report_schema(self.cfg.defect_types.split(",")))
+        else:
+            try:
+                text = Path(self.cfg.report_schema).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"report_schema {self.cfg.report_schema}: cannot read ({exc})") from None
+        try:
+            return self.engine.compile_schema(text)
+        except SchemaError as exc:
+            raise ConfigError(f"report_schema {self.cfg.report_schema or '(built-in)'}: {exc}") from None
+
+    def schema(self, o: pb.GenerationOptions, field: str) -> Any:
+        """The request's own schema, else the station's when asked for (or always, with ``structured``)."""
+        if o.response_schema:
+            size = len(o.response_schema.encode())
+            if size > self.cfg.max_schema_bytes:
+                raise FieldError(
+                    f"{field}.response_schema", f"{size} bytes is over the limit of {self.cfg.max_schema_bytes} bytes"
+                )
+            try:
+                return self.engine.compile_schema(o.response_schema)
+            except SchemaError as exc:
+                raise FieldError(f"{field}.response_schema", str(exc)) from None
+        return self.station_schema if (o.structured or self.cfg.structured) else None
 
     # -- media ------------------------------------------------------------------------------------
     def image(self, msg: pb.Image, field: str) -> PendingImage:
@@ -121,8 +153,12 @@ class Converter:
             )
         except ConfigError as exc:
             raise FieldError(field, str(exc)) from None
-        n = o.max_new_tokens or min(self.default_max_new_tokens, self.cfg.max_new_tokens)
-        params = GenerationParams(max_new_tokens=n, min_new_tokens=n if o.ignore_eos else 0, sampling=sampling)
+        schema = self.schema(o, field)
+        default = max(self.default_max_new_tokens, DEFAULT_REPORT_TOKENS) if schema else self.default_max_new_tokens
+        n = o.max_new_tokens or min(default, self.cfg.max_new_tokens)
+        params = GenerationParams(
+            max_new_tokens=n, min_new_tokens=n if o.ignore_eos else 0, sampling=sampling, schema=schema
+        )
         return params, (o.max_soft_tokens or None)
 
     def texts(self, prompt: str, system: str, field: str = "") -> tuple[str, str | None]:
@@ -149,7 +185,15 @@ class Converter:
             [self.engine.audio_tokens(len(a)) for a in audio],
             params.max_new_tokens,
         )
-        return Request(prompt, list(images), audio, system, params, soft)
+        digest = inputs_sha256(
+            images,
+            [m.SerializeToString(deterministic=True) for m in req.audio],  # audio as received, with its format
+            prompt,
+            system,
+            params.schema.text if params.schema else "",
+            options_text(params, soft),
+        )
+        return Request(prompt, list(images), audio, system, params, soft, digest)
 
     # -- Inspect sessions -----------------------------------------------------------------------
     def session_settings(self, c: pb.InspectConfig) -> SessionSettings:

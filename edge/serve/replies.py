@@ -25,6 +25,7 @@ def context_message(ctx: PartContext) -> pb.PartContext:
 
 def describe_response(o: Outcome, model: pb.ModelIdentity, context: pb.PartContext) -> pb.DescribeResponse:
     result, t = o.result, o.result.timings
+    report = result.text if result.report is not None else ""  # the validated text, byte for byte
     return pb.DescribeResponse(
         text=result.text,
         token_ids=[int(x) for x in result.token_ids],
@@ -42,6 +43,10 @@ def describe_response(o: Outcome, model: pb.ModelIdentity, context: pb.PartConte
         ),
         model=model,
         context=context,
+        report_json=report,
+        report_error=result.report_error,
+        inputs_sha256=o.inputs_sha256,
+        schema_sha256=o.schema_sha256,
     )
 
 

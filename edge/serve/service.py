@@ -164,6 +164,7 @@ class InspectorService:
                 max_images_per_request=lim.max_images,
                 max_audio_clips_per_request=lim.max_audio_clips,
                 max_interval_seconds=cfg.max_interval_seconds,
+                max_schema_bytes=cfg.max_schema_bytes,
             ),
             parity=summary,
         )

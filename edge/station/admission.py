@@ -72,6 +72,10 @@ class RawFrame:
     fmt: PixelFormat
     limits: ImageLimits
 
+    @property
+    def kind(self) -> str:
+        return f"raw {self.width}x{self.height} stride {self.stride} {self.fmt.value}"
+
     def decode(self) -> np.ndarray:
         try:
             return raw_image(self.data, self.width, self.height, self.stride, self.fmt, self.limits)

@@ -69,6 +69,10 @@ class DescriptionEngine(Protocol):
 
     def stream(self, prompt: Any, params: Any = None) -> Iterator[Any]: ...
 
+    def compile_schema(self, schema_text: str) -> Any:
+        """A response schema for ``GenerationParams(schema=…)``; SchemaError with llguidance's reason."""
+        ...
+
 
 @dataclass
 class Request:
@@ -80,6 +84,7 @@ class Request:
     system: str | None = None
     params: Any = None  # edge.runtime.engine.GenerationParams
     max_soft_tokens: int | None = None
+    inputs_sha256: str = ""  # edge.station.report.inputs_sha256 of exactly these inputs
 
     def decoded_images(self) -> list[np.ndarray]:
         return [im if isinstance(im, np.ndarray) else im.decode() for im in self.images]

@@ -29,6 +29,7 @@ from edge.station.inputs import (
     TriggerIn,
     TriggerMode,
 )
+from edge.station.report import inputs_sha256, options_text
 from edge.station.worker import (
     JobCancelled,
     JobDone,
@@ -148,14 +149,17 @@ class SessionCore:
         s = self.settings
         t = frame.capture_time
         window = self.audio_buffer.window(t - s.audio_before_seconds, t + s.audio_after_seconds)
-        return Request(
-            prompt=s.prompt,
-            images=[frame.image],
-            audio=[window] if window is not None else [],
-            system=s.system,
-            params=s.params,
-            max_soft_tokens=s.max_soft_tokens,
+        audio = [window] if window is not None else []
+        schema = getattr(getattr(s.params, "schema", None), "text", "")
+        digest = inputs_sha256(
+            [frame.image],
+            [a.tobytes() for a in audio],
+            s.prompt,
+            s.system,
+            schema,
+            options_text(s.params, s.max_soft_tokens) if s.params is not None else "",
         )
+        return Request(s.prompt, [frame.image], audio, s.system, s.params, s.max_soft_tokens, digest)
 
     def rejected(self, job_id: int, reason: DropReason, detail: str) -> list[Output]:
         """The scheduler refused the job (queue full, shutting down)."""

@@ -36,6 +36,8 @@ class Outcome:
     queue_s: float
     preprocess_s: float
     total_s: float
+    inputs_sha256: str = ""
+    schema_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,15 @@ class Scheduler:
                     job.emit(JobCancelled(started=True))
                     return
                 if chunk.done:
-                    outcome = Outcome(chunk.result, queue_s, preprocess_s, self.clock() - start)
+                    schema = getattr(req.params, "schema", None)
+                    outcome = Outcome(
+                        chunk.result,
+                        queue_s,
+                        preprocess_s,
+                        self.clock() - start,
+                        req.inputs_sha256,
+                        schema.sha256 if schema is not None else "",
+                    )
                     self._observe(outcome)
                     job.emit(JobDone(outcome))
                     return

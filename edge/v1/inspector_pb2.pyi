@@ -117,7 +117,7 @@ class PartContext(_message.Message):
     def __init__(self, station_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., part_id: _Optional[str] = ..., line_id: _Optional[str] = ...) -> None: ...
 
 class GenerationOptions(_message.Message):
-    __slots__ = ("max_new_tokens", "temperature", "top_k", "top_p", "seed", "max_soft_tokens", "ignore_eos")
+    __slots__ = ("max_new_tokens", "temperature", "top_k", "top_p", "seed", "max_soft_tokens", "ignore_eos", "response_schema", "structured")
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +125,8 @@ class GenerationOptions(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     MAX_SOFT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     IGNORE_EOS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURED_FIELD_NUMBER: _ClassVar[int]
     max_new_tokens: int
     temperature: float
     top_k: int
@@ -132,7 +134,9 @@ class GenerationOptions(_message.Message):
     seed: int
     max_soft_tokens: int
     ignore_eos: bool
-    def __init__(self, max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., max_soft_tokens: _Optional[int] = ..., ignore_eos: _Optional[bool] = ...) -> None: ...
+    response_schema: str
+    structured: bool
+    def __init__(self, max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., max_soft_tokens: _Optional[int] = ..., ignore_eos: _Optional[bool] = ..., response_schema: _Optional[str] = ..., structured: _Optional[bool] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
     __slots__ = ("images", "audio", "prompt", "system", "context", "options")
@@ -189,20 +193,28 @@ class ModelIdentity(_message.Message):
     def __init__(self, bundle_id: _Optional[str] = ..., model_id: _Optional[str] = ..., quantization: _Optional[str] = ...) -> None: ...
 
 class DescribeResponse(_message.Message):
-    __slots__ = ("text", "token_ids", "stop_reason", "timings", "model", "context")
+    __slots__ = ("text", "token_ids", "stop_reason", "timings", "model", "context", "report_json", "report_error", "inputs_sha256", "schema_sha256")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    REPORT_ERROR_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_SHA256_FIELD_NUMBER: _ClassVar[int]
     text: str
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     stop_reason: StopReason
     timings: Timings
     model: ModelIdentity
     context: PartContext
-    def __init__(self, text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[_Union[ModelIdentity, _Mapping]] = ..., context: _Optional[_Union[PartContext, _Mapping]] = ...) -> None: ...
+    report_json: str
+    report_error: str
+    inputs_sha256: str
+    schema_sha256: str
+    def __init__(self, text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[_Union[ModelIdentity, _Mapping]] = ..., context: _Optional[_Union[PartContext, _Mapping]] = ..., report_json: _Optional[str] = ..., report_error: _Optional[str] = ..., inputs_sha256: _Optional[str] = ..., schema_sha256: _Optional[str] = ...) -> None: ...
 
 class DescribeStreamResponse(_message.Message):
     __slots__ = ("token", "done")
@@ -365,7 +377,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_message_bytes", "max_image_bytes", "max_image_pixels", "max_audio_seconds", "max_new_tokens", "queue_depth", "stale_after_seconds", "min_interval_seconds", "max_streams", "max_prompt_bytes", "max_images_per_request", "max_audio_clips_per_request", "max_interval_seconds")
+    __slots__ = ("max_message_bytes", "max_image_bytes", "max_image_pixels", "max_audio_seconds", "max_new_tokens", "queue_depth", "stale_after_seconds", "min_interval_seconds", "max_streams", "max_prompt_bytes", "max_images_per_request", "max_audio_clips_per_request", "max_interval_seconds", "max_schema_bytes")
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGE_PIXELS_FIELD_NUMBER: _ClassVar[int]
@@ -379,6 +391,7 @@ class Limits(_message.Message):
     MAX_IMAGES_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_AUDIO_CLIPS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SCHEMA_BYTES_FIELD_NUMBER: _ClassVar[int]
     max_message_bytes: int
     max_image_bytes: int
     max_image_pixels: int
@@ -392,7 +405,8 @@ class Limits(_message.Message):
     max_images_per_request: int
     max_audio_clips_per_request: int
     max_interval_seconds: float
-    def __init__(self, max_message_bytes: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_audio_seconds: _Optional[float] = ..., max_new_tokens: _Optional[int] = ..., queue_depth: _Optional[int] = ..., stale_after_seconds: _Optional[float] = ..., min_interval_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., max_prompt_bytes: _Optional[int] = ..., max_images_per_request: _Optional[int] = ..., max_audio_clips_per_request: _Optional[int] = ..., max_interval_seconds: _Optional[float] = ...) -> None: ...
+    max_schema_bytes: int
+    def __init__(self, max_message_bytes: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_audio_seconds: _Optional[float] = ..., max_new_tokens: _Optional[int] = ..., queue_depth: _Optional[int] = ..., stale_after_seconds: _Optional[float] = ..., min_interval_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., max_prompt_bytes: _Optional[int] = ..., max_images_per_request: _Optional[int] = ..., max_audio_clips_per_request: _Optional[int] = ..., max_interval_seconds: _Optional[float] = ..., max_schema_bytes: _Optional[int] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
     __slots__ = ("model", "version", "schema_version", "context_tokens", "default_max_soft_tokens", "has_vision", "has_audio", "limits", "parity")

@@ -101,3 +101,11 @@ def test_compiled_schemas_are_cached_by_content(engine: Engine) -> None:
     a = engine.compile_schema('{"type": "object", "properties": {"x": {"type": "boolean"}}}')
     b = engine.compile_schema('{"properties": {"x": {"type": "boolean"}}, "type": "object"}')
     assert a is b and a.sha256 == b.sha256
+
+
+def test_numbers_are_checked_as_written_decimals(engine: Engine) -> None:
+    schema = engine.compile_schema('{"type": "number", "minimum": 0, "maximum": 1, "multipleOf": 0.01}')
+    assert schema.parse("0.29") == (0.29, "")  # 0.29 / 0.01 is not an integer in binary floating point
+    report, error = schema.parse("0.295")
+    assert report is None and "0.295 is not a multiple of 0.01" in error
+    assert schema.parse("0.2")[0] == 0.2 and schema.parse("{")[1].startswith("the output is not complete JSON")
