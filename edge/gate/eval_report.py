@@ -1,0 +1,115 @@
+"""Run ``edge gate eval``: the image and sound reports, latency on one core, the issue's targets marked met or
+not, as a printable table and as JSON.
+
+>>> result = run_eval(Path("gate"), Path("DATA"))
+>>> print(format_table(result)); result["targets"]["image_auroc"]["met"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edge.dataset.mvtec import test_clips, test_images
+from edge.errors import ConfigError
+from edge.gate.evaluate import evaluate_image, evaluate_sound, report_dict
+from edge.gate.latency import measure_latency
+from edge.gate.load import load_gate
+from edge.runtime.image import decode_image
+
+# name → (where in the result, comparison, bound, what it means)
+TARGETS: dict[str, tuple[tuple[str, str], str, float, str]] = {
+    "image_auroc": (("image", "image_auroc"), ">=", 0.98, "image AUROC on the data set"),
+    "image_false_alarm_rate": (("image", "false_alarm_rate"), "<=", 0.01, "false alarms on good frames"),
+    "sound_auroc": (("sound", "auroc"), ">=", 0.95, "sound AUROC per window"),
+    "gate_latency_ms": (("latency", "score_ms"), "<=", 10.0, "ms per frame, one core (frame → score)"),
+    "hd_5fps_ms": (("latency", "hd_jpeg_to_score_ms"), "<=", 100.0, "1080p JPEG → score, ms, one core (≤ ½ of 200)"),
+}
+
+
+def run_eval(gate_dir: Path, data: Path, threshold: float | None = None, latency: bool = True) -> dict[str, Any]:
+    """Evaluate the gate in ``gate_dir`` on the data set ``data`` (MVTec AD layout, optional ``sound/``)."""
+    gate = load_gate(gate_dir)
+    out: dict[str, Any] = {"gate": {"folder": str(gate_dir), "gate_id": gate.gate_id}, "data": str(data)}
+    has_images = (data / "test").is_dir()
+    has_sound = (data / "sound" / "test").is_dir()
+    if gate.image is None and gate.sound is None:  # pragma: no cover - the manifest refuses this
+        raise ConfigError(f"{gate_dir}: the gate has neither an image nor a sound part")
+    if (gate.image is None or not has_images) and (gate.sound is None or not has_sound):
+        raise ConfigError(
+            f"{data}: nothing to evaluate: the gate has {'an image' if gate.image else 'a sound'} part, the data "
+            "set has no matching test/ (images) or sound/test/ (recordings) folder"
+        )
+    if gate.image is not None and has_images:
+        images = test_images(data)
+        out["image"] = report_dict(evaluate_image(gate.image, images, threshold))
+        if latency:
+            frames = [decode_image(i.path.read_bytes()) for i in images[:20]]
+            out["latency"] = measure_latency(gate.image, frames, gate.sound).__dict__
+    if gate.sound is not None and has_sound:
+        out["sound"] = report_dict(evaluate_sound(gate.sound, test_clips(data), threshold))
+    out["targets"] = _targets(out)
+    return out
+
+
+def _targets(result: dict[str, Any]) -> dict[str, Any]:
+    marks = {}
+    for name, ((section, key), op, bound, what) in TARGETS.items():
+        value = result.get(section, {}).get(key)
+        met = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        marks[name] = {"value": value, "target": f"{op} {bound:g}", "met": met, "what": what}
+    return marks
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The human-readable summary ``edge gate eval`` prints."""
+    lines = [f"gate {result['gate']['gate_id']} on {result['data']}"]
+    if "image" in result:
+        im = result["image"]
+        lines += [
+            "",
+            f"image: {im['good']} good, {im['defective']} defective, threshold {im['threshold']:.2f}",
+            f"  image AUROC {_f(im['image_auroc'])}   pixel AUROC {_f(im['pixel_auroc'])}   F1 {_f(im['f1'])}   "
+            f"recall {_f(im['recall'])}   false alarms on good {_f(im['false_alarm_rate'])}",
+            f"  {'defect kind':<18}{'count':>6}{'AUROC':>8}{'recall':>8}",
+        ]
+        lines += [f"  {k:<18}{v['count']:>6}{_f(v['auroc']):>8}{_f(v['recall']):>8}" for k, v in im["per_kind"].items()]
+    if "sound" in result:
+        so = result["sound"]
+        lines += [
+            "",
+            f"sound: {so['normal_windows']} normal and {so['anomalous_windows']} anomalous windows "
+            f"({so['ignored_windows']} partly anomalous, left out), threshold {so['threshold']:.2f}",
+            f"  AUROC {_f(so['auroc'])}   recall {_f(so['recall'])}   false alarms {_f(so['false_alarm_rate'])}",
+        ]
+        lines += [f"  {'anomaly kind':<18}{'windows':>7}{'AUROC':>8}{'recall':>8}"]
+        for k, v in so["per_kind"].items():
+            lines.append(f"  {k:<18}{v['windows']:>7}{_f(v['auroc']):>8}{_f(v['recall']):>8}")
+    if "latency" in result:
+        la = result["latency"]
+        (fw, fh), (ww, wh) = la["frame_size"], la["working_size"]
+        lines += [
+            "",
+            f"latency, one core (cpu {la['cpu']}), median ms per frame:",
+            f"  {fw}x{fh} frame → score {la['score_ms']:.2f} (best {la['score_best_ms']:.2f}; pre-step "
+            f"{la['prestep_ms']:.2f}) at {ww}x{wh};"
+            f" JPEG decode {la['decode_ms']:.2f}; JPEG → score {la['jpeg_to_score_ms']:.2f}",
+            f"  1920x1080: decode {la['hd_decode_ms']:.2f}, score {la['hd_score_ms']:.2f}, JPEG → score "
+            f"{la['hd_jpeg_to_score_ms']:.2f} ({1000 / la['hd_jpeg_to_score_ms']:.0f} fps); with reduced-scale "
+            f"decode {la['hd_reduced_jpeg_to_score_ms']:.2f}",
+        ]
+        if la["sound_window_ms"] is not None:
+            lines.append(f"  sound: {la['sound_window_ms']:.2f} ms per window")
+    lines += ["", "targets (issue 11):"]
+    for name, t in result["targets"].items():
+        state = {True: "met", False: "NOT MET", None: "not measured"}[t["met"]]
+        value = "-" if t["value"] is None else f"{t['value']:.4g}"
+        lines.append(f"  {name:<24}{value:>10}  {t['target']:<9} {state:<13} {t['what']}")
+    return "\n".join(lines)
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+__all__ = ["TARGETS", "format_table", "run_eval"]
