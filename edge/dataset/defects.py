@@ -102,7 +102,7 @@ def _dent(img: np.ndarray, g: PartGeometry, rng: np.random.Generator) -> None:
     t = rng.uniform(0, 2 * np.pi)
     u = ((xx - x) * np.cos(t) + (yy - y) * np.sin(t)) / r
     bump = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * (r / 2) ** 2))
-    shade = rng.uniform(12, 30) * u * bump - rng.uniform(3, 10) * bump
+    shade = rng.uniform(35, 70) * u * bump - rng.uniform(5, 12) * bump  # ±10–20 grey levels at the flanks
     img[:] = np.clip(img.astype(np.float32) + shade[:, :, None], 0, 255).astype(np.uint8)
 
 

@@ -5,7 +5,7 @@ Images: ``test/<kind>/<name>.<ext>`` with ``kind`` ``good`` or a defect kind, an
 Sound: ``sound/test/<kind>/<name>.wav`` and ``sound/ground_truth/<kind>/<name>.json`` holding
 ``{"intervals": [[start_s, end_s], ...]}``; a defective clip without one counts as anomalous throughout.
 
->>> images = test_images(Path("DATA"))
+>>> images = labeled_images(Path("DATA"))
 >>> [(i.kind, i.mask is not None) for i in images[:3]]
 """
 
@@ -21,7 +21,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
-class TestImage:
+class LabeledImage:
     """One test frame: its file, ``"good"`` or its defect kind, and its ground-truth mask if there is one."""
 
     path: Path
@@ -30,7 +30,7 @@ class TestImage:
 
 
 @dataclass(frozen=True)
-class TestClip:
+class LabeledClip:
     """One test recording, its kind, and where the anomaly sounds (``None``: throughout)."""
 
     path: Path
@@ -38,18 +38,18 @@ class TestClip:
     intervals: tuple[tuple[float, float], ...] | None
 
 
-def test_images(root: Path) -> list[TestImage]:
+def labeled_images(root: Path) -> list[LabeledImage]:
     """Every test image under ``root/test``, good ones first, then by kind and name."""
     kinds = _kinds(root / "test", "image")
     out = []
     for kind in kinds:
         for path in sorted(p for p in (root / "test" / kind).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
             mask = root / "ground_truth" / kind / f"{path.stem}_mask.png"
-            out.append(TestImage(path, kind, mask if kind != "good" and mask.is_file() else None))
+            out.append(LabeledImage(path, kind, mask if kind != "good" and mask.is_file() else None))
     return out
 
 
-def test_clips(root: Path) -> list[TestClip]:
+def labeled_clips(root: Path) -> list[LabeledClip]:
     """Every test recording under ``root/sound/test``, good ones first."""
     kinds = _kinds(root / "sound" / "test", "sound")
     out = []
@@ -63,7 +63,7 @@ def test_clips(root: Path) -> list[TestClip]:
                     intervals = tuple((float(a), float(b)) for a, b in spans)
                 except (ValueError, KeyError, TypeError) as exc:
                     raise ConfigError(f'{truth}: expected {{"intervals": [[start_s, end_s], ...]}} ({exc})') from None
-            out.append(TestClip(path, kind, intervals))
+            out.append(LabeledClip(path, kind, intervals))
     return out
 
 
@@ -78,4 +78,4 @@ def _kinds(folder: Path, what: str) -> list[str]:
     return ["good"] + [k for k in kinds if k != "good"]
 
 
-__all__ = ["TestClip", "TestImage", "test_clips", "test_images"]
+__all__ = ["LabeledClip", "LabeledImage", "labeled_clips", "labeled_images"]

@@ -66,9 +66,12 @@ def write_dataset(out: Path, size: str = "default", seed: int = 0) -> dict[str, 
         folder = out / split / kind
         folder.mkdir(parents=True)
         for i in range(count):
-            rng = np.random.default_rng([seed, 1, split_id, i])
-            pose, light = _pose(rng, s.width), _lighting(rng, i, count)
-            rgb, mask = render_part(s.width, s.height, pose, light, None if kind == "good" else kind, rng)
+            for attempt in range(8):  # a defect drawn too faint to change any pixel is drawn again
+                rng = np.random.default_rng([seed, 1, split_id, i, attempt])
+                pose, light = _pose(rng, s.width), _lighting(rng, i, count)
+                rgb, mask = render_part(s.width, s.height, pose, light, None if kind == "good" else kind, rng)
+                if kind == "good" or mask.any():
+                    break
             name = f"{i:03d}"
             _imwrite(folder / f"{name}.png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             if kind != "good":

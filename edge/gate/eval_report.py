@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge.dataset.mvtec import test_clips, test_images
+from edge.dataset.mvtec import labeled_clips, labeled_images
 from edge.errors import ConfigError
 from edge.gate.evaluate import evaluate_image, evaluate_sound, report_dict
 from edge.gate.latency import measure_latency
@@ -41,13 +41,13 @@ def run_eval(gate_dir: Path, data: Path, threshold: float | None = None, latency
             "set has no matching test/ (images) or sound/test/ (recordings) folder"
         )
     if gate.image is not None and has_images:
-        images = test_images(data)
+        images = labeled_images(data)
         out["image"] = report_dict(evaluate_image(gate.image, images, threshold))
         if latency:
             frames = [decode_image(i.path.read_bytes()) for i in images[:20]]
             out["latency"] = measure_latency(gate.image, frames, gate.sound).__dict__
     if gate.sound is not None and has_sound:
-        out["sound"] = report_dict(evaluate_sound(gate.sound, test_clips(data), threshold))
+        out["sound"] = report_dict(evaluate_sound(gate.sound, labeled_clips(data), threshold))
     out["targets"] = _targets(out)
     return out
 

@@ -5,7 +5,7 @@ the ground-truth masks), F1 and the false-alarm rate on good frames at the thres
 defect kind. Sound: AUROC and false-alarm rate per window; a window counts as anomalous when at least half of
 it overlaps a ground-truth interval, as normal when it overlaps none, and is left out otherwise.
 
->>> report = evaluate_image(gate.image, test_images(Path("DATA")))
+>>> report = evaluate_image(gate.image, labeled_images(Path("DATA")))
 >>> report.image_auroc, report.false_alarm_rate
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.dataset.mvtec import TestClip, TestImage
+from edge.dataset.mvtec import LabeledClip, LabeledImage
 from edge.errors import ConfigError
 from edge.gate.image_gate import ImageGate
 from edge.gate.metrics import auroc, f1_at, false_alarm_rate
@@ -56,7 +56,7 @@ class SoundReport:
     per_kind: dict[str, dict[str, float]]
 
 
-def evaluate_image(gate: ImageGate, images: list[TestImage], threshold: float | None = None) -> ImageReport:
+def evaluate_image(gate: ImageGate, images: list[LabeledImage], threshold: float | None = None) -> ImageReport:
     """Score every test image with ``gate`` and compute the image and pixel metrics."""
     t = check_threshold(threshold)
     scores, kinds, pixel_scores, pixel_truth = [], [], [], []
@@ -94,7 +94,7 @@ def evaluate_image(gate: ImageGate, images: list[TestImage], threshold: float | 
     )
 
 
-def evaluate_sound(gate: SoundGate, clips: list[TestClip], threshold: float | None = None) -> SoundReport:
+def evaluate_sound(gate: SoundGate, clips: list[LabeledClip], threshold: float | None = None) -> SoundReport:
     """Score every window of every test clip and compute the per-window metrics."""
     t = check_threshold(threshold)
     scores, labels, kinds, ignored = [], [], [], 0
@@ -133,7 +133,7 @@ def evaluate_sound(gate: SoundGate, clips: list[TestClip], threshold: float | No
     )
 
 
-def _mask(item: TestImage, size: tuple[int, int]) -> np.ndarray | None:
+def _mask(item: LabeledImage, size: tuple[int, int]) -> np.ndarray | None:
     """The ground truth at ``size`` (w, h) as bool; all False for good frames; None when a defect has no mask."""
     if item.kind == "good":
         return np.zeros((size[1], size[0]), bool)
