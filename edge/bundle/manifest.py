@@ -8,14 +8,15 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from edge.errors import BundleError, BundleNotFoundError, BundleSchemaError, EdgeError
 from edge.spec import ModelSpec
 
+T = TypeVar("T")
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 CHUNK_BYTES = 1 << 20
@@ -200,25 +201,21 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 def load_manifest(bundle_dir: Path | str) -> Manifest:
     """Read and validate ``<bundle_dir>/manifest.json`` (no file hashing: see ``verify_bundle``)."""
-    root = Path(bundle_dir)
-    data = read_manifest_json(
-        root, "bundle", "a bundle folder written by `edge export`", BundleNotFoundError, BundleSchemaError, BundleError
-    )
-    try:
-        return Manifest.from_dict(data)
-    except BundleSchemaError as exc:
-        raise BundleSchemaError(f"{root / MANIFEST_NAME}: {exc}") from None
+    written_by = "a bundle folder written by `edge export`"
+    errors = (BundleNotFoundError, BundleSchemaError, BundleError)
+    return read_manifest(Path(bundle_dir), "bundle", written_by, errors, Manifest.from_dict)
 
 
-def read_manifest_json(
+def read_manifest(
     root: Path,
     what: str,
     written_by: str,
-    not_found: type[EdgeError],
-    malformed: type[EdgeError],
-    unreadable: type[EdgeError],
-) -> Any:
-    """Parse ``<root>/manifest.json`` of a ``what`` folder, raising the caller's error classes with the path."""
+    errors: tuple[type[EdgeError], type[EdgeError], type[EdgeError]],
+    parse: Callable[[Any], T],
+) -> T:
+    """Read ``<root>/manifest.json`` of a ``what`` folder and ``parse`` it; ``errors`` are the caller's classes
+    for (not found, malformed, unreadable), raised with the path (``parse`` raises the malformed one)."""
+    not_found, malformed, unreadable = errors
     path = root / MANIFEST_NAME
     if not root.is_dir():
         state = "is not a folder" if root.exists() else "does not exist"
@@ -232,9 +229,13 @@ def read_manifest_json(
     except OSError as exc:
         raise unreadable(f"{path}: cannot read the manifest ({exc.strerror or exc})") from exc
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except ValueError as exc:
         raise malformed(f"{path}: not valid JSON ({exc})") from exc
+    try:
+        return parse(data)
+    except malformed as exc:
+        raise malformed(f"{path}: {exc}") from None
 
 
 __all__ = [
@@ -246,7 +247,7 @@ __all__ = [
     "file_table",
     "hash_file",
     "load_manifest",
-    "read_manifest_json",
+    "read_manifest",
     "write_json_atomic",
     "write_manifest",
 ]

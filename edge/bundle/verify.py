@@ -28,11 +28,8 @@ def verify_bundle(bundle_dir: Path | str) -> Manifest:
         if entry["file"] not in manifest.files:
             problems.setdefault(entry["file"], f"the {graph} graph's file is not listed in the manifest")
     if problems:
-        lines = "\n".join(f"  {name}: {what}" for name, what in sorted(problems.items()))
-        raise BundleIntegrityError(
-            f"{root}: {len(problems)} file(s) do not match manifest.json; the bundle is refused. Copy the "
-            f"bundle again from the build host (or re-export it).\n{lines}"
-        )
+        remedy = "the bundle is refused. Copy the bundle again from the build host (or re-export it)"
+        raise BundleIntegrityError(refusal(root, problems, "manifest.json", remedy))
     return manifest
 
 
@@ -62,6 +59,12 @@ def file_problems(root: Path, files: dict[str, Any]) -> dict[str, str]:
         elif got != expected:
             problems[name] = f"sha256 mismatch (expected {expected[:12]}…, got {got[:12]}…)"
     return problems
+
+
+def refusal(root: Path, problems: dict[str, str], manifest: str, remedy: str) -> str:
+    """The message refusing a folder: how many files do not match ``manifest``, ``remedy``, one line per file."""
+    lines = "\n".join(f"  {name}: {what}" for name, what in sorted(problems.items()))
+    return f"{root}: {len(problems)} file(s) do not match {manifest}; {remedy}.\n{lines}"
 
 
 def _present(root: Path) -> set[str]:
@@ -96,4 +99,4 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-__all__ = ["file_problems", "verify_bundle"]
+__all__ = ["file_problems", "refusal", "verify_bundle"]

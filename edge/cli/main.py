@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("torch", "transformers", "safetensors", "onnx"):
+        if exc.name and exc.name.split(".")[0] in ("torch", "transformers", "safetensors", "onnxscript", "onnx_ir"):
             print(f"edge {args.command}: error: missing module {exc.name!r}; {EXTRA_HINT}", file=sys.stderr)
             return 2
         raise

@@ -17,12 +17,13 @@ Scores are then normalized as anomalib does, ``(raw − threshold) / span + 0.5`
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from edge.errors import GateFitError, GateSchemaError
+from edge.gate.params import params_from_dict
 
 EULER_GAMMA = 0.5772156649015329
 
@@ -55,10 +56,7 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str) -> Calibration:
-        try:
-            cal = cls(**{f.name: d[f.name] for f in fields(cls)})
-        except (KeyError, TypeError) as exc:
-            raise GateSchemaError(f"{where}.calibration: missing or malformed field {exc}") from None
+        cal = params_from_dict(cls, d, f"{where}.calibration")
         if not (math.isfinite(cal.threshold) and math.isfinite(cal.span) and cal.span > 0):
             raise GateSchemaError(f"{where}.calibration: threshold and span must be finite, span positive")
         return cal

@@ -17,13 +17,19 @@ from edge.gate.latency import measure_latency
 from edge.gate.load import load_gate
 from edge.runtime.image import decode_image
 
-# name → (where in the result, comparison, bound, what it means)
-TARGETS: dict[str, tuple[tuple[str, str], str, float, str]] = {
+# name → (path to the value in the result, comparison, bound, what it means). Latency is judged on the CPU
+# time of the scoring thread on one core: what the work costs a core, whoever else shares the machine.
+TARGETS: dict[str, tuple[tuple[str, ...], str, float, str]] = {
     "image_auroc": (("image", "image_auroc"), ">=", 0.98, "image AUROC on the data set"),
     "image_false_alarm_rate": (("image", "false_alarm_rate"), "<=", 0.01, "false alarms on good frames"),
     "sound_auroc": (("sound", "auroc"), ">=", 0.95, "sound AUROC per window"),
-    "gate_latency_ms": (("latency", "score_ms"), "<=", 10.0, "ms per frame, one core (frame → score)"),
-    "hd_5fps_ms": (("latency", "hd_jpeg_to_score_ms"), "<=", 100.0, "1080p JPEG → score, ms, one core (≤ ½ of 200)"),
+    "gate_latency_ms": (("latency", "score", "cpu_ms"), "<=", 10.0, "ms per frame on one core (frame → score)"),
+    "hd_5fps_ms": (
+        ("latency", "hd_jpeg_to_score", "cpu_ms"),
+        "<=",
+        100.0,
+        "1080p JPEG → score, ms on one core (≤ ½ of 200 ms)",
+    ),
 }
 
 
@@ -45,7 +51,7 @@ def run_eval(gate_dir: Path, data: Path, threshold: float | None = None, latency
         out["image"] = report_dict(evaluate_image(gate.image, images, threshold))
         if latency:
             frames = [decode_image(i.path.read_bytes()) for i in images[:20]]
-            out["latency"] = measure_latency(gate.image, frames, gate.sound).__dict__
+            out["latency"] = measure_latency(gate.image, frames, gate.sound).to_dict()
     if gate.sound is not None and has_sound:
         out["sound"] = report_dict(evaluate_sound(gate.sound, labeled_clips(data), threshold))
     out["targets"] = _targets(out)
@@ -54,8 +60,10 @@ def run_eval(gate_dir: Path, data: Path, threshold: float | None = None, latency
 
 def _targets(result: dict[str, Any]) -> dict[str, Any]:
     marks = {}
-    for name, ((section, key), op, bound, what) in TARGETS.items():
-        value = result.get(section, {}).get(key)
+    for name, (path, op, bound, what) in TARGETS.items():
+        value: Any = result
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
         met = None if value is None else (value >= bound if op == ">=" else value <= bound)
         marks[name] = {"value": value, "target": f"{op} {bound:g}", "met": met, "what": what}
     return marks
@@ -90,22 +98,24 @@ def format_table(result: dict[str, Any]) -> str:
         (fw, fh), (ww, wh) = la["frame_size"], la["working_size"]
         lines += [
             "",
-            f"latency, one core (cpu {la['cpu']}), median ms per frame:",
-            f"  {fw}x{fh} frame → score {la['score_ms']:.2f} (best {la['score_best_ms']:.2f}; pre-step "
-            f"{la['prestep_ms']:.2f}) at {ww}x{wh};"
-            f" JPEG decode {la['decode_ms']:.2f}; JPEG → score {la['jpeg_to_score_ms']:.2f}",
-            f"  1920x1080: decode {la['hd_decode_ms']:.2f}, score {la['hd_score_ms']:.2f}, JPEG → score "
-            f"{la['hd_jpeg_to_score_ms']:.2f} ({1000 / la['hd_jpeg_to_score_ms']:.0f} fps); with reduced-scale "
-            f"decode {la['hd_reduced_jpeg_to_score_ms']:.2f}",
+            f"latency on one core (cpu {la['cpu']}), median ms per frame, CPU time (wall time on this machine):",
+            f"  {fw}x{fh} frame → score at {ww}x{wh}   {_t(la['score'])}   of which the pre-step {_t(la['prestep'])}",
+            f"  JPEG decode {_t(la['decode'])}   JPEG → score {_t(la['jpeg_to_score'])}",
+            f"  1920x1080: decode {_t(la['hd_decode'])}   score {_t(la['hd_score'])}   JPEG → score "
+            f"{_t(la['hd_jpeg_to_score'])}   with reduced-scale decode {_t(la['hd_reduced_jpeg_to_score'])}",
         ]
-        if la["sound_window_ms"] is not None:
-            lines.append(f"  sound: {la['sound_window_ms']:.2f} ms per window")
+        if la["sound_window"] is not None:
+            lines.append(f"  sound: {_t(la['sound_window'])} per window")
     lines += ["", "targets (issue 11):"]
     for name, t in result["targets"].items():
         state = {True: "met", False: "NOT MET", None: "not measured"}[t["met"]]
         value = "-" if t["value"] is None else f"{t['value']:.4g}"
         lines.append(f"  {name:<24}{value:>10}  {t['target']:<9} {state:<13} {t['what']}")
     return "\n".join(lines)
+
+
+def _t(t: dict[str, float]) -> str:
+    return f"{t['cpu_ms']:.2f} ({t['wall_ms']:.2f})"
 
 
 def _f(x: float | None) -> str:

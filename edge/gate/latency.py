@@ -1,11 +1,13 @@
 """Gate latency on one core: scoring alone, JPEG decode beside it, and a 1080p frame end to end.
 
 The process is pinned to one CPU and OpenCV to one thread for the measurement (the gate's onnxruntime
-session already runs one thread), then both are restored. Figures are medians over repeated runs; the JPEG
-decode of the same frame is measured in the same run, so ratios hold on a noisy machine.
+session already runs one thread, in the caller's), then both are restored. Each figure is the median over
+repeated runs of two clocks: the scoring thread's CPU time, which is what the work costs a core, and wall
+time, which on a shared machine also holds the time other processes had the core. The JPEG decode of the
+same frame is measured in the same run, so ratios hold on a noisy machine.
 
->>> figures = measure_latency(gate.image, frames)
->>> figures.score_ms, figures.decode_ms, figures.hd_jpeg_to_score_ms
+>>> report = measure_latency(gate.image, frames)
+>>> report.score.cpu_ms, report.score.wall_ms, report.decode.cpu_ms
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -29,23 +32,32 @@ HD = (1920, 1080)
 
 
 @dataclass(frozen=True)
+class Timing:
+    """Median milliseconds of one operation: CPU time of the calling thread, and wall time."""
+
+    cpu_ms: float
+    wall_ms: float
+
+
+@dataclass(frozen=True)
 class LatencyReport:
-    """Median milliseconds per frame (or per audio window) on one core; ``score_best_ms`` is the fastest run, what
-    the machine does when nothing else competes for the core."""
+    """Per frame (or per audio window) on one core."""
 
     cpu: int | None
     frame_size: tuple[int, int]
     working_size: tuple[int, int]
-    score_ms: float
-    score_best_ms: float
-    prestep_ms: float
-    decode_ms: float
-    jpeg_to_score_ms: float
-    hd_decode_ms: float
-    hd_score_ms: float
-    hd_jpeg_to_score_ms: float
-    hd_reduced_jpeg_to_score_ms: float
-    sound_window_ms: float | None
+    score: Timing
+    prestep: Timing
+    decode: Timing
+    jpeg_to_score: Timing
+    hd_decode: Timing
+    hd_score: Timing
+    hd_jpeg_to_score: Timing
+    hd_reduced_jpeg_to_score: Timing
+    sound_window: Timing | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @contextlib.contextmanager
@@ -72,54 +84,47 @@ def measure_latency(
     jpegs = [jpeg_bytes(f) for f in frames]
     hd, _ = render_part(*HD, Pose(0.0, 0.0, 0.0), Lighting(1.0, 0.0, 0.0), None, np.random.default_rng(0))
     hd_jpeg = jpeg_bytes(hd)
+    h, w = gate.input_size
+    small = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames]
+    pre = gate.prestep
+    n = len(frames)
     with one_core() as cpu:
         for f in frames[:2]:  # warm-up: first runs allocate
             gate.score(f)
-        score_times = _times(lambda i: gate.score(frames[i]), len(frames), repeats)
-        pre = gate.prestep
-        small = [cv2.resize(f, gate.input_size[::-1], interpolation=cv2.INTER_AREA) for f in frames]
-        prestep = _median(lambda i: pre.apply(small[i]), len(small), repeats) if pre is not None else 0.0
-        decode = _median(lambda i: decode_image(jpegs[i]), len(jpegs), repeats)
-        end_to_end = _median(lambda i: gate.score(decode_image(jpegs[i])), len(jpegs), repeats)
-        hd_decode = _median(lambda i: decode_image(hd_jpeg), 5, repeats)
-        hd_score = _median(lambda i: gate.score(hd), 5, repeats)
-        hd_both = _median(lambda i: gate.score(decode_image(hd_jpeg)), 5, repeats)
-        hd_reduced = _median(lambda i: gate.score_jpeg(hd_jpeg), 5, repeats)
-        window_ms = None
+        window = None
         if sound is not None:
             wave = np.random.default_rng(0).normal(0, 0.1, sound.window_samples * 8).astype(np.float32)
-            window_ms = _median(lambda i: sound.score(wave), 5, repeats) / 8
-    h, w = gate.input_size
-    return LatencyReport(
-        cpu=cpu,
-        frame_size=(frames[0].shape[1], frames[0].shape[0]),
-        working_size=(w, h),
-        score_ms=float(np.median(score_times)),
-        score_best_ms=float(np.min(score_times)),
-        prestep_ms=prestep,
-        decode_ms=decode,
-        jpeg_to_score_ms=end_to_end,
-        hd_decode_ms=hd_decode,
-        hd_score_ms=hd_score,
-        hd_jpeg_to_score_ms=hd_both,
-        hd_reduced_jpeg_to_score_ms=hd_reduced,
-        sound_window_ms=window_ms,
-    )
+            window = _per(8, _timing(lambda i: sound.score(wave), 5, repeats))
+        return LatencyReport(
+            cpu=cpu,
+            frame_size=(frames[0].shape[1], frames[0].shape[0]),
+            working_size=(w, h),
+            score=_timing(lambda i: gate.score(frames[i]), n, repeats),
+            prestep=_timing(lambda i: pre.apply(small[i]), n, repeats) if pre is not None else Timing(0.0, 0.0),
+            decode=_timing(lambda i: decode_image(jpegs[i]), n, repeats),
+            jpeg_to_score=_timing(lambda i: gate.score(decode_image(jpegs[i])), n, repeats),
+            hd_decode=_timing(lambda i: decode_image(hd_jpeg), 5, repeats),
+            hd_score=_timing(lambda i: gate.score(hd), 5, repeats),
+            hd_jpeg_to_score=_timing(lambda i: gate.score(decode_image(hd_jpeg)), 5, repeats),
+            hd_reduced_jpeg_to_score=_timing(lambda i: gate.score_jpeg(hd_jpeg), 5, repeats),
+            sound_window=window,
+        )
 
 
-def _times(fn: Callable[[int], object], n: int, repeats: int) -> list[float]:
-    """Milliseconds of ``fn(i)`` for each of ``n`` inputs, ``repeats`` rounds."""
-    times = []
+def _timing(fn: Callable[[int], object], n: int, repeats: int) -> Timing:
+    """Median CPU and wall milliseconds of ``fn(i)`` over ``n`` inputs, ``repeats`` rounds."""
+    cpu, wall = [], []
     for _ in range(repeats):
         for i in range(n):
-            t = time.perf_counter()
+            c, t = time.thread_time(), time.perf_counter()
             fn(i)
-            times.append((time.perf_counter() - t) * 1e3)
-    return times
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.thread_time() - c)
+    return Timing(float(np.median(cpu)) * 1e3, float(np.median(wall)) * 1e3)
 
 
-def _median(fn: Callable[[int], object], n: int, repeats: int) -> float:
-    return float(np.median(_times(fn, n, repeats)))
+def _per(k: int, t: Timing) -> Timing:
+    return Timing(t.cpu_ms / k, t.wall_ms / k)
 
 
-__all__ = ["LatencyReport", "measure_latency", "one_core"]
+__all__ = ["LatencyReport", "Timing", "measure_latency", "one_core"]

@@ -24,10 +24,10 @@ from edge.bundle.manifest import (
     MANIFEST_NAME,
     check_file_table,
     compute_bundle_id,
-    read_manifest_json,
+    read_manifest,
     write_json_atomic,
 )
-from edge.bundle.verify import file_problems
+from edge.bundle.verify import file_problems, refusal
 from edge.errors import GateError, GateIntegrityError, GateNotFoundError, GateSchemaError
 
 GATE_SCHEMA_VERSION = 1
@@ -118,13 +118,9 @@ def write_gate_manifest(folder: Path, data: dict[str, Any]) -> GateManifest:
 
 def load_gate_manifest(folder: Path) -> GateManifest:
     """Read and validate ``<folder>/manifest.json`` (no hashing: see :func:`verify_gate`)."""
-    data = read_manifest_json(
-        folder, "gate", "a gate folder written by `edge gate fit`", GateNotFoundError, GateSchemaError, GateError
-    )
-    try:
-        return GateManifest.from_dict(data)
-    except GateSchemaError as exc:
-        raise GateSchemaError(f"{folder / MANIFEST_NAME}: {exc}") from None
+    written_by = "a gate folder written by `edge gate fit`"
+    errors = (GateNotFoundError, GateSchemaError, GateError)
+    return read_manifest(folder, "gate", written_by, errors, GateManifest.from_dict)
 
 
 def verify_gate(folder: Path) -> GateManifest:
@@ -134,11 +130,8 @@ def verify_gate(folder: Path) -> GateManifest:
     if manifest.gate_id != compute_bundle_id(manifest.files):
         problems[MANIFEST_NAME] = "gate_id does not match the files table (the manifest was edited)"
     if problems:
-        lines = "\n".join(f"  {name}: {what}" for name, what in sorted(problems.items()))
-        raise GateIntegrityError(
-            f"{folder}: {len(problems)} file(s) do not match the gate manifest; the gate is refused. "
-            f"Copy the gate folder again (or fit it again with `edge gate fit`).\n{lines}"
-        )
+        remedy = "the gate is refused. Copy the gate folder again (or fit it again with `edge gate fit`)"
+        raise GateIntegrityError(refusal(folder, problems, "the gate manifest", remedy))
     return manifest
 
 

@@ -9,13 +9,14 @@ the filter energy plus a floor of 1e-10 so that silence stays finite.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from edge.errors import GateSchemaError
+from edge.gate.params import params_from_dict
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,7 @@ class MelParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MelParams:
-        try:
-            p = cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
-        except TypeError as exc:
-            raise GateSchemaError(f"sound.features: {exc}") from None
+        p = params_from_dict(cls, d, "sound.features")
         if not (0 <= p.fmin < p.fmax <= p.sample_rate / 2 and p.n_fft >= 16 and p.hop > 0 and p.n_mels >= 2):
             raise GateSchemaError(f"sound.features: inconsistent spectrogram parameters {p}")
         return p

@@ -19,13 +19,14 @@ gain and a drifting light are removed, local structure is not.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
 from edge.errors import GateSchemaError
+from edge.gate.params import params_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,7 @@ class PrestepParams:
     def from_dict(cls, d: dict[str, Any]) -> PrestepParams:
         if d.get("name") != PRESTEP_NAME:
             raise GateSchemaError(f"prestep: unknown pre-step {d.get('name')!r}; this version knows {PRESTEP_NAME!r}")
-        known = {f.name for f in fields(cls)}
-        try:
-            params = cls(**{k: v for k, v in d.items() if k in known})
-        except TypeError as exc:
-            raise GateSchemaError(f"prestep: {exc}") from None
+        params = params_from_dict(cls, d, "prestep")
         if params.motion not in ("euclidean", "translation") or params.illumination_degree not in (0, 1, 2):
             what = f"motion {params.motion!r} / illumination_degree {params.illumination_degree}"
             raise GateSchemaError(f"prestep: {what} unsupported")

@@ -19,13 +19,11 @@ maximum of that map. The graph in :mod:`edge.gate.variation_graph` computes exac
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import cv2
 import numpy as np
-
-from edge.errors import GateSchemaError
 
 
 @dataclass(frozen=True)
@@ -38,13 +36,6 @@ class VariationParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> VariationParams:
-        try:
-            return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
-        except TypeError as exc:
-            raise GateSchemaError(f"image.model: {exc}") from None
 
 
 @dataclass(frozen=True)

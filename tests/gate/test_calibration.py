@@ -55,8 +55,10 @@ def test_bad_calibration_inputs(scores: list[float], rate: float, message: str) 
 
 def test_malformed_recorded_calibration() -> None:
     good = calibrate(np.linspace(0, 1, 10), 0.1).to_dict()
-    with pytest.raises(GateSchemaError, match="missing or malformed"):
+    with pytest.raises(GateSchemaError, match="missing 1 required positional argument: 'span'"):
         Calibration.from_dict({k: v for k, v in good.items() if k != "span"}, "sound")
+    with pytest.raises(GateSchemaError, match=r"sound\.calibration\.held_out: expected int, got 'many'"):
+        Calibration.from_dict({**good, "held_out": "many"}, "sound")
     with pytest.raises(GateSchemaError, match="span positive"):
         Calibration.from_dict({**good, "span": 0.0}, "sound")
 

@@ -40,7 +40,9 @@ def test_fit_verify_eval(tmp_path: Path, small_dataset: Path, capsys: pytest.Cap
     assert {"auroc", "false_alarm_rate", "normal_windows", "anomalous_windows", "per_kind"} <= set(result["sound"])
     latency = result["latency"]
     assert latency["working_size"] == [256, 192] and latency["frame_size"] == [320, 240]
-    assert all(latency[k] > 0 for k in ("score_ms", "decode_ms", "hd_jpeg_to_score_ms", "sound_window_ms"))
+    for key in ("score", "prestep", "decode", "jpeg_to_score", "hd_jpeg_to_score", "sound_window"):
+        assert latency[key]["cpu_ms"] > 0 and latency[key]["wall_ms"] > 0
+    assert result["targets"]["gate_latency_ms"]["value"] == latency["score"]["cpu_ms"]
 
 
 def test_eval_at_another_threshold_without_latency(
