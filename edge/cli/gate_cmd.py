@@ -27,7 +27,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--illumination",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="illumination normalization (default: as --register)",
+        help="illumination normalization (default: on for the variation model; for anomalib, as --register)",
     )
     f.add_argument("--target-far", type=float, default=0.01, help="target false-alarm rate on good (default 0.01)")
     f.add_argument("--window-seconds", type=float, default=1.0, help="sound window (default 1.0 s)")
@@ -57,7 +57,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     anomalib = args.anomalib is not None
     register = args.register if args.register is not None else not anomalib
-    illumination = args.illumination if args.illumination is not None else register
+    illumination = args.illumination if args.illumination is not None else (register or not anomalib)
     prestep = PrestepParams(register=register, illumination=illumination) if register or illumination else None
     size = None
     if args.input_size:

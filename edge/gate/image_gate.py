@@ -85,7 +85,10 @@ class ImageGate:
         return self.score_batch([rgb], threshold)[0]
 
     def score_batch(self, frames: Sequence[np.ndarray], threshold: float | None = None) -> list[GateResult]:
-        """Score several frames in as few graph runs as the graph's batch allows; one result per frame."""
+        """Score several frames in as few graph runs as the graph's batch allows; one result per frame.
+
+        A non-finite score for any frame raises :class:`GateScoreError` naming it; score that frame alone
+        (``score``) to keep the others' results."""
         t = check_threshold(threshold)
         started = time.perf_counter()
         prepared = [self._prepare(f) for f in frames]
@@ -141,7 +144,8 @@ class ImageGate:
                 x = np.concatenate([x, np.repeat(x[:1], self.batch - len(chunk), axis=0)])
             scores, maps = self._infer(x)
             for j, p in enumerate(chunk):
-                results.append(self._decide(p, float(scores[j]), maps[j], threshold))
+                what = "the frame" if len(prepared) == 1 else f"frame {i + j} of the {len(prepared)} in the batch"
+                results.append(self._decide(p, float(scores[j]), maps[j], threshold, what))
         per_frame = (time.perf_counter() - started) / max(1, len(prepared))
         return [replace(r, latency_s=per_frame) for r in results]
 
@@ -153,8 +157,8 @@ class ImageGate:
         scores, maps = contract_outputs(outputs, len(x), self._where)
         return _remap(scores, self.score_knot), _remap(maps, self.score_knot)
 
-    def _decide(self, p: _Prepared, score: float, amap: np.ndarray, threshold: float) -> GateResult:
-        check_score(score, self.gate_id, "a frame")
+    def _decide(self, p: _Prepared, score: float, amap: np.ndarray, threshold: float, what: str) -> GateResult:
+        check_score(score, self.gate_id, what)
         label = score > threshold
         h, w = self.input_size
         map_h, map_w = amap.shape

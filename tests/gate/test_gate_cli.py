@@ -81,3 +81,17 @@ def test_fixture_dataset_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["fixture", "dataset", "--small", "--seed", "3", str(tmp_path / "data")]) == 0
     assert "32 frames (320x240)" in capsys.readouterr().out
     assert json.loads((tmp_path / "data/dataset.json").read_text())["seed"] == 3
+
+
+def test_prestep_flags(tmp_path: Path, small_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = str(small_dataset / "train/good")
+    assert main(["gate", "fit", str(tmp_path / "a"), "--good", good, "--no-register", "--width", "128"]) == 0
+    manifest = json.loads((tmp_path / "a/manifest.json").read_text())["image"]
+    assert manifest["prestep"]["register"] is False and manifest["prestep"]["illumination"] is True
+    assert manifest["input_size"] == [96, 128]
+    args = ["--no-register", "--no-illumination", "--target-far", "0.05", "--references", "0"]
+    assert main(["gate", "fit", str(tmp_path / "b"), "--good", good, *args]) == 0
+    manifest = json.loads((tmp_path / "b/manifest.json").read_text())["image"]
+    assert manifest["prestep"] is None and manifest["references"] == []
+    assert manifest["calibration"]["target_false_alarm_rate"] == 0.05
+    capsys.readouterr()
