@@ -21,8 +21,16 @@ gRPC servicer later) can map them to exit codes and status codes in one place.
     │   ├── ImageError              empty, corrupt, oversized or unsupported image
     │   ├── AudioError              empty, non-finite, oversized or unsupported audio
     │   ├── PromptError             prompt does not fit the context, or is malformed
-    │   └── SchemaError             a response schema that is not JSON or cannot be compiled
+    │   ├── SchemaError             a response schema that is not JSON or cannot be compiled
+    │   └── ThresholdError          a gate threshold override outside (0, 1)
     ├── EngineError                 onnxruntime failed while running a valid request
+    ├── GateError                   an anomaly gate cannot be fitted, loaded or trusted
+    │   ├── GateNotFoundError       no gate (or no manifest) at the path
+    │   ├── GateIntegrityError      bytes differ from the gate manifest; file missing or extra
+    │   ├── GateSchemaError         gate manifest malformed, or written by a newer schema
+    │   ├── GateContractError       the graph breaks anomalib's ONNX export contract
+    │   ├── GateFitError            the good set cannot make a gate (too few, unreadable)
+    │   └── GateScoreError          scoring produced a NaN or infinite score
     └── ServiceError                the daemon cannot take this request now
         ├── OverloadedError         the description queue or the stream limit is full
         ├── ShuttingDownError       the daemon is draining for shutdown
@@ -106,8 +114,40 @@ class SchemaError(InputError):
     pass
 
 
+class ThresholdError(InputError):
+    pass
+
+
 class EngineError(EdgeError):
     exit_code = 7
+
+
+class GateError(EdgeError):
+    exit_code = 9
+
+
+class GateNotFoundError(GateError):
+    pass
+
+
+class GateIntegrityError(GateError):
+    pass
+
+
+class GateSchemaError(GateError):
+    pass
+
+
+class GateContractError(GateError):
+    pass
+
+
+class GateFitError(GateError):
+    pass
+
+
+class GateScoreError(GateError):
+    pass
 
 
 class ServiceError(EdgeError):

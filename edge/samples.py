@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import io
 import wave
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 
-def part_image(width: int = 1280, height: int = 720, defect: bool = True, seed: int = 0) -> np.ndarray:
-    """An RGB ``uint8`` frame: a machined bracket on a conveyor, with a dark scratch and a dent if ``defect``."""
-    rng = np.random.default_rng(seed)
-    x = np.mgrid[0:height, 0:width][1].astype(np.float32)
-    belt = 60 + 10 * np.sin(x / 9.0) + rng.normal(0, 3, (height, width))
-    img = np.repeat(np.clip(belt, 0, 255)[:, :, None], 3, axis=2).astype(np.uint8)
+@dataclass(frozen=True)
+class PartGeometry:
+    """Where the bracket sits in a frame: its outline polygon and its three mounting holes."""
+
+    cx: int
+    cy: int
+    w: int
+    h: int
+    body: np.ndarray  # int32 [5, 2] polygon (x, y)
+    holes: tuple[tuple[int, int], ...]
+    hole_radius: int
+
+
+def part_geometry(width: int, height: int) -> PartGeometry:
+    """The bracket's outline and holes for a ``width`` × ``height`` frame, centred, in canonical pose."""
     cx, cy, w, h = width // 2, height // 2, int(width * 0.45), int(height * 0.5)
     body = np.array(
         [
@@ -26,19 +36,43 @@ def part_image(width: int = 1280, height: int = 720, defect: bool = True, seed: 
         ],
         np.int32,
     )
-    mask = np.zeros((height, width), np.uint8)
-    cv2.fillPoly(mask, [body], 255)
-    metal = 150 + 60 * (x - (cx - w / 2)) / w + rng.normal(0, 4, (height, width))  # brushed gradient
-    for c, tint in enumerate((1.0, 1.02, 1.05)):
-        img[:, :, c] = np.where(mask > 0, np.clip(metal * tint, 0, 255), img[:, :, c])
     r = max(6, h // 14)
-    for hx, hy in (
+    holes = (
         (cx - w // 2 + 2 * r, cy - h // 2 + 2 * r),
         (cx - w // 2 + 2 * r, cy + h // 2 - 2 * r),
         (cx + w // 2 - 2 * r, cy - h // 2 + 2 * r),
-    ):
-        cv2.circle(img, (hx, hy), r, (35, 35, 40), -1, cv2.LINE_AA)  # mounting holes
-    cv2.polylines(img, [body], True, (90, 90, 95), 3, cv2.LINE_AA)
+    )
+    return PartGeometry(cx, cy, w, h, body, holes, r)
+
+
+def belt_image(width: int, height: int, rng: np.random.Generator, phase: float = 0.0) -> np.ndarray:
+    """An RGB ``uint8`` conveyor belt: faint vertical ribs (shifted by ``phase`` radians) and sensor noise."""
+    x = np.mgrid[0:height, 0:width][1].astype(np.float32)
+    belt = 60 + 10 * np.sin(x / 9.0 + phase) + rng.normal(0, 3, (height, width))
+    return np.repeat(np.clip(belt, 0, 255)[:, :, None], 3, axis=2).astype(np.uint8)
+
+
+def draw_part(img: np.ndarray, geom: PartGeometry, rng: np.random.Generator, texture: float = 4.0) -> None:
+    """Draw the bracket in place: brushed metal with ``texture`` grey levels of noise, holes, outline."""
+    height, width = img.shape[:2]
+    x = np.mgrid[0:height, 0:width][1].astype(np.float32)
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [geom.body], 255)
+    metal = 150 + 60 * (x - (geom.cx - geom.w / 2)) / geom.w + rng.normal(0, texture, (height, width))
+    for c, tint in enumerate((1.0, 1.02, 1.05)):
+        img[:, :, c] = np.where(mask > 0, np.clip(metal * tint, 0, 255), img[:, :, c])
+    for hx, hy in geom.holes:
+        cv2.circle(img, (hx, hy), geom.hole_radius, (35, 35, 40), -1, cv2.LINE_AA)  # mounting holes
+    cv2.polylines(img, [geom.body], True, (90, 90, 95), 3, cv2.LINE_AA)
+
+
+def part_image(width: int = 1280, height: int = 720, defect: bool = True, seed: int = 0) -> np.ndarray:
+    """An RGB ``uint8`` frame: a machined bracket on a conveyor, with a dark scratch and a dent if ``defect``."""
+    rng = np.random.default_rng(seed)
+    img = belt_image(width, height, rng)
+    g = part_geometry(width, height)
+    draw_part(img, g, rng)
+    cx, cy, w, h = g.cx, g.cy, g.w, g.h
     if defect:
         pts = np.array(
             [[cx - w // 5, cy + h // 5], [cx - w // 16, cy - h // 20], [cx + w // 10, cy - h // 5]], np.int32

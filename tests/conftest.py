@@ -1,4 +1,5 @@
-"""Shared fixtures: real tiny Gemma 4 checkpoints and real exported bundles, built once per session."""
+"""Shared fixtures: real tiny Gemma 4 checkpoints, real exported bundles and the generated inspection data set,
+built once per session."""
 
 from __future__ import annotations
 
@@ -38,3 +39,24 @@ def trained_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from edge.build.fixtures.checkpoint import write_checkpoint
 
     return write_checkpoint("trained", tmp_path_factory.mktemp("ckpt") / "trained")
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``edge fixture dataset --small``: 320x240 parts with defects and masks, machine sounds (seed 0)."""
+    from edge.dataset.writer import write_dataset
+
+    out = tmp_path_factory.mktemp("dataset") / "small"
+    write_dataset(out, "small", seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fitted_gate(tmp_path_factory: pytest.TempPathFactory, small_dataset: Path) -> Path:
+    """``edge gate fit`` on the small set's train split: image (variation model, with the pre-step) and sound."""
+    from edge.gate.fit import GateFitRequest, fit_gate
+
+    out = tmp_path_factory.mktemp("gate") / "gate"
+    request = GateFitRequest(good_images=small_dataset / "train/good", good_sounds=small_dataset / "sound/train/good")
+    fit_gate(out, request)
+    return out

@@ -8,14 +8,15 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
-from edge.errors import BundleError, BundleNotFoundError, BundleSchemaError
+from edge.errors import BundleError, BundleNotFoundError, BundleSchemaError, EdgeError
 from edge.spec import ModelSpec
 
+T = TypeVar("T")
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 CHUNK_BYTES = 1 << 20
@@ -66,7 +67,7 @@ class Manifest:
         _check_version(d.get("schema_version"))
         problems = [p for name, kind in _FIELD_TYPES.items() for p in _check_field(d, name, kind)]
         if not problems:
-            problems += _check_files(d["files"]) + _check_graphs(d["graphs"]) + _check_model(d["model"])
+            problems += check_file_table(d["files"]) + _check_graphs(d["graphs"]) + _check_model(d["model"])
             if d["context"] <= 0:
                 problems.append(f"context: must be positive, got {d['context']}")
         if problems:
@@ -100,7 +101,8 @@ def _check_field(d: dict[str, Any], name: str, kind: type) -> list[str]:
     return []
 
 
-def _check_files(files: dict[str, Any]) -> list[str]:
+def check_file_table(files: dict[str, Any]) -> list[str]:
+    """Problems with a manifest's ``files`` table: unsafe paths, the manifest listing itself, bad sizes or hashes."""
     problems = []
     for name, entry in files.items():
         if not _is_safe_relative(name):
@@ -177,53 +179,75 @@ def write_manifest(bundle_dir: Path | str, data: dict[str, Any]) -> Manifest:
         with contextlib.suppress(KeyError, TypeError):  # from_dict reports the malformed file table
             data["bundle_id"] = compute_bundle_id(data["files"])
     manifest = Manifest.from_dict(data)
-    text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=root)
+    write_json_atomic(root / MANIFEST_NAME, manifest.to_dict())
+    return manifest
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON to ``path`` through a synced temporary file, so readers never see half."""
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; the station daemon may run as another user
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, root / MANIFEST_NAME)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return manifest
 
 
 def load_manifest(bundle_dir: Path | str) -> Manifest:
     """Read and validate ``<bundle_dir>/manifest.json`` (no file hashing: see ``verify_bundle``)."""
-    root = Path(bundle_dir)
+    written_by = "a bundle folder written by `edge export`"
+    errors = (BundleNotFoundError, BundleSchemaError, BundleError)
+    return read_manifest(Path(bundle_dir), "bundle", written_by, errors, Manifest.from_dict)
+
+
+def read_manifest(
+    root: Path,
+    what: str,
+    written_by: str,
+    errors: tuple[type[EdgeError], type[EdgeError], type[EdgeError]],
+    parse: Callable[[Any], T],
+) -> T:
+    """Read ``<root>/manifest.json`` of a ``what`` folder and ``parse`` it; ``errors`` are the caller's classes
+    for (not found, malformed, unreadable), raised with the path (``parse`` raises the malformed one)."""
+    not_found, malformed, unreadable = errors
     path = root / MANIFEST_NAME
     if not root.is_dir():
-        what = "is not a folder" if root.exists() else "does not exist"
-        raise BundleNotFoundError(f"{root}: no bundle here (the path {what})")
+        state = "is not a folder" if root.exists() else "does not exist"
+        raise not_found(f"{root}: no {what} here (the path {state})")
     if not path.is_file():
-        raise BundleNotFoundError(f"{path}: not found; is {root} a bundle folder written by `edge export`?")
+        raise not_found(f"{path}: not found; is {root} {written_by}?")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise BundleSchemaError(f"{path}: not UTF-8 text ({exc})") from exc
+        raise malformed(f"{path}: not UTF-8 text ({exc})") from exc
     except OSError as exc:
-        raise BundleError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from exc
+        raise unreadable(f"{path}: cannot read the manifest ({exc.strerror or exc})") from exc
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise BundleSchemaError(f"{path}: not valid JSON ({exc})") from exc
+        raise malformed(f"{path}: not valid JSON ({exc})") from exc
     try:
-        return Manifest.from_dict(data)
-    except BundleSchemaError as exc:
-        raise BundleSchemaError(f"{path}: {exc}") from None
+        return parse(data)
+    except malformed as exc:
+        raise malformed(f"{path}: {exc}") from None
 
 
 __all__ = [
     "MANIFEST_NAME",
     "SCHEMA_VERSION",
     "Manifest",
+    "check_file_table",
     "compute_bundle_id",
     "file_table",
     "hash_file",
     "load_manifest",
+    "read_manifest",
+    "write_json_atomic",
     "write_manifest",
 ]

@@ -6,6 +6,7 @@ import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from edge.bundle.manifest import MANIFEST_NAME, Manifest, hash_file, load_manifest
 from edge.errors import BundleIntegrityError
@@ -22,36 +23,48 @@ def verify_bundle(bundle_dir: Path | str) -> Manifest:
     """
     root = Path(bundle_dir)
     manifest = load_manifest(root)
+    problems = file_problems(root, manifest.files)
+    for graph, entry in sorted(manifest.graphs.items()):
+        if entry["file"] not in manifest.files:
+            problems.setdefault(entry["file"], f"the {graph} graph's file is not listed in the manifest")
+    if problems:
+        remedy = "the bundle is refused. Copy the bundle again from the build host (or re-export it)"
+        raise BundleIntegrityError(refusal(root, problems, "manifest.json", remedy))
+    return manifest
+
+
+def file_problems(root: Path, files: dict[str, Any]) -> dict[str, str]:
+    """``{relative path: what is wrong}`` for a folder checked against a manifest ``files`` table.
+
+    Every file under ``root`` other than ``manifest.json`` must be listed, and every listed file must have
+    its size and sha256. Sizes are checked first, so a truncated multi-GB copy is reported without reading it.
+    """
     problems: dict[str, str] = {}
-    for name in sorted(_present(root) - set(manifest.files) - {MANIFEST_NAME}):
+    for name in sorted(_present(root) - set(files) - {MANIFEST_NAME}):
         problems[name] = "not listed in the manifest"
     to_hash = []
-    for name, entry in sorted(manifest.files.items()):
+    for name, entry in sorted(files.items()):
         problem = _size_problem(root / name, int(entry["size"]))
         if problem:
             problems[name] = problem
         else:
             to_hash.append(name)
-    # sizes first: a truncated multi-GB copy is reported without reading it. hashlib releases the GIL,
-    # so two workers halve the wait on a two-core station.
+    # hashlib releases the GIL, so two workers halve the wait on a two-core station
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         digests = dict(zip(to_hash, pool.map(lambda n: _digest(root / n), to_hash), strict=True))
     for name in to_hash:
-        expected, got = manifest.files[name]["sha256"], digests[name]
+        expected, got = files[name]["sha256"], digests[name]
         if got is None:
             problems[name] = "unreadable"
         elif got != expected:
             problems[name] = f"sha256 mismatch (expected {expected[:12]}…, got {got[:12]}…)"
-    for graph, entry in sorted(manifest.graphs.items()):
-        if entry["file"] not in manifest.files:
-            problems.setdefault(entry["file"], f"the {graph} graph's file is not listed in the manifest")
-    if problems:
-        lines = "\n".join(f"  {name}: {what}" for name, what in sorted(problems.items()))
-        raise BundleIntegrityError(
-            f"{root}: {len(problems)} file(s) do not match manifest.json; the bundle is refused. Copy the "
-            f"bundle again from the build host (or re-export it).\n{lines}"
-        )
-    return manifest
+    return problems
+
+
+def refusal(root: Path, problems: dict[str, str], manifest: str, remedy: str) -> str:
+    """The message refusing a folder: how many files do not match ``manifest``, ``remedy``, one line per file."""
+    lines = "\n".join(f"  {name}: {what}" for name, what in sorted(problems.items()))
+    return f"{root}: {len(problems)} file(s) do not match {manifest}; {remedy}.\n{lines}"
 
 
 def _present(root: Path) -> set[str]:
@@ -86,4 +99,4 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-__all__ = ["verify_bundle"]
+__all__ = ["file_problems", "refusal", "verify_bundle"]

@@ -18,7 +18,7 @@ from edge.errors import EdgeError
 COMMANDS = {
     "fixture": (
         "edge.cli.fixture_cmd",
-        "build local random-weight checkpoints for tests, demo and benchmarks",
+        "build local random-weight checkpoints, and the generated inspection data set, for tests, demo and benchmarks",
     ),
     "export": ("edge.cli.export_cmd", "export a Gemma 4 checkpoint to a verified ONNX bundle (build host)"),
     "verify": ("edge.cli.verify_cmd", "check every file of a bundle against its manifest"),
@@ -30,6 +30,7 @@ COMMANDS = {
     "run": ("edge.cli.run_cmd", "run one prompt (text, image, audio) through a bundle and stream the answer"),
     "serve": ("edge.cli.serve_cmd", "run the station daemon: gRPC API, health, reflection and Prometheus metrics"),
     "describe": ("edge.cli.describe_cmd", "send an image and/or audio clip to a running daemon and print the answer"),
+    "gate": ("edge.cli.gate_cmd", "fit, verify and evaluate anomaly gates (image and sound) from good samples"),
     "bench": (
         "edge.cli.bench_cmd",
         "measure decode, prefill, time to first token, frames/s, load and RSS against same-run references",
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("torch", "transformers", "safetensors", "onnx"):
+        if exc.name and exc.name.split(".")[0] in ("torch", "transformers", "safetensors", "onnxscript", "onnx_ir"):
             print(f"edge {args.command}: error: missing module {exc.name!r}; {EXTRA_HINT}", file=sys.stderr)
             return 2
         raise
