@@ -15,7 +15,7 @@ from edge.station.worker import JobCancelled, JobDone, JobFailed, JobSkipped, Jo
 class Img:
     """A pending image as the core sees it (it never decodes: that is the engine thread's job)."""
 
-    field, width, height = "frame.image", 64, 48
+    field, width, height, kind, data = "frame.image", 64, 48, "raw 64x48", bytes(64 * 48 * 3)
 
     def decode(self) -> np.ndarray:
         return np.zeros((48, 64, 3), np.uint8)
