@@ -51,6 +51,11 @@ class ServeConfig:
     max_audio_clips_per_request: int = 4
     max_schema_bytes: int = 65_536
     default_prompt: str = "Describe any defect or anomaly you see or hear. If the part looks good, say so."
+    # anomaly gate
+    gate: Path | None = None  # a gate folder (edge gate fit); unset = no gate
+    gate_threshold: float = 0.0  # 0 = as calibrated (0.5); else strictly between 0 and 1
+    reference_images: int = 0  # good frames from the gate shown beside each gated description
+    gate_backlog: int = 8  # frames of one session waiting for the gate before the oldest is superseded
     # structured reports
     structured: bool = False  # every description answers with the station's report schema
     report_schema: Path | None = None  # a JSON Schema file; unset = the built-in inspection report
@@ -75,6 +80,7 @@ class ServeConfig:
             "max_images_per_request",
             "max_audio_clips_per_request",
             "max_schema_bytes",
+            "gate_backlog",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -101,6 +107,12 @@ class ServeConfig:
             raise ConfigError(
                 f"max_prompt_bytes must be >= 0 (0 = derived from the context), got {self.max_prompt_bytes}"
             )
+        if self.gate_threshold != 0.0 and not 0.0 < self.gate_threshold < 1.0:
+            raise ConfigError(
+                f"gate_threshold must be 0 (as calibrated) or strictly between 0 and 1, got {self.gate_threshold}"
+            )
+        if not 0 <= self.reference_images <= 8:
+            raise ConfigError(f"reference_images must be in [0, 8], got {self.reference_images}")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 from google.protobuf.message import DecodeError, Message
 
-from edge.errors import AudioError, ConfigError, FieldError, SchemaError
+from edge.errors import AudioError, ConfigError, FieldError, InputError, SchemaError, SessionError
 from edge.runtime.audio import AudioLimits, decode_pcm, load_wav
 from edge.runtime.engine import GenerationParams
 from edge.runtime.image import SUPPORTED_SOFT_TOKENS, ImageLimits, PixelFormat
@@ -45,7 +45,12 @@ _PIXEL = {
     pb.PIXEL_FORMAT_BGRA8: PixelFormat.BGRA8,
 }
 _PCM = {pb.AUDIO_ENCODING_PCM_S16LE: "s16le", pb.AUDIO_ENCODING_PCM_F32LE: "f32le"}
-_MODES = {pb.TRIGGER_MODE_EXPLICIT: TriggerMode.EXPLICIT, pb.TRIGGER_MODE_INTERVAL: TriggerMode.INTERVAL}
+_MODES = {
+    pb.TRIGGER_MODE_EXPLICIT: TriggerMode.EXPLICIT,
+    pb.TRIGGER_MODE_INTERVAL: TriggerMode.INTERVAL,
+    pb.TRIGGER_MODE_GATED: TriggerMode.GATED,
+}
+REFERENCE_SOFT_TOKENS = 70  # the smallest Gemma 4 image budget: a reference only shows what good looks like
 
 
 def parse(cls: type[M], data: bytes) -> M:
@@ -64,8 +69,10 @@ def part_context(ctx: pb.PartContext) -> PartContext:
 class Converter:
     """Validates and converts messages under one config's limits and one engine's context."""
 
-    def __init__(self, cfg: ServeConfig, engine: DescriptionEngine, default_max_new_tokens: int) -> None:
-        self.cfg, self.engine = cfg, engine
+    def __init__(
+        self, cfg: ServeConfig, engine: DescriptionEngine, default_max_new_tokens: int, gate: Any | None = None
+    ) -> None:
+        self.cfg, self.engine, self.gate = cfg, engine, gate  # gate: the station's edge.gate.Gate, if any
         self.limits = AdmissionLimits(
             image=ImageLimits(max_bytes=cfg.max_image_bytes, max_pixels=cfg.max_image_pixels),
             audio=AudioLimits(max_seconds=cfg.max_audio_seconds),
@@ -75,6 +82,38 @@ class Converter:
         )
         self.default_max_new_tokens = default_max_new_tokens
         self.station_schema = self._station_schema()
+        self.references = self._references()
+
+    def _references(self) -> tuple[Any, ...]:
+        """The gate's good frames for k-shot prompts, prepared once at their small soft-token budget."""
+        from edge.runtime.image import preprocess_image
+
+        if self.gate is None or self.gate.image is None or not self.cfg.reference_images:
+            return ()
+        p = getattr(self.engine, "processor", {})
+        return tuple(
+            preprocess_image(
+                rgb, REFERENCE_SOFT_TOKENS, int(p.get("patch_size", 16)), int(p.get("pooling_kernel_size", 3))
+            )
+            for rgb in self.gate.image.reference_images(self.cfg.reference_images)
+        )
+
+    def gate_images(self, soft: int | None) -> list[int]:
+        """Soft tokens the gate may add to a description of a frame: a close-up and the references."""
+        if self.gate is None or self.gate.image is None:
+            return []
+        return [soft or self.engine.default_soft_tokens] + [REFERENCE_SOFT_TOKENS] * len(self.references)
+
+    def threshold(self, value: float | None, field: str) -> float | None:
+        """A run-time threshold override, or the station's (None = as calibrated)."""
+        from edge.gate.result import check_threshold
+
+        if value is None:
+            return self.cfg.gate_threshold or None
+        try:
+            return check_threshold(value)
+        except InputError as exc:
+            raise FieldError(field, str(exc)) from None
 
     def _station_schema(self) -> Any:
         """The station's report schema, compiled at start-up: a broken file stops the daemon with one line."""
@@ -177,11 +216,12 @@ class Converter:
         params, soft = self.params(req.options)
         images = [self.image(m, f"images[{i}]") for i, m in enumerate(req.images)]
         audio = [self.audio(m, f"audio[{i}]") for i, m in enumerate(req.audio)]
+        gated = self.gate_images(soft) if images else []
         check_budget(
             self.engine,
             prompt,
             system,
-            [self.engine.image_tokens(im.width, im.height, soft) for im in images],
+            [self.engine.image_tokens(im.width, im.height, soft) for im in images] + gated,
             [self.engine.audio_tokens(len(a)) for a in audio],
             params.max_new_tokens,
         )
@@ -198,8 +238,16 @@ class Converter:
     # -- Inspect sessions -----------------------------------------------------------------------
     def session_settings(self, c: pb.InspectConfig) -> SessionSettings:
         if c.trigger_mode not in _MODES:
-            raise FieldError("config.trigger_mode", f"unknown trigger mode {c.trigger_mode}; use EXPLICIT or INTERVAL")
+            raise FieldError(
+                "config.trigger_mode", f"unknown trigger mode {c.trigger_mode}; use EXPLICIT, INTERVAL or GATED"
+            )
         mode = _MODES[c.trigger_mode]
+        image_gate = self.gate is not None and self.gate.image is not None
+        if mode is TriggerMode.GATED and not image_gate:
+            raise SessionError(
+                "config.trigger_mode: GATED needs an image gate on the station (config gate = DIR, from edge gate fit)"
+            )
+        threshold = self.threshold(c.gate_threshold if c.HasField("gate_threshold") else None, "config.gate_threshold")
         interval = 0.0
         if mode is TriggerMode.INTERVAL:
             interval = finite(
@@ -229,6 +277,10 @@ class Converter:
             audio_after_seconds=after,
             context=part_context(c.context),
             stream_tokens=c.stream_tokens,
+            image_gate=image_gate,
+            sound_gate=self.gate is not None and self.gate.sound is not None,
+            gate_threshold=threshold,
+            references=self.references,
         )
 
     def frame(self, f: pb.Frame) -> FrameIn:
@@ -241,3 +293,18 @@ class Converter:
         when = finite(t.capture_time, "trigger.capture_time") if t.capture_time else None
         ctx = part_context(t.context) if t.HasField("context") and t.context.ByteSize() else None
         return TriggerIn(when, ctx)
+
+
+def gate_result(g: pb.GateResult) -> Any:
+    """A gate result the client sent with a Describe request (its own gate ran on the first image)."""
+    from edge.gate.result import GateResult
+
+    score = finite(g.score, "gate.score")
+    threshold = finite(g.threshold, "gate.threshold", 0.0, 1.0) if g.threshold else 0.5
+    region = None
+    if g.HasField("region"):
+        r = g.region
+        if not (r.x0 < r.x1 and r.y0 < r.y1):
+            raise FieldError("gate.region", f"({r.x0}, {r.y0}, {r.x1}, {r.y1}) is not a non-empty box")
+        region = (r.x0, r.y0, r.x1, r.y1)
+    return GateResult(score, bool(g.anomalous), threshold, g.gate_id or "client", region=region)

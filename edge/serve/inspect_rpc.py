@@ -20,9 +20,11 @@ from edge.errors import EdgeError, FieldError, InputError, OverloadedError, Sess
 from edge.serve.config import ServeConfig
 from edge.serve.convert import Converter, parse
 from edge.serve.replies import inspect_event
+from edge.station.actions import Cancel, Ended, Score, Submit
 from edge.station.events import Accepted, Dropped, DropReason
-from edge.station.inputs import SessionLimits
-from edge.station.session import Cancel, Ended, Output, SessionCore, Submit
+from edge.station.gating import GateRunner, SoundStream
+from edge.station.inputs import AudioIn, SessionLimits
+from edge.station.session import Output, SessionCore
 from edge.station.worker import FINAL, Job, JobEvent, Scheduler
 from edge.v1 import inspector_pb2 as pb
 
@@ -31,9 +33,16 @@ class InspectSessions:
     """Every open Inspect stream of the daemon."""
 
     def __init__(
-        self, cfg: ServeConfig, conv: Converter, scheduler: Scheduler, metrics: Any, model: pb.ModelIdentity
+        self,
+        cfg: ServeConfig,
+        conv: Converter,
+        scheduler: Scheduler,
+        metrics: Any,
+        model: pb.ModelIdentity,
+        gate: GateRunner | None = None,
     ) -> None:
         self.cfg, self.conv, self.scheduler, self.metrics, self.model = cfg, conv, scheduler, metrics, model
+        self.gate = gate
         self.streams: set[_Stream] = set()
         self.ids = itertools.count(1)
         self.draining = False
@@ -63,7 +72,9 @@ class InspectSessions:
                 f"{first.WhichOneof('message') or 'an empty message'}"
             )
         settings = self.conv.session_settings(first.config)
-        limits = SessionLimits(self.cfg.frame_buffer, self.cfg.audio_buffer_seconds, self.cfg.stale_after_seconds)
+        limits = SessionLimits(
+            self.cfg.frame_buffer, self.cfg.audio_buffer_seconds, self.cfg.stale_after_seconds, self.cfg.gate_backlog
+        )
         stream = _Stream(self, SessionCore(settings, limits, time.monotonic()), f"inspect:{next(self.ids)}")
         self.streams.add(stream)
         self.closed.clear()
@@ -102,6 +113,9 @@ class _Stream:
         self.loop = asyncio.get_running_loop()
         self.out: asyncio.Queue[pb.InspectResponse | Ended] = asyncio.Queue()
         self.jobs: dict[int, Job] = {}
+        self.gate = owner.gate
+        self.sound = SoundStream()
+        self.tasks: set[asyncio.Task[None]] = set()  # gate scorings in flight
 
     def feed(self, step: Callable[..., list[Output]], *args: Any) -> None:
         with self.lock:
@@ -110,7 +124,11 @@ class _Stream:
             self._dispatch(o)
 
     def _dispatch(self, o: Output) -> None:
-        if isinstance(o, Submit):
+        if isinstance(o, Score):
+            task = asyncio.create_task(self._score(o.sequence, o.image))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        elif isinstance(o, Submit):
             self._submit(o.job_id)
         elif isinstance(o, Cancel):
             job = self.jobs.get(o.job_id)
@@ -142,6 +160,22 @@ class _Stream:
             return
         self.jobs[job_id] = job
 
+    async def _score(self, sequence: int, image: Any) -> None:
+        """Run the image gate on its thread; the verdict goes back to the core (errors end the frame)."""
+        assert self.gate is not None
+        try:
+            result = await self.gate.image(image, self.core.settings.gate_threshold)
+        except EdgeError as exc:  # a frame that cannot be decoded, a non-finite score
+            self.feed(self.core.score_failed, sequence, exc)
+            return
+        self.feed(self.core.scored, sequence, result, time.monotonic())
+
+    async def _sound(self, chunk: AudioIn) -> None:
+        if self.gate is None or not self.core.settings.sound_gate:
+            return
+        for start, end, result in await self.gate.sound(self.sound, chunk.samples, chunk.capture_time):
+            self.feed(self.core.sound_scored, start, end, result, time.monotonic())
+
     def _job_event(self, job_id: int, ev: JobEvent) -> None:
         if isinstance(ev, FINAL):
             self.jobs.pop(job_id, None)
@@ -161,7 +195,7 @@ class _Stream:
                     return
                 yield item
         finally:
-            for task in (reader, ticker):
+            for task in (reader, ticker, *self.tasks):
                 task.cancel()
             if not self.core.ended:  # the client cancelled or vanished: stop our descriptions
                 self.feed(self.core.abandon)
@@ -194,6 +228,7 @@ class _Stream:
                 chunk = await asyncio.to_thread(self.conv.audio_chunk, msg.audio)
                 self.feed(self.core.audio, chunk, time.monotonic())
                 self.metrics.audio_received(len(chunk.samples) / 16_000)
+                await self._sound(chunk)
             elif kind == "trigger":
                 self.feed(self.core.trigger, self.conv.trigger(msg.trigger), time.monotonic())
             elif kind == "config":

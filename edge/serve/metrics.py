@@ -33,6 +33,11 @@ CODES = frozenset(
 )
 DROP_REASONS = tuple(r.value for r in DropReason)
 OUTCOMES = ("ok", "error", "cancelled")
+GATE_KINDS = ("image", "sound")
+GATE_LABELS = ("normal", "anomalous")
+# Gate scores are normalized: the calibrated threshold is 0.5 and anomalib clamps to [0, 1].
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.0)
+GATE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 # A 12B model on a CPU takes seconds to minutes per description; the tiny test model takes under a millisecond.
 # 1-2.5-5 steps up to 10 s, then finer steps where latency alerts put their thresholds.
@@ -90,6 +95,27 @@ class Metrics:
         self.tokens_generated = counter("tokens_generated_total", "Tokens generated.")
         self.prompt_tokens = counter("prompt_tokens_total", "Prompt tokens prefilled (soft tokens included).")
         self.descriptions = counter("descriptions_total", "Descriptions that left the queue, by outcome.", ("outcome",))
+        self.gate_frames = counter("gate_frames_total", "Frames the image gate scored, by verdict.", ("label",))
+        self.gate_windows = counter(
+            "gate_windows_total", "Audio windows the sound gate scored, by verdict.", ("label",)
+        )
+        self.gate_score = Histogram(
+            "gate_score",
+            "Normalized gate scores (0.5 = the calibrated threshold).",
+            ("kind",),
+            namespace=namespace,
+            registry=registry,
+            buckets=SCORE_BUCKETS,
+        )
+        self.gate_latency = Histogram(
+            "gate_latency_seconds",
+            "Gate time per frame or window: decoding and scoring.",
+            ("kind",),
+            namespace=namespace,
+            registry=registry,
+            buckets=GATE_BUCKETS,
+        )
+        self.gate_threshold = gauge("gate_threshold", "The station gate's threshold (0.5 = as calibrated).")
         self.model_load = gauge("model_load_seconds", "Verifying, loading and warming up the bundle.")
         self.serving = gauge("serving", "1 while the gRPC health status is SERVING.")
         self.bundle_verified = gauge("bundle_verified", "1 if the loaded bundle's checksums were verified.")
@@ -106,6 +132,12 @@ class Metrics:
             self.frames_dropped.labels(reason)
         for outcome in OUTCOMES:
             self.descriptions.labels(outcome)
+        for label in GATE_LABELS:
+            self.gate_frames.labels(label)
+            self.gate_windows.labels(label)
+        for kind in GATE_KINDS:
+            self.gate_score.labels(kind)
+            self.gate_latency.labels(kind)
 
         registry.register(_MemoryCollector(namespace, proc_self, cgroup_root))
         # process_start_time_seconds is what a restart-loop alert watches with changes().
@@ -163,6 +195,15 @@ class Metrics:
             self.prefill.observe(prefill_s)
             self.ttft.observe(ttft_s)
             self.description.observe(total_s)
+
+    def observe_gate(self, kind: str, score: float, anomalous: bool, seconds: float) -> None:
+        """One gate decision: ``kind`` is "image" (a frame) or "sound" (an audio window)."""
+        if kind not in GATE_KINDS:
+            raise ValueError(f"gate kind {kind!r} is not one of {', '.join(GATE_KINDS)}")
+        counter = self.gate_frames if kind == "image" else self.gate_windows
+        counter.labels("anomalous" if anomalous else "normal").inc()
+        self.gate_score.labels(kind).observe(score)
+        self.gate_latency.labels(kind).observe(seconds)
 
     def observe_inter_token(self, seconds: float) -> None:
         self.inter_token.observe(seconds)

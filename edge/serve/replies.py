@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from edge.serve.status import status_for
-from edge.station.events import Accepted, Dropped, DropReason, Event, Failed, Finished, Started, Token
+from edge.station.events import Accepted, Dropped, DropReason, Event, Failed, Finished, Scored, Started, Token
 from edge.station.inputs import PartContext
 from edge.station.worker import Outcome
 from edge.v1 import inspector_pb2 as pb
@@ -23,7 +25,30 @@ def context_message(ctx: PartContext) -> pb.PartContext:
     return pb.PartContext(station_id=ctx.station_id, camera_id=ctx.camera_id, part_id=ctx.part_id, line_id=ctx.line_id)
 
 
-def describe_response(o: Outcome, model: pb.ModelIdentity, context: pb.PartContext) -> pb.DescribeResponse:
+def gate_message(result: Any, window: tuple[float, float] | None = None) -> pb.GateResult | None:
+    """An edge.gate.GateResult as protobuf; a sound result carries its window's capture times."""
+    if result is None:
+        return None
+    msg = pb.GateResult(
+        kind=pb.GATE_KIND_SOUND if result.anomaly_map is None and result.region is None else pb.GATE_KIND_IMAGE,
+        score=result.score,
+        anomalous=bool(result.label),
+        threshold=result.threshold,
+        gate_id=result.gate_id,
+        latency_seconds=result.latency_s,
+    )
+    if result.region is not None:
+        x0, y0, x1, y1 = result.region
+        msg.region.CopyFrom(pb.Region(x0=x0, y0=y0, x1=x1, y1=y1))
+    if window is not None:
+        msg.kind = pb.GATE_KIND_SOUND
+        msg.window_start_time, msg.window_end_time = window
+    return msg
+
+
+def describe_response(
+    o: Outcome, model: pb.ModelIdentity, context: pb.PartContext, gate: pb.GateResult | None = None
+) -> pb.DescribeResponse:
     result, t = o.result, o.result.timings
     report = result.text if result.report is not None else ""  # the validated text, byte for byte
     return pb.DescribeResponse(
@@ -47,6 +72,7 @@ def describe_response(o: Outcome, model: pb.ModelIdentity, context: pb.PartConte
         report_error=result.report_error,
         inputs_sha256=o.inputs_sha256,
         schema_sha256=o.schema_sha256,
+        gate=gate,
     )
 
 
@@ -70,14 +96,22 @@ def inspect_event(ev: Event, model: pb.ModelIdentity) -> pb.InspectResponse:
                 frame_sequence=ev.frame_sequence,
                 frame_capture_time=ev.frame_capture_time,
                 trigger_time=ev.trigger_time,
+                gate=gate_message(ev.gate, ev.window),
             )
         )
     if isinstance(ev, Token):
         chunk = pb.TokenChunk(token_id=ev.token_id, text=ev.text)
         return pb.InspectResponse(token=pb.DescriptionToken(description_id=ev.description_id, token=chunk))
     if isinstance(ev, Finished):
-        result = describe_response(ev.outcome, model, context_message(ev.context))
-        return pb.InspectResponse(finished=pb.DescriptionFinished(description_id=ev.description_id, result=result))
+        result = describe_response(ev.outcome, model, context_message(ev.context), gate_message(ev.gate, ev.window))
+        return pb.InspectResponse(
+            finished=pb.DescriptionFinished(
+                description_id=ev.description_id, result=result, frame_sequence=ev.frame_sequence
+            )
+        )
+    if isinstance(ev, Scored):
+        msg = pb.Scored(sequence=ev.sequence, capture_time=ev.capture_time, gate=gate_message(ev.gate))
+        return pb.InspectResponse(scored=msg)
     if isinstance(ev, Failed):
         return pb.InspectResponse(error=error_message(ev.error, ev.sequence))
     raise TypeError(f"not a session event: {ev!r}")

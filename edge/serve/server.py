@@ -26,6 +26,7 @@ from edge.errors import ConfigError
 from edge.serve.config import ServeConfig, split_hostport
 from edge.serve.reflection import enable_reflection
 from edge.serve.service import InspectorService
+from edge.station.gating import GateRunner
 from edge.station.worker import Scheduler
 from edge.v1 import inspector_pb2 as pb
 
@@ -53,10 +54,10 @@ def service_handler(service: InspectorService) -> grpc.GenericRpcHandler:
 class Daemon:
     """The running pieces of one ``edge serve``: engine scheduler, gRPC server, health."""
 
-    def __init__(self, cfg: ServeConfig, engine: Any, metrics: Any) -> None:
-        self.cfg, self.engine, self.metrics = cfg, engine, metrics
+    def __init__(self, cfg: ServeConfig, engine: Any, metrics: Any, gate: GateRunner | None = None) -> None:
+        self.cfg, self.engine, self.metrics, self.gate = cfg, engine, metrics, gate
         self.scheduler = Scheduler(engine, metrics, cfg.queue_depth)
-        self.service = InspectorService(cfg, engine, self.scheduler, metrics)
+        self.service = InspectorService(cfg, engine, self.scheduler, metrics, gate)
         self.health = health.aio.HealthServicer()
         interceptors = []
         if cfg.token_file is not None:
@@ -133,6 +134,8 @@ class Daemon:
         delivered = await self.service.wait_answered(until(hard))
         delivered = await self.service.sessions.wait_closed(until(hard)) and delivered
         await self.server.stop(until(hard) or 0.05)
+        if self.gate is not None:
+            self.gate.close()
         if not was_running and finished:
             what = "nothing was running"
         else:
@@ -148,7 +151,9 @@ class Daemon:
         return finished
 
 
-async def create_server(cfg: ServeConfig, engine: Any, metrics: Any | None = None) -> tuple[Daemon, int]:
+async def create_server(
+    cfg: ServeConfig, engine: Any, metrics: Any | None = None, gate: GateRunner | None = None
+) -> tuple[Daemon, int]:
     """Build and start a daemon on ``cfg.listen`` (port 0 picks a free port); return it and the port."""
     if metrics is None:
         from prometheus_client import CollectorRegistry
@@ -156,9 +161,22 @@ async def create_server(cfg: ServeConfig, engine: Any, metrics: Any | None = Non
         from edge.serve.metrics import Metrics
 
         metrics = Metrics(CollectorRegistry())
-    daemon = Daemon(cfg, engine, metrics)
+    daemon = Daemon(cfg, engine, metrics, gate)
     port = await daemon.start()
     return daemon, port
+
+
+def load_station_gate(cfg: ServeConfig, metrics: Any) -> GateRunner | None:
+    """Verify and load the station's gate (``gate = DIR``), if any, on its own thread."""
+    if cfg.gate is None:
+        return None
+    from edge.gate import load_gate
+
+    gate = load_gate(cfg.gate, verify=True, threads=1)
+    metrics.gate_threshold.set(cfg.gate_threshold or 0.5)
+    kinds = " and ".join(k for k, g in (("image", gate.image), ("sound", gate.sound)) if g is not None)
+    log.info("gate %s loaded from %s (%s)", gate.gate_id, cfg.gate, kinds)
+    return GateRunner(gate, metrics, cfg.gate_threshold or None)
 
 
 def load_engine(cfg: ServeConfig, metrics: Any) -> Any:
@@ -193,6 +211,7 @@ async def _serve(cfg: ServeConfig) -> int:
     cv2.utils.logging.setLogLevel(
         cv2.utils.logging.LOG_LEVEL_SILENT
     )  # decode failures are reported to the client with the field; keep libpng noise out of logs
+    cv2.setNumThreads(1)  # the gate's resizes and warps stay on its own thread, off the engine's cores
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     mhost, mport = split_hostport(cfg.metrics_listen, "metrics_listen")
@@ -201,8 +220,9 @@ async def _serve(cfg: ServeConfig) -> int:
     except OSError as exc:
         raise ConfigError(f"metrics_listen {cfg.metrics_listen}: cannot bind ({exc.strerror})") from exc
     try:
+        gate = await asyncio.to_thread(load_station_gate, cfg, metrics)  # quick: before the bundle
         engine = await asyncio.to_thread(load_engine, cfg, metrics)
-        daemon, port = await create_server(cfg, engine, metrics)
+        daemon, port = await create_server(cfg, engine, metrics, gate)
         log.info("serving edge.v1 on %s (port %d), metrics on %s:%d", cfg.listen, port, mhost, bound_metrics)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -15,13 +15,15 @@ from typing import Any
 import grpc
 
 from edge import __version__
-from edge.errors import ShuttingDownError
+from edge.errors import FieldError, ShuttingDownError
 from edge.serve.config import ServeConfig
-from edge.serve.convert import Converter, parse
+from edge.serve.convert import Converter, gate_result, parse
 from edge.serve.inspect_rpc import InspectSessions
-from edge.serve.replies import describe_response
+from edge.serve.replies import describe_response, gate_message
 from edge.serve.rpc import Rpc
+from edge.station.describe import with_gate
 from edge.station.engine import Request
+from edge.station.gating import GateRunner
 from edge.station.worker import FINAL, Job, JobCancelled, JobDone, JobEvent, JobFailed, JobSkipped, JobToken, Scheduler
 from edge.v1 import inspector_pb2 as pb
 
@@ -49,10 +51,12 @@ async def job_events(scheduler: Scheduler, key: str, request: Request) -> AsyncI
 class InspectorService:
     """``edge.v1.InspectorService`` over one engine, through the scheduler."""
 
-    def __init__(self, cfg: ServeConfig, engine: Any, scheduler: Scheduler, metrics: Any) -> None:
-        self.cfg, self.engine, self.scheduler, self.metrics = cfg, engine, scheduler, metrics
+    def __init__(
+        self, cfg: ServeConfig, engine: Any, scheduler: Scheduler, metrics: Any, gate: GateRunner | None = None
+    ) -> None:
+        self.cfg, self.engine, self.scheduler, self.metrics, self.gate = cfg, engine, scheduler, metrics, gate
         self.rpc = Rpc(metrics)
-        self.conv = Converter(cfg, engine, engine.defaults.max_new_tokens)
+        self.conv = Converter(cfg, engine, engine.defaults.max_new_tokens, gate.gate if gate is not None else None)
         m = engine.manifest
         self.model = pb.ModelIdentity(
             bundle_id=m.bundle_id,
@@ -62,7 +66,7 @@ class InspectorService:
         self.draining = False
         self.inflight = 0  # Describe/DescribeStream calls not yet answered (the drain waits for them)
         self.answered = asyncio.Event()
-        self.sessions = InspectSessions(cfg, self.conv, scheduler, metrics, self.model)
+        self.sessions = InspectSessions(cfg, self.conv, scheduler, metrics, self.model, gate)
 
     async def wait_answered(self, timeout: float) -> bool:
         """Wait until every Describe/DescribeStream call has sent its answer (for draining)."""
@@ -84,12 +88,15 @@ class InspectorService:
         self.inflight += 1
         try:
             req = await asyncio.to_thread(self.conv.describe_request, request)
+            gate = await self._gate(request, req)
+            if gate is not None:
+                req = with_gate(req, gate, self.conv.references)
             key = "station:" + (request.context.station_id or context.peer())
             async for ev in job_events(self.scheduler, key, req):
                 if isinstance(ev, JobToken) and stream:
                     yield pb.TokenChunk(token_id=ev.token_id, text=ev.text)
                 elif isinstance(ev, JobDone):
-                    yield describe_response(ev.outcome, self.model, request.context)
+                    yield describe_response(ev.outcome, self.model, request.context, gate_message(gate))
                 elif isinstance(ev, JobFailed):
                     raise ev.error
                 elif isinstance(ev, JobSkipped | JobCancelled):
@@ -97,6 +104,21 @@ class InspectorService:
         finally:
             self.inflight -= 1
             self.answered.set()
+
+    async def _gate(self, request: pb.DescribeRequest, req: Request) -> Any:
+        """The gate's verdict on the first image: the caller's own, or the station gate's (None without one)."""
+        if not req.images:
+            return None
+        if request.HasField("gate"):
+            result = gate_result(request.gate)
+            first = req.images[0]
+            if result.region is not None and not (result.region[2] <= first.width and result.region[3] <= first.height):
+                raise FieldError("gate.region", f"{result.region} is outside the {first.width}x{first.height} image")
+            return result
+        if self.gate is None or self.gate.gate.image is None:
+            return None
+        override = request.gate_threshold if request.HasField("gate_threshold") else None
+        return await self.gate.image(req.images[0], self.conv.threshold(override, "gate_threshold"))
 
     async def _describe_once(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.DescribeResponse:
         async for reply in self._describe(parse(pb.DescribeRequest, raw), context, stream=False):
@@ -167,4 +189,18 @@ class InspectorService:
                 max_schema_bytes=cfg.max_schema_bytes,
             ),
             parity=summary,
+            gate=self._gate_info(),
+        )
+
+    def _gate_info(self) -> pb.GateInfo | None:
+        if self.gate is None:
+            return None
+        g = self.gate.gate
+        return pb.GateInfo(
+            gate_id=g.gate_id,
+            image=g.image is not None,
+            sound=g.sound is not None,
+            threshold=self.cfg.gate_threshold or 0.5,
+            reference_images=len(self.conv.references),
+            sound_window_seconds=g.sound.window_seconds if g.sound is not None else 0.0,
         )

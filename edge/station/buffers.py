@@ -8,6 +8,7 @@ match the server's, nor to advance).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,25 @@ class FrameBuffer:
         out = list(self._frames)
         self._frames.clear()
         return out
+
+    def take(self, sequence: int) -> BufferedFrame | None:
+        """Remove and return frame ``sequence`` if it is still buffered."""
+        for f in self._frames:
+            if f.sequence == sequence:
+                self._frames.remove(f)
+                return f
+        return None
+
+    def peek(self) -> list[BufferedFrame]:
+        """The buffered frames, oldest first, left in place."""
+        return list(self._frames)
+
+    def update(self, sequence: int, **changes: Any) -> None:
+        """Replace fields of frame ``sequence`` if it is still buffered (e.g. the gate's result)."""
+        for i, f in enumerate(self._frames):
+            if f.sequence == sequence:
+                self._frames[i] = dataclasses.replace(f, **changes)
+                return
 
 
 @dataclass(frozen=True)

@@ -74,17 +74,45 @@ class DescriptionEngine(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Crop:
+    """A close-up of another image of the same request: decoded with it, cut around ``region`` (frame pixels)."""
+
+    source: Any  # a PendingImage or an RGB array
+    region: tuple[int, int, int, int]
+
+
 @dataclass
 class Request:
     """One description in domain terms (no protobuf)."""
 
     prompt: str
-    images: list[PendingImage | np.ndarray] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)  # PendingImage, RGB arrays, Crop, or PreparedImage
     audio: list[np.ndarray] = field(default_factory=list)  # float32 16 kHz mono
     system: str | None = None
     params: Any = None  # edge.runtime.engine.GenerationParams
     max_soft_tokens: int | None = None
     inputs_sha256: str = ""  # edge.station.report.inputs_sha256 of exactly these inputs
 
-    def decoded_images(self) -> list[np.ndarray]:
-        return [im if isinstance(im, np.ndarray) else im.decode() for im in self.images]
+    def decoded_images(self) -> list[Any]:
+        """Every image decoded once (a crop reuses its source's pixels); prepared images pass through."""
+        from edge.gate.result import crop_region
+
+        decoded: dict[int, np.ndarray] = {}
+
+        def pixels(im: Any) -> np.ndarray:
+            if isinstance(im, np.ndarray):
+                return im
+            if id(im) not in decoded:
+                decoded[id(im)] = im.decode()
+            return decoded[id(im)]
+
+        out = []
+        for im in self.images:
+            if isinstance(im, Crop):
+                out.append(crop_region(pixels(im.source), im.region))
+            elif isinstance(im, np.ndarray) or hasattr(im, "decode"):
+                out.append(pixels(im))
+            else:
+                out.append(im)  # a PreparedImage: already patches at its own budget
+        return out

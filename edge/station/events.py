@@ -1,8 +1,8 @@
 """The typed events a station session emits: one small frozen dataclass per kind.
 
 Every admitted frame ends as exactly one *final* event: :class:`Finished` (described), :class:`Dropped`
-(with a :class:`DropReason`) or :class:`Failed` (the engine broke while describing it); a gate in front of
-the queue will add one more final kind, *scored* (looked at, below threshold).
+(with a :class:`DropReason`), :class:`Scored` (the gate passed it) or :class:`Failed` (the engine or the
+gate broke on it).
 The others report progress (:class:`Accepted`, :class:`Started`, :class:`Token`) or a problem with a
 message that is not a frame (:class:`Failed`, e.g. an audio chunk that cannot be decoded).
 
@@ -51,6 +51,8 @@ class Started:
     frame_sequence: int
     frame_capture_time: float
     trigger_time: float
+    gate: Any = None  # the gate result that asked for this description (edge.gate.GateResult)
+    window: tuple[float, float] | None = None  # the sound gate's window (capture times)
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,20 @@ class Token:
 @dataclass(frozen=True)
 class Finished:
     description_id: int
-    frame_sequence: int
+    frame_sequence: int  # the frame this ends; 0 for a description the sound gate asked for
     outcome: Any  # edge.station.worker.Outcome: the generation and its timings
     context: Any  # the PartContext the description is recorded with
+    gate: Any = None  # the gate result behind it, if any
+    window: tuple[float, float] | None = None  # the sound gate's window (capture times)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A frame the gate looked at and passed: it ends here, not described."""
+
+    sequence: int
+    capture_time: float
+    gate: Any  # edge.gate.GateResult
 
 
 @dataclass(frozen=True)
@@ -82,9 +95,11 @@ class Failed:
         return self.error.field if isinstance(self.error, FieldError) else ""
 
 
-Event = Accepted | Dropped | Started | Token | Finished | Failed
+Event = Accepted | Dropped | Started | Token | Finished | Scored | Failed
 
 
 def is_final_for_frame(event: Event) -> bool:
     """True for the one event that ends a frame (accepted, or refused on arrival as invalid)."""
-    return isinstance(event, Finished) or (isinstance(event, Dropped | Failed) and event.sequence > 0)
+    if isinstance(event, Finished):
+        return event.frame_sequence > 0
+    return isinstance(event, Scored) or (isinstance(event, Dropped | Failed) and event.sequence > 0)

@@ -17,6 +17,7 @@ from edge.station.engine import PendingImage
 class TriggerMode(enum.Enum):
     EXPLICIT = "explicit"  # describe when the client triggers
     INTERVAL = "interval"  # describe the latest frame every interval_seconds
+    GATED = "gated"  # score every frame on arrival; describe the ones over the gate's threshold
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,12 @@ class SessionSettings:
     audio_after_seconds: float = 0.0
     context: PartContext = field(default_factory=PartContext)
     stream_tokens: bool = False
+    # the anomaly gate: frames are scored on arrival when there is an image gate (always in GATED mode),
+    # audio windows when there is a sound gate; references are good frames shown beside a gated description
+    image_gate: bool = False
+    sound_gate: bool = False
+    gate_threshold: float | None = None
+    references: tuple[Any, ...] = ()  # PreparedImage: already at their (small) soft-token budget
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class SessionLimits:
     frame_buffer: int = 4
     audio_buffer_seconds: float = 30.0
     stale_after_seconds: float = 5.0
+    gate_backlog: int = 8  # frames waiting for the gate before the oldest is superseded
 
 
 @dataclass(frozen=True)

@@ -1,94 +1,71 @@
-"""One station session as a sans-I/O state machine: frames, audio and triggers in; typed events out.
+"""One station session as a sans-I/O state machine: frames, audio, triggers and gate results in; events out.
 
-:class:`SessionCore` holds no sockets, threads or clock: every input carries ``now`` (the daemon's
-monotonic clock) and returns a list of outputs, which are events for the client plus what the driver
-must do (:class:`Submit` a description job, :class:`Cancel` one, the session has :class:`Ended`). The
-driver (the gRPC stream adapter, a camera loop) calls it under one lock, hands jobs to the scheduler, and
-feeds the scheduler's job events back through :meth:`SessionCore.job_event`. Every accepted frame ends as
-exactly one of Finished, Dropped or Failed (with its sequence), shutdown and client loss included.
+:class:`SessionCore` holds no sockets, threads or clock: every input carries ``now`` (the daemon's monotonic
+clock) and returns a list of outputs: events for the client plus what the driver must do (``actions``:
+:class:`Score` a frame with the gate, :class:`Submit` a description job, :class:`Cancel` one, the session has
+:class:`Ended`). The driver (the gRPC stream adapter, a camera loop) calls it under one lock, runs the gate
+and the scheduler, and feeds their results back (:meth:`scored`, :meth:`sound_scored`, :meth:`claim`,
+:meth:`job_event`). Every accepted frame ends as exactly one of Finished, Scored, Dropped or Failed (with its
+sequence), shutdown and client loss included.
+
+In GATED mode every frame goes to the gate on arrival; one over the threshold is described (with a close-up
+of its region), the others end as Scored. In the other modes a configured image gate scores frames too and
+its result goes with the description. An anomalous sound window is described with the nearest recent frame,
+which has already ended: that description's Finished carries frame sequence 0.
 
 >>> core = SessionCore(settings, limits, now=0.0)
->>> core.frame(FrameIn(capture_time=t, image=pending), now=0.1)   # [Accepted(1, t)]
+>>> core.frame(FrameIn(capture_time=t, image=pending), now=0.1)   # [Accepted(1, t)] (+ Score(1) with a gate)
 >>> core.trigger(TriggerIn(capture_time=t), now=0.2)              # [Submit(job_id=1)]
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any
 
 from edge.errors import EdgeError, InputError
+from edge.station.actions import Cancel, Ended, Score, Submit
 from edge.station.buffers import AudioBuffer, AudioSpan, BufferedFrame, FrameBuffer
+from edge.station.describe import build_request
 from edge.station.engine import Request
-from edge.station.events import Accepted, Dropped, DropReason, Event, Failed, Finished, Started, Token
-from edge.station.inputs import (
-    AudioIn,
-    FrameIn,
-    PartContext,
-    SessionLimits,
-    SessionSettings,
-    TriggerIn,
-    TriggerMode,
-)
-from edge.station.report import inputs_sha256, options_text
-from edge.station.worker import (
-    JobCancelled,
-    JobDone,
-    JobEvent,
-    JobFailed,
-    JobSkipped,
-    JobStarted,
-    JobToken,
-    Skip,
-)
+from edge.station.events import Accepted, Dropped, DropReason, Event, Failed, Finished, Scored, Started, Token
+from edge.station.inputs import AudioIn, FrameIn, PartContext, SessionLimits, SessionSettings, TriggerIn, TriggerMode
+from edge.station.worker import JobCancelled, JobDone, JobEvent, JobFailed, JobSkipped, JobStarted, JobToken, Skip
 
-
-@dataclass(frozen=True)
-class Submit:
-    job_id: int
-
-
-@dataclass(frozen=True)
-class Cancel:
-    job_id: int
-
-
-@dataclass(frozen=True)
-class Ended:
-    status: str  # a grpc.StatusCode name: "OK" (the client closed), "UNAVAILABLE" (shutdown), "CANCELLED"
-    message: str = ""
-
-
-Output = Event | Submit | Cancel | Ended
+Output = Event | Score | Submit | Cancel | Ended
 SHUTDOWN_MESSAGE = "the daemon is shutting down; reconnect when it is back, or to another station daemon"
 
 
 @dataclass
 class _Job:
     description_id: int
-    frame: BufferedFrame
+    frame: BufferedFrame | None  # None: a sound anomaly with no frame to show
     trigger_time: float | None
     context: PartContext
+    final: bool  # the description ends its frame (not so for the sound gate's: the frame ended already)
+    gate: Any = None
+    window: tuple[float, float] | None = None  # the sound gate's window (capture times)
     claimed: bool = False
 
 
-@dataclass
 class SessionCore:
-    settings: SessionSettings
-    limits: SessionLimits
-    now: float  # when the session opened
-    frames: FrameBuffer = field(init=False)
-    audio_buffer: AudioBuffer = field(init=False)
-
-    def __post_init__(self) -> None:
-        buffer = 1 if self.settings.mode is TriggerMode.INTERVAL else self.limits.frame_buffer
+    def __init__(self, settings: SessionSettings, limits: SessionLimits, now: float) -> None:
+        self.settings, self.limits = settings, limits
+        buffer = 1 if settings.mode is TriggerMode.INTERVAL else limits.frame_buffer
         self.frames = FrameBuffer(buffer)
-        self.audio_buffer = AudioBuffer(self.limits.audio_buffer_seconds)
+        self.recent: deque[BufferedFrame] = deque(maxlen=limits.frame_buffer)  # passed frames, for sound
+        self.scoring: OrderedDict[int, BufferedFrame] = OrderedDict()  # GATED: frames at the gate
+        self.audio_buffer = AudioBuffer(limits.audio_buffer_seconds)
         self.jobs: dict[int, _Job] = {}
-        self._sequence = 0
-        self._job_ids = 0
-        self._descriptions = 0
+        self._sequence = self._job_ids = self._descriptions = 0
         self.state = "open"  # open → closing (client half-closed) | shutdown | abandoned → ended
-        self._due = self.now + self.settings.interval_seconds
+        self._due = now + settings.interval_seconds
+
+    @property
+    def gated(self) -> bool:
+        return self.settings.mode is TriggerMode.GATED
 
     # -- inputs from the client --------------------------------------------------------------------
     def frame(self, f: FrameIn, now: float) -> list[Output]:
@@ -96,9 +73,18 @@ class SessionCore:
         if self.state != "open":
             reason = DropReason.SHUTDOWN if self.state == "shutdown" else DropReason.CANCELLED
             return [Dropped(seq, f.capture_time, reason, "the session is ending; the frame was not accepted")]
+        frame = BufferedFrame(seq, f.capture_time, now, f.image)
         out: list[Output] = [Accepted(seq, f.capture_time)]
-        for old in self.frames.add(BufferedFrame(seq, f.capture_time, now, f.image)):
-            out.append(Dropped(old.sequence, old.capture_time, DropReason.SUPERSEDED))
+        if self.gated:
+            self.scoring[seq] = frame
+            while len(self.scoring) > self.limits.gate_backlog:
+                _, old = self.scoring.popitem(last=False)
+                out.append(Dropped(old.sequence, old.capture_time, DropReason.SUPERSEDED, "the gate fell behind"))
+        else:
+            for old in self.frames.add(frame):
+                out.append(Dropped(old.sequence, old.capture_time, DropReason.SUPERSEDED))
+        if self.settings.image_gate:
+            out.append(Score(seq, f.image))
         return out
 
     def refuse_frame(self, capture_time: float, error: InputError) -> list[Output]:
@@ -117,7 +103,10 @@ class SessionCore:
     def trigger(self, t: TriggerIn, now: float) -> list[Output]:
         if self.state != "open":
             return [Dropped(0, t.capture_time or 0.0, DropReason.SHUTDOWN, "the session is ending")]
-        return self._describe(t.capture_time, t.context)
+        frame = self.frames.take_nearest(t.capture_time)
+        if frame is None:
+            return [Dropped(0, t.capture_time or 0.0, DropReason.NO_FRAME, "trigger with no frame buffered")]
+        return self._job(frame, t.capture_time, t.context, final=True, gate=frame.gate)
 
     def tick(self, now: float) -> list[Output]:
         """Interval mode: describe the latest frame if the interval is due and nothing of ours is waiting."""
@@ -125,7 +114,7 @@ class SessionCore:
             return []
         self._due = now + self.settings.interval_seconds
         if len(self.frames) and not any(not j.claimed for j in self.jobs.values()):
-            return self._describe(None, None)
+            return self.trigger(TriggerIn(None), now)
         return []
 
     @property
@@ -133,62 +122,92 @@ class SessionCore:
         """When :meth:`tick` should next be called (interval mode, while open)."""
         return self._due if self.settings.mode is TriggerMode.INTERVAL and self.state == "open" else None
 
+    # -- the gate ------------------------------------------------------------------------------------
+    def scored(self, sequence: int, result: Any, now: float) -> list[Output]:
+        """The image gate's result for frame ``sequence``."""
+        if not self.gated:
+            self.frames.update(sequence, gate=result)
+            return []
+        frame = self.scoring.pop(sequence, None)
+        if frame is None:  # superseded while at the gate, or the session ended
+            return []
+        frame = dataclasses.replace(frame, gate=result)
+        if result.label and self.state == "open":
+            return self._job(frame, frame.capture_time, None, final=True, gate=result)
+        self.recent.append(frame)
+        return [Scored(frame.sequence, frame.capture_time, result), *self._maybe_end()]
+
+    def score_failed(self, sequence: int, error: EdgeError) -> list[Output]:
+        """The gate could not judge frame ``sequence`` (corrupt data, a non-finite score)."""
+        frame = self.scoring.pop(sequence, None) if self.gated else self.frames.take(sequence)
+        if frame is None:
+            return []
+        if isinstance(error, InputError):
+            return [Dropped(frame.sequence, frame.capture_time, DropReason.INVALID, str(error)), *self._maybe_end()]
+        return [Failed(error, sequence=frame.sequence), *self._maybe_end()]
+
+    def sound_scored(self, start: float, end: float, result: Any, now: float) -> list[Output]:
+        """The sound gate's result for the audio captured from ``start`` to ``end``: describe it if anomalous."""
+        if not result.label or self.state != "open":
+            return []
+        middle = (start + end) / 2
+        candidates = [*self.frames.peek(), *self.recent]
+        frame = min(candidates, key=lambda f: abs(f.capture_time - middle)) if candidates else None
+        return self._job(frame, middle, None, final=False, gate=result, window=(start, end))
+
     # -- the job's life, driven by the scheduler ---------------------------------------------------
     def claim(self, job_id: int, now: float) -> Request:
         """The job's turn came: bind its inputs, or raise Skip if its frame went stale."""
         job = self.jobs[job_id]
         job.claimed = True
-        frame = job.frame
-        waited = now - frame.received
-        if waited > self.limits.stale_after_seconds:
-            raise Skip(
-                DropReason.STALE,
-                f"frame {frame.sequence} waited {waited:.2f} s, over stale_after_seconds "
-                f"({self.limits.stale_after_seconds:g} s)",
-            )
-        s = self.settings
-        t = frame.capture_time
-        window = self.audio_buffer.window(t - s.audio_before_seconds, t + s.audio_after_seconds)
-        audio = [window] if window is not None else []
-        schema = getattr(getattr(s.params, "schema", None), "text", "")
-        digest = inputs_sha256(
-            [frame.image],
-            [a.tobytes() for a in audio],
-            s.prompt,
-            s.system,
-            schema,
-            options_text(s.params, s.max_soft_tokens) if s.params is not None else "",
-        )
-        return Request(s.prompt, [frame.image], audio, s.system, s.params, s.max_soft_tokens, digest)
+        frame, s = job.frame, self.settings
+        if frame is not None and job.final:
+            waited = now - frame.received
+            if waited > self.limits.stale_after_seconds:
+                raise Skip(
+                    DropReason.STALE,
+                    f"frame {frame.sequence} waited {waited:.2f} s, over stale_after_seconds "
+                    f"({self.limits.stale_after_seconds:g} s)",
+                )
+        if job.window is not None:
+            start, end = job.window
+        else:
+            t = frame.capture_time if frame is not None else 0.0
+            start, end = t - s.audio_before_seconds, t + s.audio_after_seconds
+        window = self.audio_buffer.window(start, end) if end > start else None
+        return build_request(s, frame.image if frame is not None else None, window, job.gate)
 
     def rejected(self, job_id: int, reason: DropReason, detail: str) -> list[Output]:
         """The scheduler refused the job (queue full, shutting down)."""
         job = self.jobs.pop(job_id)
-        return [Dropped(job.frame.sequence, job.frame.capture_time, reason, detail), *self._maybe_end()]
+        return [self._drop_job(job, reason, detail), *self._maybe_end()]
 
     def job_event(self, job_id: int, ev: JobEvent) -> list[Output]:
         job = self.jobs.get(job_id)
         if job is None:
             return []
         frame = job.frame
-        out: list[Output] = []
+        seq = frame.sequence if frame is not None else 0
         if isinstance(ev, JobStarted):
-            trigger = job.trigger_time if job.trigger_time is not None else frame.capture_time
-            return [Started(job.description_id, frame.sequence, frame.capture_time, trigger)]
+            t = frame.capture_time if frame is not None else 0.0
+            trigger = job.trigger_time if job.trigger_time is not None else t
+            return [Started(job.description_id, seq, t, trigger, job.gate, job.window)]
         if isinstance(ev, JobToken):
             return [Token(job.description_id, ev.token_id, ev.text)] if self.settings.stream_tokens else []
+        out: list[Output] = []
         if isinstance(ev, JobDone):
-            out.append(Finished(job.description_id, frame.sequence, ev.outcome, job.context))
+            final = seq if job.final else 0
+            out.append(Finished(job.description_id, final, ev.outcome, job.context, job.gate, job.window))
         elif isinstance(ev, JobSkipped):
-            out.append(Dropped(frame.sequence, frame.capture_time, ev.reason, ev.detail))
+            out.append(self._drop_job(job, ev.reason, ev.detail))
         elif isinstance(ev, JobFailed):
             if isinstance(ev.error, InputError):  # the frame turned out corrupt when decoded
-                out.append(Dropped(frame.sequence, frame.capture_time, DropReason.INVALID, str(ev.error)))
+                out.append(self._drop_job(job, DropReason.INVALID, str(ev.error)))
             else:
-                out.append(Failed(ev.error, sequence=frame.sequence))
+                out.append(Failed(ev.error, sequence=seq if job.final else 0))
         elif isinstance(ev, JobCancelled):
             reason = DropReason.SHUTDOWN if self.state == "shutdown" else DropReason.CANCELLED
-            out.append(Dropped(frame.sequence, frame.capture_time, reason, "the description was cancelled"))
+            out.append(self._drop_job(job, reason, "the description was cancelled"))
         del self.jobs[job_id]
         return out + self._maybe_end()
 
@@ -208,11 +227,7 @@ class SessionCore:
             out += self._drop_buffered(DropReason.SHUTDOWN, "the daemon is shutting down")
         if force and self.state == "shutdown":
             for job_id, job in self.jobs.items():
-                f = job.frame
-                out += [
-                    Cancel(job_id),
-                    Dropped(f.sequence, f.capture_time, DropReason.SHUTDOWN, "cancelled: the daemon stopped first"),
-                ]
+                out += [Cancel(job_id), self._drop_job(job, DropReason.SHUTDOWN, "cancelled: the daemon stopped first")]
             self.jobs.clear()
         return out + self._maybe_end()
 
@@ -234,20 +249,35 @@ class SessionCore:
         self._sequence += 1
         return self._sequence
 
-    def _drop_buffered(self, reason: DropReason, detail: str) -> list[Output]:
-        return [Dropped(f.sequence, f.capture_time, reason, detail) for f in self.frames.take_all()]
-
-    def _describe(self, when: float | None, context: PartContext | None) -> list[Output]:
-        frame = self.frames.take_nearest(when)
-        if frame is None:
-            return [Dropped(0, when or 0.0, DropReason.NO_FRAME, "trigger with no frame buffered")]
+    def _job(
+        self,
+        frame: BufferedFrame | None,
+        when: float | None,
+        context: PartContext | None,
+        final: bool,
+        gate: Any,
+        window: tuple[float, float] | None = None,
+    ) -> list[Output]:
         self._job_ids += 1
         self._descriptions += 1
-        self.jobs[self._job_ids] = _Job(self._descriptions, frame, when, context or self.settings.context)
+        ctx = context or self.settings.context
+        self.jobs[self._job_ids] = _Job(self._descriptions, frame, when, ctx, final, gate, window)
         return [Submit(self._job_ids)]
 
+    def _drop_job(self, job: _Job, reason: DropReason, detail: str) -> Dropped:
+        f = job.frame
+        if f is None or not job.final:  # a sound description: no frame ends here
+            when = job.window[0] if job.window else 0.0
+            return Dropped(0, when, reason, detail)
+        return Dropped(f.sequence, f.capture_time, reason, detail)
+
+    def _drop_buffered(self, reason: DropReason, detail: str) -> list[Output]:
+        frames = self.frames.take_all() + list(self.scoring.values())
+        self.scoring.clear()
+        return [Dropped(f.sequence, f.capture_time, reason, detail) for f in sorted(frames, key=lambda f: f.sequence)]
+
     def _maybe_end(self) -> list[Output]:
-        if self.state in ("open", "ended") or self.jobs:
+        if self.state in ("open", "ended") or self.jobs or self.scoring:
             return []
         out: list[Output] = []
         if self.state == "closing":

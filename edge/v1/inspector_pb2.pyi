@@ -29,11 +29,18 @@ class StopReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STOP_REASON_END_OF_TURN: _ClassVar[StopReason]
     STOP_REASON_MAX_TOKENS: _ClassVar[StopReason]
 
+class GateKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GATE_KIND_UNSPECIFIED: _ClassVar[GateKind]
+    GATE_KIND_IMAGE: _ClassVar[GateKind]
+    GATE_KIND_SOUND: _ClassVar[GateKind]
+
 class TriggerMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TRIGGER_MODE_UNSPECIFIED: _ClassVar[TriggerMode]
     TRIGGER_MODE_EXPLICIT: _ClassVar[TriggerMode]
     TRIGGER_MODE_INTERVAL: _ClassVar[TriggerMode]
+    TRIGGER_MODE_GATED: _ClassVar[TriggerMode]
 
 class DropReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -58,9 +65,13 @@ AUDIO_ENCODING_WAV: AudioEncoding
 STOP_REASON_UNSPECIFIED: StopReason
 STOP_REASON_END_OF_TURN: StopReason
 STOP_REASON_MAX_TOKENS: StopReason
+GATE_KIND_UNSPECIFIED: GateKind
+GATE_KIND_IMAGE: GateKind
+GATE_KIND_SOUND: GateKind
 TRIGGER_MODE_UNSPECIFIED: TriggerMode
 TRIGGER_MODE_EXPLICIT: TriggerMode
 TRIGGER_MODE_INTERVAL: TriggerMode
+TRIGGER_MODE_GATED: TriggerMode
 DROP_REASON_UNSPECIFIED: DropReason
 DROP_REASON_SUPERSEDED: DropReason
 DROP_REASON_STALE: DropReason
@@ -139,20 +150,24 @@ class GenerationOptions(_message.Message):
     def __init__(self, max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., max_soft_tokens: _Optional[int] = ..., ignore_eos: _Optional[bool] = ..., response_schema: _Optional[str] = ..., structured: _Optional[bool] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
-    __slots__ = ("images", "audio", "prompt", "system", "context", "options")
+    __slots__ = ("images", "audio", "prompt", "system", "context", "options", "gate", "gate_threshold")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    GATE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[Image]
     audio: _containers.RepeatedCompositeFieldContainer[Audio]
     prompt: str
     system: str
     context: PartContext
     options: GenerationOptions
-    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., audio: _Optional[_Iterable[_Union[Audio, _Mapping]]] = ..., prompt: _Optional[str] = ..., system: _Optional[str] = ..., context: _Optional[_Union[PartContext, _Mapping]] = ..., options: _Optional[_Union[GenerationOptions, _Mapping]] = ...) -> None: ...
+    gate: GateResult
+    gate_threshold: float
+    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., audio: _Optional[_Iterable[_Union[Audio, _Mapping]]] = ..., prompt: _Optional[str] = ..., system: _Optional[str] = ..., context: _Optional[_Union[PartContext, _Mapping]] = ..., options: _Optional[_Union[GenerationOptions, _Mapping]] = ..., gate: _Optional[_Union[GateResult, _Mapping]] = ..., gate_threshold: _Optional[float] = ...) -> None: ...
 
 class DescribeStreamRequest(_message.Message):
     __slots__ = ("request",)
@@ -193,7 +208,7 @@ class ModelIdentity(_message.Message):
     def __init__(self, bundle_id: _Optional[str] = ..., model_id: _Optional[str] = ..., quantization: _Optional[str] = ...) -> None: ...
 
 class DescribeResponse(_message.Message):
-    __slots__ = ("text", "token_ids", "stop_reason", "timings", "model", "context", "report_json", "report_error", "inputs_sha256", "schema_sha256")
+    __slots__ = ("text", "token_ids", "stop_reason", "timings", "model", "context", "report_json", "report_error", "inputs_sha256", "schema_sha256", "gate")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +219,7 @@ class DescribeResponse(_message.Message):
     REPORT_ERROR_FIELD_NUMBER: _ClassVar[int]
     INPUTS_SHA256_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_SHA256_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
     text: str
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     stop_reason: StopReason
@@ -214,7 +230,42 @@ class DescribeResponse(_message.Message):
     report_error: str
     inputs_sha256: str
     schema_sha256: str
-    def __init__(self, text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[_Union[ModelIdentity, _Mapping]] = ..., context: _Optional[_Union[PartContext, _Mapping]] = ..., report_json: _Optional[str] = ..., report_error: _Optional[str] = ..., inputs_sha256: _Optional[str] = ..., schema_sha256: _Optional[str] = ...) -> None: ...
+    gate: GateResult
+    def __init__(self, text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[_Union[ModelIdentity, _Mapping]] = ..., context: _Optional[_Union[PartContext, _Mapping]] = ..., report_json: _Optional[str] = ..., report_error: _Optional[str] = ..., inputs_sha256: _Optional[str] = ..., schema_sha256: _Optional[str] = ..., gate: _Optional[_Union[GateResult, _Mapping]] = ...) -> None: ...
+
+class Region(_message.Message):
+    __slots__ = ("x0", "y0", "x1", "y1")
+    X0_FIELD_NUMBER: _ClassVar[int]
+    Y0_FIELD_NUMBER: _ClassVar[int]
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    def __init__(self, x0: _Optional[int] = ..., y0: _Optional[int] = ..., x1: _Optional[int] = ..., y1: _Optional[int] = ...) -> None: ...
+
+class GateResult(_message.Message):
+    __slots__ = ("kind", "score", "anomalous", "threshold", "gate_id", "region", "latency_seconds", "window_start_time", "window_end_time")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    ANOMALOUS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    GATE_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_END_TIME_FIELD_NUMBER: _ClassVar[int]
+    kind: GateKind
+    score: float
+    anomalous: bool
+    threshold: float
+    gate_id: str
+    region: Region
+    latency_seconds: float
+    window_start_time: float
+    window_end_time: float
+    def __init__(self, kind: _Optional[_Union[GateKind, str]] = ..., score: _Optional[float] = ..., anomalous: _Optional[bool] = ..., threshold: _Optional[float] = ..., gate_id: _Optional[str] = ..., region: _Optional[_Union[Region, _Mapping]] = ..., latency_seconds: _Optional[float] = ..., window_start_time: _Optional[float] = ..., window_end_time: _Optional[float] = ...) -> None: ...
 
 class DescribeStreamResponse(_message.Message):
     __slots__ = ("token", "done")
@@ -233,7 +284,7 @@ class TokenChunk(_message.Message):
     def __init__(self, token_id: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class InspectConfig(_message.Message):
-    __slots__ = ("trigger_mode", "interval_seconds", "prompt", "system", "options", "audio_before_seconds", "audio_after_seconds", "context", "stream_tokens")
+    __slots__ = ("trigger_mode", "interval_seconds", "prompt", "system", "options", "audio_before_seconds", "audio_after_seconds", "context", "stream_tokens", "gate_threshold")
     TRIGGER_MODE_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +294,7 @@ class InspectConfig(_message.Message):
     AUDIO_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     STREAM_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    GATE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     trigger_mode: TriggerMode
     interval_seconds: float
     prompt: str
@@ -252,7 +304,8 @@ class InspectConfig(_message.Message):
     audio_after_seconds: float
     context: PartContext
     stream_tokens: bool
-    def __init__(self, trigger_mode: _Optional[_Union[TriggerMode, str]] = ..., interval_seconds: _Optional[float] = ..., prompt: _Optional[str] = ..., system: _Optional[str] = ..., options: _Optional[_Union[GenerationOptions, _Mapping]] = ..., audio_before_seconds: _Optional[float] = ..., audio_after_seconds: _Optional[float] = ..., context: _Optional[_Union[PartContext, _Mapping]] = ..., stream_tokens: _Optional[bool] = ...) -> None: ...
+    gate_threshold: float
+    def __init__(self, trigger_mode: _Optional[_Union[TriggerMode, str]] = ..., interval_seconds: _Optional[float] = ..., prompt: _Optional[str] = ..., system: _Optional[str] = ..., options: _Optional[_Union[GenerationOptions, _Mapping]] = ..., audio_before_seconds: _Optional[float] = ..., audio_after_seconds: _Optional[float] = ..., context: _Optional[_Union[PartContext, _Mapping]] = ..., stream_tokens: _Optional[bool] = ..., gate_threshold: _Optional[float] = ...) -> None: ...
 
 class Frame(_message.Message):
     __slots__ = ("capture_time", "camera_id", "image")
@@ -317,16 +370,18 @@ class Dropped(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., capture_time: _Optional[float] = ..., reason: _Optional[_Union[DropReason, str]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class DescriptionStarted(_message.Message):
-    __slots__ = ("description_id", "frame_sequence", "frame_capture_time", "trigger_time")
+    __slots__ = ("description_id", "frame_sequence", "frame_capture_time", "trigger_time", "gate")
     DESCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     FRAME_CAPTURE_TIME_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_TIME_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
     description_id: int
     frame_sequence: int
     frame_capture_time: float
     trigger_time: float
-    def __init__(self, description_id: _Optional[int] = ..., frame_sequence: _Optional[int] = ..., frame_capture_time: _Optional[float] = ..., trigger_time: _Optional[float] = ...) -> None: ...
+    gate: GateResult
+    def __init__(self, description_id: _Optional[int] = ..., frame_sequence: _Optional[int] = ..., frame_capture_time: _Optional[float] = ..., trigger_time: _Optional[float] = ..., gate: _Optional[_Union[GateResult, _Mapping]] = ...) -> None: ...
 
 class DescriptionToken(_message.Message):
     __slots__ = ("description_id", "token")
@@ -337,12 +392,24 @@ class DescriptionToken(_message.Message):
     def __init__(self, description_id: _Optional[int] = ..., token: _Optional[_Union[TokenChunk, _Mapping]] = ...) -> None: ...
 
 class DescriptionFinished(_message.Message):
-    __slots__ = ("description_id", "result")
+    __slots__ = ("description_id", "result", "frame_sequence")
     DESCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    FRAME_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     description_id: int
     result: DescribeResponse
-    def __init__(self, description_id: _Optional[int] = ..., result: _Optional[_Union[DescribeResponse, _Mapping]] = ...) -> None: ...
+    frame_sequence: int
+    def __init__(self, description_id: _Optional[int] = ..., result: _Optional[_Union[DescribeResponse, _Mapping]] = ..., frame_sequence: _Optional[int] = ...) -> None: ...
+
+class Scored(_message.Message):
+    __slots__ = ("sequence", "capture_time", "gate")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    capture_time: float
+    gate: GateResult
+    def __init__(self, sequence: _Optional[int] = ..., capture_time: _Optional[float] = ..., gate: _Optional[_Union[GateResult, _Mapping]] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "field", "sequence")
@@ -357,20 +424,22 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class InspectResponse(_message.Message):
-    __slots__ = ("accepted", "dropped", "started", "token", "finished", "error")
+    __slots__ = ("accepted", "dropped", "started", "token", "finished", "error", "scored")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SCORED_FIELD_NUMBER: _ClassVar[int]
     accepted: Accepted
     dropped: Dropped
     started: DescriptionStarted
     token: DescriptionToken
     finished: DescriptionFinished
     error: Error
-    def __init__(self, accepted: _Optional[_Union[Accepted, _Mapping]] = ..., dropped: _Optional[_Union[Dropped, _Mapping]] = ..., started: _Optional[_Union[DescriptionStarted, _Mapping]] = ..., token: _Optional[_Union[DescriptionToken, _Mapping]] = ..., finished: _Optional[_Union[DescriptionFinished, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    scored: Scored
+    def __init__(self, accepted: _Optional[_Union[Accepted, _Mapping]] = ..., dropped: _Optional[_Union[Dropped, _Mapping]] = ..., started: _Optional[_Union[DescriptionStarted, _Mapping]] = ..., token: _Optional[_Union[DescriptionToken, _Mapping]] = ..., finished: _Optional[_Union[DescriptionFinished, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., scored: _Optional[_Union[Scored, _Mapping]] = ...) -> None: ...
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()
@@ -408,8 +477,24 @@ class Limits(_message.Message):
     max_schema_bytes: int
     def __init__(self, max_message_bytes: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_audio_seconds: _Optional[float] = ..., max_new_tokens: _Optional[int] = ..., queue_depth: _Optional[int] = ..., stale_after_seconds: _Optional[float] = ..., min_interval_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., max_prompt_bytes: _Optional[int] = ..., max_images_per_request: _Optional[int] = ..., max_audio_clips_per_request: _Optional[int] = ..., max_interval_seconds: _Optional[float] = ..., max_schema_bytes: _Optional[int] = ...) -> None: ...
 
+class GateInfo(_message.Message):
+    __slots__ = ("gate_id", "image", "sound", "threshold", "reference_images", "sound_window_seconds")
+    GATE_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    SOUND_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    SOUND_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    gate_id: str
+    image: bool
+    sound: bool
+    threshold: float
+    reference_images: int
+    sound_window_seconds: float
+    def __init__(self, gate_id: _Optional[str] = ..., image: _Optional[bool] = ..., sound: _Optional[bool] = ..., threshold: _Optional[float] = ..., reference_images: _Optional[int] = ..., sound_window_seconds: _Optional[float] = ...) -> None: ...
+
 class GetInfoResponse(_message.Message):
-    __slots__ = ("model", "version", "schema_version", "context_tokens", "default_max_soft_tokens", "has_vision", "has_audio", "limits", "parity")
+    __slots__ = ("model", "version", "schema_version", "context_tokens", "default_max_soft_tokens", "has_vision", "has_audio", "limits", "parity", "gate")
     class ParityEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -426,6 +511,7 @@ class GetInfoResponse(_message.Message):
     HAS_AUDIO_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     PARITY_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
     model: ModelIdentity
     version: str
     schema_version: int
@@ -435,4 +521,5 @@ class GetInfoResponse(_message.Message):
     has_audio: bool
     limits: Limits
     parity: _containers.ScalarMap[str, str]
-    def __init__(self, model: _Optional[_Union[ModelIdentity, _Mapping]] = ..., version: _Optional[str] = ..., schema_version: _Optional[int] = ..., context_tokens: _Optional[int] = ..., default_max_soft_tokens: _Optional[int] = ..., has_vision: _Optional[bool] = ..., has_audio: _Optional[bool] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., parity: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    gate: GateInfo
+    def __init__(self, model: _Optional[_Union[ModelIdentity, _Mapping]] = ..., version: _Optional[str] = ..., schema_version: _Optional[int] = ..., context_tokens: _Optional[int] = ..., default_max_soft_tokens: _Optional[int] = ..., has_vision: _Optional[bool] = ..., has_audio: _Optional[bool] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., parity: _Optional[_Mapping[str, str]] = ..., gate: _Optional[_Union[GateInfo, _Mapping]] = ...) -> None: ...
