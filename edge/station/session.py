@@ -59,6 +59,8 @@ class SessionCore:
         self.scoring: OrderedDict[int, BufferedFrame] = OrderedDict()  # GATED: frames at the gate
         self.audio_buffer = AudioBuffer(limits.audio_buffer_seconds)
         self.jobs: dict[int, _Job] = {}
+        self.unscored: set[int] = set()  # frames at the gate (explicit/interval modes)
+        self.held: dict[int, int] = {}  # frame sequence → job waiting for that frame's verdict
         self._sequence = self._job_ids = self._descriptions = 0
         self.state = "open"  # open → closing (client half-closed) | shutdown | abandoned → ended
         self._due = now + settings.interval_seconds
@@ -84,6 +86,8 @@ class SessionCore:
             for old in self.frames.add(frame):
                 out.append(Dropped(old.sequence, old.capture_time, DropReason.SUPERSEDED))
         if self.settings.image_gate:
+            if not self.gated:
+                self.unscored.add(seq)
             out.append(Score(seq, f.image))
         return out
 
@@ -106,7 +110,11 @@ class SessionCore:
         frame = self.frames.take_nearest(t.capture_time)
         if frame is None:
             return [Dropped(0, t.capture_time or 0.0, DropReason.NO_FRAME, "trigger with no frame buffered")]
-        return self._job(frame, t.capture_time, t.context, final=True, gate=frame.gate)
+        out = self._job(frame, t.capture_time, t.context, final=True, gate=frame.gate)
+        if frame.sequence in self.unscored:  # its verdict is on the way: the description waits for it
+            self.held[frame.sequence] = self._job_ids
+            return []
+        return out
 
     def tick(self, now: float) -> list[Output]:
         """Interval mode: describe the latest frame if the interval is due and nothing of ours is waiting."""
@@ -126,20 +134,32 @@ class SessionCore:
     def scored(self, sequence: int, result: Any, now: float) -> list[Output]:
         """The image gate's result for frame ``sequence``."""
         if not self.gated:
+            self.unscored.discard(sequence)
             self.frames.update(sequence, gate=result)
-            return []
+            job_id = self.held.pop(sequence, None)
+            if job_id is None or job_id not in self.jobs:
+                return []
+            self.jobs[job_id].gate = result
+            return [Submit(job_id)]
         frame = self.scoring.pop(sequence, None)
         if frame is None:  # superseded while at the gate, or the session ended
             return []
         frame = dataclasses.replace(frame, gate=result)
-        if result.label and self.state == "open":
+        if result.label and self.state in ("open", "closing"):  # a client that half-closed still gets its verdicts
             return self._job(frame, frame.capture_time, None, final=True, gate=result)
         self.recent.append(frame)
         return [Scored(frame.sequence, frame.capture_time, result), *self._maybe_end()]
 
     def score_failed(self, sequence: int, error: EdgeError) -> list[Output]:
         """The gate could not judge frame ``sequence`` (corrupt data, a non-finite score)."""
-        frame = self.scoring.pop(sequence, None) if self.gated else self.frames.take(sequence)
+        self.unscored.discard(sequence)
+        job_id = self.held.pop(sequence, None)
+        if job_id is not None and job_id in self.jobs:  # a trigger chose it: that description cannot be made
+            job = self.jobs.pop(job_id)
+            assert job.frame is not None
+            frame: BufferedFrame | None = job.frame
+        else:
+            frame = self.scoring.pop(sequence, None) if self.gated else self.frames.take(sequence)
         if frame is None:
             return []
         if isinstance(error, InputError):
@@ -148,7 +168,7 @@ class SessionCore:
 
     def sound_scored(self, start: float, end: float, result: Any, now: float) -> list[Output]:
         """The sound gate's result for the audio captured from ``start`` to ``end``: describe it if anomalous."""
-        if not result.label or self.state != "open":
+        if not result.label or self.state not in ("open", "closing"):
             return []
         middle = (start + end) / 2
         candidates = [*self.frames.peek(), *self.recent]
@@ -236,7 +256,10 @@ class SessionCore:
         if self.state == "ended":
             return []
         self.state = "abandoned"
-        out: list[Output] = [Cancel(job_id) for job_id in self.jobs]
+        held = [self.jobs.pop(job_id) for job_id in self.held.values() if job_id in self.jobs]  # never submitted
+        self.held.clear()
+        out: list[Output] = [self._drop_job(job, DropReason.CANCELLED, "the client left") for job in held]
+        out += [Cancel(job_id) for job_id in self.jobs]
         out += self._drop_buffered(DropReason.CANCELLED, "the client left")
         return out + self._maybe_end()
 

@@ -19,7 +19,7 @@ from edge.v1 import inspector_pb2_grpc as pb_grpc
 class RunningDaemon:
     """``create_server`` on a background loop; ``stop()`` drains it like SIGTERM does."""
 
-    def __init__(self, cfg: ServeConfig, engine: Any) -> None:
+    def __init__(self, cfg: ServeConfig, engine: Any, gate: Any = None) -> None:
         from prometheus_client import CollectorRegistry
 
         from edge.serve.metrics import Metrics
@@ -31,7 +31,11 @@ class RunningDaemon:
         self.thread.start()
         from edge.serve.server import create_server
 
-        self.daemon, self.port = self.call(create_server(cfg, engine, self.metrics))
+        if gate is not None:  # an edge.gate.Gate: run it as the daemon does (load_station_gate)
+            from edge.station.gating import GateRunner
+
+            gate = GateRunner(gate, self.metrics, cfg.gate_threshold or None)
+        self.daemon, self.port = self.call(create_server(cfg, engine, self.metrics, gate))
         self.target = f"127.0.0.1:{self.port}"
 
     def call(self, coro: Any, timeout: float = 60) -> Any:

@@ -168,3 +168,77 @@ def test_audio_window_around_the_frame_goes_with_the_description() -> None:
     c.trigger(TriggerIn(None), now=0.0)
     [audio] = c.claim(1, now=0.1).audio
     assert audio[0] == 8_000 and len(audio) == 12_000  # 10.5 s .. 11.25 s
+
+
+class Verdict:
+    """A gate result as the core reads it (edge.gate.GateResult has these fields and more)."""
+
+    def __init__(self, score: float, region: tuple[int, int, int, int] | None = None) -> None:
+        self.score, self.threshold, self.gate_id, self.region = score, 0.5, "g1", region
+        self.label = score > 0.5
+
+
+def gated(**kw: object) -> SessionCore:
+    return core(TriggerMode.GATED, image_gate=True, sound_gate=True, **kw)
+
+
+def test_gated_frames_are_scored_and_only_anomalies_described() -> None:
+    from edge.station.actions import Score
+    from edge.station.engine import Crop
+    from edge.station.events import Scored
+
+    c = gated()
+    out = c.frame(frame(1.0), now=0.0)
+    assert [type(o) for o in out] == [Accepted, Score] and out[1].sequence == 1
+    c.frame(frame(2.0), now=0.0)
+    good = Verdict(0.2)
+    assert c.scored(1, good, now=0.1) == [Scored(1, 1.0, good)]
+    bad = Verdict(0.9, region=(10, 10, 20, 20))
+    assert c.scored(2, bad, now=0.1) == [Submit(1)]
+    request = c.claim(1, now=0.2)
+    assert isinstance(request.images[1], Crop) and request.images[1].region == (10, 10, 20, 20)
+    assert "score 0.90 (threshold 0.50)" in request.prompt and "x 10-20, y 10-20 of the 64x48 frame" in request.prompt
+    [started] = c.job_event(1, JobStarted())
+    assert started.gate is bad and started.frame_sequence == 2
+    assert c.close() == []  # the description is still running
+    [finished, ended] = c.job_event(1, JobDone(outcome="o"))  # type: ignore[arg-type]
+    assert finished.frame_sequence == 2 and finished.gate is bad and ended == Ended("OK")
+
+
+def test_the_gate_backlog_supersedes_the_oldest_waiting_frame() -> None:
+    c = SessionCore(
+        SessionSettings(mode=TriggerMode.GATED, prompt="p", params=None, image_gate=True),
+        SessionLimits(gate_backlog=2),
+        0.0,
+    )
+    out = [o for t in range(3) for o in c.frame(frame(float(t)), now=0.0)]
+    assert Dropped(1, 0.0, DropReason.SUPERSEDED, "the gate fell behind") in out
+    assert c.scored(1, Verdict(0.9), now=0.1) == []  # its verdict arrives late: nothing happens twice
+
+
+def test_a_trigger_waits_for_its_frames_verdict() -> None:
+    c = core(image_gate=True)
+    c.frame(frame(1.0), now=0.0)
+    assert c.trigger(TriggerIn(1.0), now=0.0) == []  # held until the gate has spoken
+    verdict = Verdict(0.3)
+    assert c.scored(1, verdict, now=0.1) == [Submit(1)]
+    [started] = c.job_event(1, JobStarted())
+    assert started.gate is verdict
+
+
+def test_a_sound_anomaly_is_described_with_the_nearest_recent_frame() -> None:
+    c = gated()
+    c.frame(frame(10.0), now=0.0)
+    c.frame(frame(12.0), now=0.0)
+    c.scored(1, Verdict(0.1), now=0.0)
+    c.scored(2, Verdict(0.1), now=0.0)
+    c.audio(AudioIn(10.0, np.zeros(48_000, np.float32)), now=0.0)
+    assert c.sound_scored(10.0, 11.0, Verdict(0.2), now=0.1) == []
+    knock = Verdict(0.8)
+    assert c.sound_scored(11.0, 12.0, knock, now=0.1) == [Submit(1)]
+    req = c.claim(1, now=0.2)
+    assert len(req.audio) == 1 and len(req.audio[0]) == 16_000 and len(req.images) == 1  # no region: no crop
+    [started] = c.job_event(1, JobStarted())
+    assert started.frame_sequence == 2 and started.window == (11.0, 12.0)  # frame 2 (t=12) is nearest 11.5
+    [finished] = c.job_event(1, JobDone(outcome="o"))  # type: ignore[arg-type]
+    assert finished.frame_sequence == 0 and not is_final_for_frame(finished)
