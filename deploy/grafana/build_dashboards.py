@@ -206,6 +206,19 @@ def fleet() -> dict[str, Any]:
         "percentunit",
         w=8,
     )
+    lay.row("Anomaly gate")
+    timeseries(
+        lay,
+        "Share of frames passed to the model (anomaly rate)",
+        [q(f"max by (station) (instance:{N}gate_anomalous:ratio_rate5m{{{SEL}}})", "{{station}}")],
+        "percentunit",
+    )
+    timeseries(
+        lay,
+        "Gate latency p99 (image)",
+        [q(f"max by (station) (instance:{N}gate_latency_seconds:p99_rate5m{{{SEL}}})", "{{station}}")],
+        "s",
+    )
     lay.row("Latency and throughput")
     lay.add(
         "heatmap",
@@ -315,6 +328,37 @@ def station() -> dict[str, Any]:
             q(f"max({N}queue_capacity{{{SEL}}})", "queue capacity", "C"),
         ],
         "none",
+        w=8,
+    )
+    lay.row("Anomaly gate")
+    timeseries(
+        lay,
+        "Gate verdicts",
+        [
+            q(rate(f"{N}gate_frames_total", "label"), "frames {{label}}", "A"),
+            q(rate(f"{N}gate_windows_total", "label"), "audio windows {{label}}", "B"),
+        ],
+        "none",
+        w=8,
+    )
+    timeseries(
+        lay,
+        "Share of frames passed to the model",
+        [
+            q(f"max(instance:{N}gate_anomalous:ratio_rate5m{{{SEL}}})", "anomalous share", "A"),
+            q(f"max({N}gate_threshold{{{SEL}}})", "threshold", "B"),
+        ],
+        "percentunit",
+        w=8,
+    )
+    timeseries(
+        lay,
+        "Gate latency and scores",
+        [
+            q(quantile(0.99, f"{N}gate_latency_seconds", "kind"), "p99 {{kind}} latency", "A"),
+            q(quantile(0.5, f"{N}gate_score", "kind"), "median {{kind}} score", "B"),
+        ],
+        "s",
         w=8,
     )
     lay.row("Resources")

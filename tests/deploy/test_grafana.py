@@ -159,8 +159,8 @@ def parse(text: str) -> Series:
 
 
 @pytest.fixture(scope="module")
-def scrapes(fp32_bundle: Path) -> tuple[Series, Series]:
-    """The daemon's live exposition before and after a real Describe and a real Inspect session."""
+def scrapes(fp32_bundle: Path, fitted_gate: Path, small_dataset: Path) -> tuple[Series, Series]:
+    """The daemon's live exposition before and after a real Describe, a real Inspect session and a gated one."""
     import grpc
     from prometheus_client import generate_latest
 
@@ -170,7 +170,10 @@ def scrapes(fp32_bundle: Path) -> tuple[Series, Series]:
     from edge.v1 import inspector_pb2_grpc as pb_grpc
     from tests.serve.conftest import RunningDaemon, serve_config
 
-    daemon = RunningDaemon(serve_config(fp32_bundle), Engine(fp32_bundle, threads=1))
+    from edge.gate import load_gate
+
+    cfg = serve_config(fp32_bundle, gate=fitted_gate)
+    daemon = RunningDaemon(cfg, Engine(fp32_bundle, threads=1), load_gate(fitted_gate))
     try:
         before = parse(generate_latest(daemon.registry).decode())
         img = synthetic_image(64, 64)
@@ -191,7 +194,14 @@ def scrapes(fp32_bundle: Path) -> tuple[Series, Series]:
             stub = pb_grpc.InspectorServiceStub(channel)
             resp = stub.Describe(pb.DescribeRequest(images=[pb.Image(raw=raw)], prompt="D.", options=opts), timeout=60)
             events = [e.WhichOneof("event") for e in stub.Inspect(iter(session), timeout=60)]
+            gated = [pb.InspectRequest(config=pb.InspectConfig(trigger_mode=pb.TRIGGER_MODE_GATED, options=opts))]
+            good = sorted((small_dataset / "test/good").glob("*.png"))[0].read_bytes()  # passes the gate
+            for k, image in enumerate((pb.Image(encoded=good), pb.Image(raw=raw))):  # the synthetic frame fails it
+                gated.append(pb.InspectRequest(frame=pb.Frame(capture_time=3.0 + k, image=image)))
+            gated.append(pb.InspectRequest(audio=pb.AudioChunk(capture_time=3.0, audio=audio)))  # a sound window
+            scored = [e.WhichOneof("event") for e in stub.Inspect(iter(gated), timeout=60)]
         assert len(resp.token_ids) >= 2  # inter-token gaps need two tokens
+        assert scored.count("scored") == 1 and scored.count("finished") >= 1, scored
         assert "dropped" in events and "finished" in events, events
         after = parse(generate_latest(daemon.registry).decode())
     finally:
