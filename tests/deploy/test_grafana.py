@@ -165,12 +165,11 @@ def scrapes(fp32_bundle: Path, fitted_gate: Path, small_dataset: Path) -> tuple[
     from prometheus_client import generate_latest
 
     from edge.build.parity import synthetic_audio, synthetic_image
+    from edge.gate import load_gate
     from edge.runtime.engine import Engine
     from edge.v1 import inspector_pb2 as pb
     from edge.v1 import inspector_pb2_grpc as pb_grpc
     from tests.serve.conftest import RunningDaemon, serve_config
-
-    from edge.gate import load_gate
 
     cfg = serve_config(fp32_bundle, gate=fitted_gate)
     daemon = RunningDaemon(cfg, Engine(fp32_bundle, threads=1), load_gate(fitted_gate))
