@@ -1,31 +1,31 @@
 """``Inspect`` streams: the adapter between a gRPC bidirectional stream and a station session core.
 
-It parses each message (wire bytes) into domain inputs, feeds them to a
-:class:`~edge.station.session.SessionCore` with the daemon's clock, hands the description jobs the core
-asks for to the scheduler, feeds the scheduler's job events back, and writes the core's events out as
-protobuf. All decisions (buffering, triggers, staleness, the exactly-one-final-event accounting) are the
-core's; this module only moves messages and counts them in the metrics.
+It parses each message (wire bytes) into domain inputs for a :class:`~edge.serve.driver.SessionDriver`,
+which runs the :class:`~edge.station.session.SessionCore` with the gate, the scheduler and the clock, and
+writes the session's events out as protobuf. All decisions (buffering, triggers, staleness, the
+exactly-one-final-event accounting) are the core's; this module only moves messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
+import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from edge.errors import EdgeError, FieldError, InputError, OverloadedError, SessionError, ShuttingDownError
 from edge.serve.config import ServeConfig
 from edge.serve.convert import Converter, parse
+from edge.serve.driver import SessionDriver
 from edge.serve.replies import inspect_event
-from edge.station.actions import Cancel, Ended, Score, Submit
-from edge.station.events import Accepted, Dropped, DropReason
-from edge.station.gating import GateRunner, SoundStream
-from edge.station.inputs import AudioIn, SessionLimits
-from edge.station.session import Output, SessionCore
-from edge.station.worker import FINAL, Job, JobEvent, Scheduler
+from edge.station.actions import Ended
+from edge.station.events import Event
+from edge.station.gating import GateRunner
+from edge.station.inputs import SessionLimits
+from edge.station.session import SessionCore
+from edge.station.worker import Scheduler
 from edge.v1 import inspector_pb2 as pb
 
 
@@ -104,88 +104,20 @@ class InspectSessions:
 
 
 class _Stream:
-    """Drives one session core; the core is only touched under ``lock`` (the engine thread claims jobs)."""
+    """One Inspect stream: parses its messages into the session driver, writes the driver's events out."""
 
     def __init__(self, owner: InspectSessions, core: SessionCore, key: str) -> None:
-        self.owner, self.core, self.key = owner, core, key
-        self.conv, self.scheduler, self.metrics = owner.conv, owner.scheduler, owner.metrics
-        self.lock = threading.RLock()
-        self.loop = asyncio.get_running_loop()
+        self.owner, self.core, self.conv = owner, core, owner.conv
         self.out: asyncio.Queue[pb.InspectResponse | Ended] = asyncio.Queue()
-        self.jobs: dict[int, Job] = {}
-        self.gate = owner.gate
-        self.sound = SoundStream()
-        self.tasks: set[asyncio.Task[None]] = set()  # gate scorings in flight
+        self.driver = SessionDriver(core, key, owner.scheduler, owner.metrics, owner.gate, self._emit)
+        self.feed = self.driver.feed
 
-    def feed(self, step: Callable[..., list[Output]], *args: Any) -> None:
-        with self.lock:
-            outputs = step(*args)
-        for o in outputs:
-            self._dispatch(o)
+    def _emit(self, item: Event | Ended) -> None:
+        self.out.put_nowait(item if isinstance(item, Ended) else inspect_event(item, self.owner.model))
 
-    def _dispatch(self, o: Output) -> None:
-        if isinstance(o, Score):
-            task = asyncio.create_task(self._score(o.sequence, o.image))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-        elif isinstance(o, Submit):
-            self._submit(o.job_id)
-        elif isinstance(o, Cancel):
-            job = self.jobs.get(o.job_id)
-            if job is not None:
-                job.cancelled.set()
-        elif isinstance(o, Ended):
-            self.out.put_nowait(o)
-        else:
-            if isinstance(o, Accepted) and o.media == "frame":
-                self.metrics.frame_received()
-            elif isinstance(o, Dropped) and (o.sequence or o.reason is DropReason.NO_FRAME):
-                self.metrics.frame_dropped(o.reason.value)
-            self.out.put_nowait(inspect_event(o, self.owner.model))
-
-    def _submit(self, job_id: int) -> None:
-        def emit(ev: JobEvent) -> None:  # the engine thread
-            self.loop.call_soon_threadsafe(self._job_event, job_id, ev)
-
-        def resolve() -> Any:  # the engine thread
-            with self.lock:
-                return self.core.claim(job_id, time.monotonic())
-
-        job = Job(key=self.key, emit=emit, resolve=resolve)
-        try:
-            self.scheduler.submit(job)
-        except (OverloadedError, ShuttingDownError) as exc:
-            reason = DropReason.QUEUE_FULL if isinstance(exc, OverloadedError) else DropReason.SHUTDOWN
-            self.feed(self.core.rejected, job_id, reason, str(exc))
-            return
-        self.jobs[job_id] = job
-
-    async def _score(self, sequence: int, image: Any) -> None:
-        """Run the image gate on its thread; the verdict goes back to the core (errors end the frame)."""
-        assert self.gate is not None
-        try:
-            result = await self.gate.image(image, self.core.settings.gate_threshold)
-        except EdgeError as exc:  # a frame that cannot be decoded, a non-finite score
-            self.feed(self.core.score_failed, sequence, exc)
-            return
-        self.feed(self.core.scored, sequence, result, time.monotonic())
-
-    async def _sound(self, chunk: AudioIn) -> None:
-        if self.gate is None or not self.core.settings.sound_gate:
-            return
-        for start, end, result in await self.gate.sound(self.sound, chunk.samples, chunk.capture_time):
-            self.feed(self.core.sound_scored, start, end, result, time.monotonic())
-
-    def _job_event(self, job_id: int, ev: JobEvent) -> None:
-        if isinstance(ev, FINAL):
-            self.jobs.pop(job_id, None)
-        self.feed(self.core.job_event, job_id, ev)
-
-    # -- the stream -----------------------------------------------------------------------------------
     async def serve(self, it: AsyncIterator[bytes]) -> AsyncGenerator[pb.InspectResponse, None]:
-        self.scheduler.register(self.key)
+        self.driver.start()
         reader = asyncio.create_task(self._read(it))
-        ticker = asyncio.create_task(self._tick())
         try:
             while True:
                 item = await self.out.get()
@@ -195,11 +127,8 @@ class _Stream:
                     return
                 yield item
         finally:
-            for task in (reader, ticker, *self.tasks):
-                task.cancel()
-            if not self.core.ended:  # the client cancelled or vanished: stop our descriptions
-                self.feed(self.core.abandon)
-            self.scheduler.unregister(self.key)
+            reader.cancel()
+            self.driver.stop()  # the client cancelled or vanished: stop our descriptions
 
     async def _read(self, it: AsyncIterator[bytes]) -> None:
         try:
@@ -221,14 +150,11 @@ class _Stream:
                     frame = self.conv.frame(msg.frame)
                 except InputError as exc:
                     t = msg.frame.capture_time
-                    self.feed(self.core.refuse_frame, t if t == t and abs(t) != float("inf") else 0.0, exc)
+                    self.feed(self.core.refuse_frame, t if math.isfinite(t) else 0.0, exc)
                     return
                 self.feed(self.core.frame, frame, time.monotonic())
             elif kind == "audio":
-                chunk = await asyncio.to_thread(self.conv.audio_chunk, msg.audio)
-                self.feed(self.core.audio, chunk, time.monotonic())
-                self.metrics.audio_received(len(chunk.samples) / 16_000)
-                await self._sound(chunk)
+                await self.driver.audio(await asyncio.to_thread(self.conv.audio_chunk, msg.audio))
             elif kind == "trigger":
                 self.feed(self.core.trigger, self.conv.trigger(msg.trigger), time.monotonic())
             elif kind == "config":
@@ -237,12 +163,3 @@ class _Stream:
                 raise FieldError("message", "empty message: set config, frame, audio or trigger")
         except EdgeError as exc:
             self.feed(self.core.refuse, exc)
-
-    async def _tick(self) -> None:
-        while True:
-            with self.lock:
-                due = self.core.next_tick
-            if due is None:
-                return
-            await asyncio.sleep(max(due - time.monotonic(), 0.0))
-            self.feed(self.core.tick, time.monotonic())
