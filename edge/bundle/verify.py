@@ -14,8 +14,8 @@ from edge.errors import BundleIntegrityError
 def verify_bundle(bundle_dir: Path | str) -> Manifest:
     """Load the manifest and check every byte of the bundle against it; returns the manifest.
 
-    Raises :class:`BundleIntegrityError` listing every problem found (not just the first), so one
-    run tells the integrator everything that is wrong with a copied bundle.
+    Raises :class:`BundleIntegrityError` listing every problem found (not just the first), on one line, so
+    one run tells the integrator everything that is wrong with a copied bundle.
 
     >>> manifest = verify_bundle(Path("bundle"))
     >>> manifest.bundle_id
@@ -46,10 +46,11 @@ def verify_bundle(bundle_dir: Path | str) -> Manifest:
         if entry["file"] not in manifest.files:
             problems.setdefault(entry["file"], f"the {graph} graph's file is not listed in the manifest")
     if problems:
-        lines = "\n".join(f"  {name}: {what}" for name, what in sorted(problems.items()))
+        # one line, every file named: the CLI, the daemon's journal and Ansible's failure output show all of it
+        named = "; ".join(f"{name}: {what}" for name, what in sorted(problems.items()))
         raise BundleIntegrityError(
-            f"{root}: {len(problems)} file(s) do not match manifest.json; the bundle is refused. Copy the "
-            f"bundle again from the build host (or re-export it).\n{lines}"
+            f"{root}: the bundle is refused, {len(problems)} file(s) do not match manifest.json ({named}); "
+            "copy the bundle again from the build host (or re-export it)"
         )
     return manifest
 
