@@ -182,16 +182,14 @@ def _export_into(
     if opts.parity:
         from edge.build.parity import check_bundle
 
-        with Progress("parity vs transformers", total=1) as bar:
-            data["parity"] = check_bundle(
-                tmp,
-                folder,
-                exact=rec.name == "fp32",
-                image_mask=opts.image_mask,
-                new_tokens=opts.parity_tokens,
-                threads=opts.threads,
-            )
-            bar.update(1)
+        data["parity"] = check_bundle(
+            tmp,
+            folder,
+            exact=rec.name == "fp32",
+            image_mask=opts.image_mask,
+            new_tokens=opts.parity_tokens,
+            threads=opts.threads,
+        )
     else:
         data["parity"] = {"status": "skipped"}
     manifest = write_manifest(tmp, data)

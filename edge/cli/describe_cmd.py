@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import grpc
 
     from edge import client
+    from edge.cli.safe_text import for_stream
     from edge.errors import ConfigError
     from edge.v1 import inspector_pb2 as pb
     from edge.v1 import inspector_pb2_grpc as pb_grpc
@@ -64,11 +65,12 @@ def run(args: argparse.Namespace) -> int:
     metadata = client.token_metadata(os.environ.get("EDGE_TOKEN") or None, args.token_file)
 
     streamed = False
+    show = for_stream(sys.stdout)  # control characters escaped on a terminal, bytes unchanged in a pipe
 
     def on_text(text: str) -> None:
         nonlocal streamed
         streamed = True
-        print(text, end="", flush=True)
+        print(show(text), end="", flush=True)
 
     with client.channel(
         args.target,
