@@ -12,7 +12,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_memory_plan_block_is_edge_plans_output() -> None:
     text = README.read_text()
-    match = re.search(r"`(edge plan --preset 12b [^`]*)` \(shapes only, nothing is built\):\n\n```\n(.*?)```", text, re.S)
+    block = r"`(edge plan --preset 12b [^`]*)` \(shapes only, nothing is built\):\n\n```\n(.*?)```"
+    match = re.search(block, text, re.S)
     assert match, "README: the 12B memory plan block is gone"
     argv = match.group(1).split()[1:]
     proc = subprocess.run([sys.executable, "-m", "edge", *argv], capture_output=True, text=True, check=True)

@@ -108,9 +108,7 @@ def export_bundle(source: str, out: Path, opts: ExportOptions) -> dict[str, Any]
     return manifest
 
 
-def _export_into(
-    tmp: Path, folder: Path, reader: Any, spec: ModelSpec, opts: ExportOptions
-) -> dict[str, Any]:
+def _export_into(tmp: Path, folder: Path, reader: Any, spec: ModelSpec, opts: ExportOptions) -> dict[str, Any]:
     t0 = time.perf_counter()
     rec = opts.recipe
     graphs: dict[str, dict[str, Any]] = {}

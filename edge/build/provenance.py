@@ -36,9 +36,7 @@ class ModelIdentity:
     origin: str  # where model_id came from, for the manifest reader
 
 
-def identify(
-    folder: Path, config: dict[str, Any], model_id: str = "", revision: str = ""
-) -> ModelIdentity:
+def identify(folder: Path, config: dict[str, Any], model_id: str = "", revision: str = "") -> ModelIdentity:
     """The model id and revision of ``folder`` (see the module docstring for the order)."""
     folder = Path(folder).resolve()
     cached = _hub_cache(folder)

@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         f"  {bundle.name}/  the bundle a station runs (ONNX graphs, tokenizer, manifest.json)\n"
         "  frame.jpg, clip.wav  the inputs sent to the daemon\n"
         "Try next (after `. .venv/bin/activate`):\n"
-        f'  edge run {bundle} --prompt "Describe any defect." --image {work / "frame.jpg"} --audio {work / "clip.wav"}\n'
+        f'  edge run {bundle} --prompt "Describe any defect." --image {work / "frame.jpg"} '
+        f"--audio {work / 'clip.wav'}\n"
         f"  edge serve --bundle {bundle} --listen 127.0.0.1:50051     # and in another shell:\n"
         f"  edge describe --target 127.0.0.1:50051 --image {work / 'frame.jpg'}",
         flush=True,

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+LISTEN_ANY_PORT = ("--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
 METRICS = (
     "edge_inspector_requests_total{",
     "edge_inspector_description_seconds_count",
@@ -41,8 +42,7 @@ def describe_over_grpc(bundle: Path, work: Path, max_new_tokens: int, say: Any, 
         "(2 s of motor\nhum with a click) in one DescribeStream request, as station software would.",
     )
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "edge", "serve", "--bundle", str(bundle)]
-        + ["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],
+        [sys.executable, "-m", "edge", "serve", "--bundle", str(bundle), *LISTEN_ANY_PORT],
         stderr=subprocess.PIPE,
         text=True,
     )

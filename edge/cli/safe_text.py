@@ -33,7 +33,7 @@ def for_terminal(text: str) -> str:
 
 
 def for_stream(stream: TextIO) -> Callable[[str], str]:
-    """``for_terminal`` when ``stream`` is a terminal, else text unchanged: what ``edge run``/``describe`` print with."""
+    """``for_terminal`` when ``stream`` is a terminal, else the text unchanged (``edge run``, ``edge describe``)."""
     return for_terminal if stream.isatty() else _unchanged
 
 

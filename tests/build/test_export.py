@@ -145,7 +145,10 @@ def test_hub_id_is_refused_with_the_download_command(tmp_path: Path) -> None:
             "https://huggingface.co/google/gemma-4-12B-it/tree/0a1b2c3",
             "hf download google/gemma-4-12B-it --revision 0a1b2c3 --local-dir checkpoints/gemma-4-12B-it",
         ),
-        ("https://hf.co/google/gemma-4-12B-it/blob/main/config.json", "hf download google/gemma-4-12B-it --revision main"),
+        (
+            "https://hf.co/google/gemma-4-12B-it/blob/main/config.json",
+            "hf download google/gemma-4-12B-it --revision main",
+        ),
     ],
 )
 def test_hub_url_is_refused_with_the_download_command(tmp_path: Path, url: str, command: str) -> None:

@@ -28,7 +28,7 @@ def test_local_dir_download_records_its_commit(tmp_path: Path, caplog: pytest.Lo
     folder = tmp_path / "checkpoints" / "gemma-4-12B-it"
     meta = folder / ".cache" / "huggingface" / "download"
     meta.mkdir(parents=True)
-    (meta / "config.json.metadata").write_text(f"{COMMIT}\n\"etag\"\n1770000000.0\n")
+    (meta / "config.json.metadata").write_text(f'{COMMIT}\n"etag"\n1770000000.0\n')
     with caplog.at_level(logging.WARNING):
         who = identify(folder, {})
     # the folder name is the best guess left, and the export says how to record the real id

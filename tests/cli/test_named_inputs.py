@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_engine_names_the_bad_file(engine: Any, files: dict[str, Path]) -> None:
-    with pytest.raises(ImageError, match=rf"^image {files['cut.jpg']}: cannot decode the JPEG image"):
+    with pytest.raises(ImageError, match=rf"^image {re.escape(str(files['cut.jpg']))}: .*JPEG"):
         engine.prepare("x", images=[files["good.jpg"], files["cut.jpg"]])
     with pytest.raises(AudioError, match=rf"^audio {files['fake.wav']}: the WAV has no"):
         engine.prepare("x", audio=[str(files["good.wav"]), str(files["fake.wav"])])
@@ -59,8 +60,8 @@ def test_edge_run_names_the_bad_file(
 ) -> None:
     argv = ["run", str(fp32_bundle), "--prompt", "x", "--image", str(files["good.jpg"])]
     assert cli.main([*argv, "--image", str(files["cut.jpg"])]) == ImageError.exit_code
-    err = capsys.readouterr().err
-    assert err == f"edge run: error: image {files['cut.jpg']}: cannot decode the JPEG image: the data is corrupt or truncated\n"
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"edge run: error: image {files['cut.jpg']}: ") and "JPEG" in line
 
 
 def test_edge_describe_names_the_bad_file(
@@ -69,7 +70,7 @@ def test_edge_describe_names_the_bad_file(
     argv = ["describe", "--target", daemon.target, "--image", str(files["good.jpg"]), "--timeout", "60"]
     assert cli.main([*argv, "--image", str(files["cut.jpg"])]) == ImageError.exit_code
     err = capsys.readouterr().err
-    assert err.startswith(f"edge describe: error: INVALID_ARGUMENT: image {files['cut.jpg']}: cannot decode the JPEG")
+    assert err.startswith(f"edge describe: error: INVALID_ARGUMENT: image {files['cut.jpg']}: ") and "JPEG" in err
     assert err.rstrip().endswith("(images[1].encoded)")
     assert cli.main([*argv, "--audio", str(files["good.wav"]), "--audio", str(files["fake.wav"])]) == 6
     assert f"INVALID_ARGUMENT: audio {files['fake.wav']}: " in capsys.readouterr().err

@@ -170,7 +170,7 @@ def test_probe_bind_names_the_problem(listening: int) -> None:
     probe_bind("127.0.0.1:0", "listen")
     with pytest.raises(ConfigError, match="port in use"):
         probe_bind(f"0.0.0.0:{listening}", "listen")  # the wildcard conflicts with a loopback listener
-    with pytest.raises(ConfigError, match="192.0.2.1 is not an address of this host"):
+    with pytest.raises(ConfigError, match=r"192\.0\.2\.1 is not an address of this host"):
         probe_bind("192.0.2.1:50051", "listen")  # TEST-NET-1: documentation only, never local; nothing is sent
     with pytest.raises(ConfigError, match="cannot resolve the host"):
         probe_bind("no-such-host.invalid:50051", "metrics_listen")
