@@ -31,7 +31,7 @@ def dpkg_lock() -> Iterator[int]:
 
 def apt_wait(timeout: int, tmp_path: Path) -> subprocess.Popen[str]:
     # apt-get install of a package that is already there: it takes the lock and changes nothing
-    script = f'. "{REPO}/scripts/apt-wait"; apt_wait {timeout} apt-get install -y -q --no-install-recommends openssl'
+    script = f'. "{REPO}/scripts/env-run"; apt_wait {timeout} apt-get install -y -q --no-install-recommends openssl'
     script += '; rc=$?; echo "rc=$rc holder=$APT_HOLDER"'
     return subprocess.Popen(
         ["bash", "-c", script],
@@ -60,7 +60,7 @@ def test_gives_up_after_the_timeout_naming_the_holder(dpkg_lock: int, tmp_path: 
 
 def test_failed_step_says_which_and_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "scripts").mkdir()
-    for name in ("env", "apt-wait"):
+    for name in ("env", "env-run"):
         shutil.copy(REPO / "scripts" / name, tmp_path / "scripts" / name)
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     env = {**os.environ, "PYTHON": "/bin/false"}
