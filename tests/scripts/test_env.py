@@ -44,13 +44,17 @@ def apt_wait(timeout: int, tmp_path: Path) -> subprocess.Popen[str]:
 
 def test_waits_for_a_held_dpkg_lock_then_runs(dpkg_lock: int, tmp_path: Path) -> None:
     proc = apt_wait(600, tmp_path)
-    assert proc.stderr is not None
-    said = proc.stderr.readline()  # blocks until apt_wait reports the wait
-    assert said.startswith("scripts/env: another package manager is running")
-    assert f"held by process {os.getpid()}" in said and "waiting for it, up to 600 s" in said
-    fcntl.lockf(dpkg_lock, fcntl.LOCK_UN)  # the other package manager is done: apt_wait's next try runs
-    out, _ = proc.communicate(timeout=600)
-    assert out.startswith("rc=0 ")
+    try:
+        assert proc.stderr is not None
+        said = proc.stderr.readline()  # blocks until apt_wait reports the wait
+        assert said.startswith("scripts/env: another package manager is running"), said
+        assert f"held by process {os.getpid()}" in said and "waiting for it, up to 600 s" in said
+        fcntl.lockf(dpkg_lock, fcntl.LOCK_UN)  # the other package manager is done: apt_wait's next try runs
+        out, _ = proc.communicate(timeout=600)
+        assert out.startswith("rc=0 ")
+    finally:
+        proc.kill()
+        proc.communicate()
 
 
 def test_gives_up_after_the_timeout_naming_the_holder(dpkg_lock: int, tmp_path: Path) -> None:
