@@ -7,6 +7,7 @@ Each step says what it does before its output, long steps show progress, and eve
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 PRESETS = {
     "tiny": (
@@ -132,7 +133,8 @@ class Narrator:
             self.note(explanation)
 
     def note(self, text: str) -> None:
-        print("\n".join(f"   {line}" for line in text.splitlines()), flush=True)
+        """One paragraph, re-wrapped to the width of the results (line breaks in ``text`` do not matter)."""
+        print(textwrap.fill(" ".join(text.split()), 108, initial_indent="   ", subsequent_indent="   "), flush=True)
 
     def result(self, text: str) -> None:
         print("\n".join(f"   > {line}" for line in text.splitlines()), flush=True)
