@@ -1,8 +1,9 @@
 """Progress for long build steps: a bar on a terminal, otherwise a log line every few seconds (never a silent minute).
 
 Off a terminal (CI, pipes, the demo's captured output) a step that ends within ``quiet_s`` prints nothing;
-a longer one logs ``desc: n/total unit, status, elapsed, time left`` every ``every_s`` seconds from a timer,
-updates or not, and a final ``done`` line, all on the ``edge.build`` logger.
+a longer one logs ``desc: n/total unit, status, elapsed, time left`` from a timer, updates or not (every
+``every_s`` seconds in its first minute, then every 15 s, and every 30 s after five minutes), and a final
+``done`` line, all on the ``edge.build`` logger.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ class Progress:
         while not self._stop.wait(wait):
             self._spoke = True
             log.info("%s", self.line())
-            wait = self.every_s
+            # a line every every_s seconds for the first minute, then fewer: at most 30 s apart
+            elapsed = time.perf_counter() - self._t0
+            wait = self.every_s if elapsed < 60 else max(self.every_s, 15.0 if elapsed < 300 else 30.0)
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self._stop.set()
