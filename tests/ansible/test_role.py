@@ -150,29 +150,32 @@ class Fleet:
         """ansible-playbook with its output collected, and its current task reported live while it runs."""
         label = "ansible-playbook " + " ".join(Path(a).name if a.startswith("/") else a for a in argv[3:])
         self.progress(f"{label}: started")
-        proc = subprocess.Popen(argv, cwd=ANSIBLE, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         out: list[str] = []
         err: list[str] = []
         task = ["starting"]
+        with subprocess.Popen(
+            argv, cwd=ANSIBLE, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as proc:  # closes the pipes when done
 
-        def read_out() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                out.append(line)
-                if line.startswith(("TASK [", "PLAY [", "RUNNING HANDLER [")):
-                    task[0] = line.split(" *", 1)[0].strip()
+            def read_out() -> None:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    out.append(line)
+                    if line.startswith(("TASK [", "PLAY [", "RUNNING HANDLER [")):
+                        task[0] = line.split(" *", 1)[0].strip()
 
-        readers = [threading.Thread(target=read_out), threading.Thread(target=lambda: err.extend(proc.stderr or ()))]
-        for reader in readers:
-            reader.start()
-        with self.progress.ticker(label, lambda: f"at {task[0]}"):
-            try:
-                proc.wait(timeout=900)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for reader in readers:
-            reader.join()
+            read_err = threading.Thread(target=lambda: err.extend(proc.stderr or ()))
+            readers = [threading.Thread(target=read_out), read_err]
+            for reader in readers:
+                reader.start()
+            with self.progress.ticker(label, lambda: f"at {task[0]}"):
+                try:
+                    proc.wait(timeout=900)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for reader in readers:
+                reader.join()
         self.progress(f"{label}: exit {proc.returncode}")
         return subprocess.CompletedProcess(argv, proc.returncode, "".join(out), "".join(err))
 
