@@ -123,6 +123,11 @@ def test_missing_tls_file_fails_before_loading(fp32_bundle: Path, certs: dict[st
     assert f"tls_key {tmp_path / 'nope.key'}: no such file" in line
 
 
+def test_missing_report_schema_fails_before_loading(fp32_bundle: Path, tmp_path: Path) -> None:
+    line = refused(serve(fp32_bundle, "--report-schema", str(tmp_path / "report.schema.json")))
+    assert f"report_schema {tmp_path / 'report.schema.json'}: no such file" in line
+
+
 def test_config_folder_is_named_as_a_folder(fp32_bundle: Path, tmp_path: Path) -> None:
     assert f"--config {tmp_path}: is a folder" in refused(serve(fp32_bundle, "--config", str(tmp_path)))
 
