@@ -16,8 +16,9 @@ PRESETS = {
         "trains the same model for 1-3 minutes first, so that its answers read like inspection reports."
     ),
     "trained": (
-        "Gemma 4 12B's architecture at toy size (6 layers, hidden 64), trained here for 1,200 steps (1-3 minutes\n"
-        "on 2 cores; progress below) on generated inspection reports whose images and sounds encode the defect."
+        "Gemma 4 12B's architecture at toy size (6 layers, hidden 64), trained here for 1,200 steps on generated\n"
+        "inspection reports whose images and sounds encode the defect: 1-3 minutes on two idle cores, longer on a\n"
+        "busy machine (progress below)."
     ),
 }
 PARITY = {
