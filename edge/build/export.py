@@ -55,7 +55,8 @@ class ExportOptions:
     max_new_tokens: int = 256
     force: bool = False
     threads: int | None = None
-    source_id: str = ""
+    source_id: str = ""  # --model-id: the hub id the station reports (default: found in the checkpoint)
+    source_revision: str = ""  # --model-revision
 
 
 def export_bundle(source: str, out: Path, opts: ExportOptions) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def export_bundle(source: str, out: Path, opts: ExportOptions) -> dict[str, Any]
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it 0700; the station daemon runs as its own user
     try:
-        manifest = _export_into(tmp, folder, reader, spec, opts, source)
+        manifest = _export_into(tmp, folder, reader, spec, opts)
         _replace(tmp, out)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -107,9 +108,7 @@ def export_bundle(source: str, out: Path, opts: ExportOptions) -> dict[str, Any]
     return manifest
 
 
-def _export_into(
-    tmp: Path, folder: Path, reader: Any, spec: ModelSpec, opts: ExportOptions, source: str
-) -> dict[str, Any]:
+def _export_into(tmp: Path, folder: Path, reader: Any, spec: ModelSpec, opts: ExportOptions) -> dict[str, Any]:
     t0 = time.perf_counter()
     rec = opts.recipe
     graphs: dict[str, dict[str, Any]] = {}
@@ -148,7 +147,7 @@ def _export_into(
     data: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": _source_info(folder, source, opts),
+        "source": _source_info(folder, reader.config, opts),
         "tools": _tool_versions(),
         "model": spec.to_dict(),
         "graphs": graphs,
@@ -181,16 +180,14 @@ def _export_into(
     if opts.parity:
         from edge.build.parity import check_bundle
 
-        with Progress("parity vs transformers", total=1) as bar:
-            data["parity"] = check_bundle(
-                tmp,
-                folder,
-                exact=rec.name == "fp32",
-                image_mask=opts.image_mask,
-                new_tokens=opts.parity_tokens,
-                threads=opts.threads,
-            )
-            bar.update(1)
+        data["parity"] = check_bundle(
+            tmp,
+            folder,
+            exact=rec.name == "fp32",
+            image_mask=opts.image_mask,
+            new_tokens=opts.parity_tokens,
+            threads=opts.threads,
+        )
     else:
         data["parity"] = {"status": "skipped"}
     manifest = write_manifest(tmp, data)
@@ -217,15 +214,18 @@ def _replace(tmp: Path, out: Path) -> None:
         tmp.rename(out)
 
 
-def _source_info(folder: Path, source: str, opts: ExportOptions) -> dict[str, Any]:
+def _source_info(folder: Path, config: dict[str, Any], opts: ExportOptions) -> dict[str, Any]:
     import json
 
-    info: dict[str, Any] = {"model_id": opts.source_id or source, "path": str(folder)}
+    from edge.build.provenance import identify
+
+    who = identify(folder, config, model_id=opts.source_id, revision=opts.source_revision)
+    # model_id is what the station reports (GetInfo, build_info); path is only the build host's provenance
+    info: dict[str, Any] = {"model_id": who.model_id, "revision": who.revision, "model_id_from": who.origin}
+    info["path"] = str(folder)
     fixture = folder / "edge_fixture.json"
     if fixture.exists():
         info["fixture"] = json.loads(fixture.read_text())
-    # a hub snapshot lives in .../snapshots/<revision>/
-    info["revision"] = folder.name if folder.parent.name == "snapshots" else None
     return info
 
 

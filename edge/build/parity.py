@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge.build.fixtures.corpus import pairs
+from edge.build.progress import Progress, library_bars_to_terminals
 from edge.errors import ParityError
 
 log = logging.getLogger(__name__)
@@ -232,23 +233,28 @@ def check_bundle(
     from edge.runtime.engine import Engine
 
     torch.set_num_threads(threads or torch.get_num_threads())
+    library_bars_to_terminals()
     model = Gemma4UnifiedForConditionalGeneration.from_pretrained(str(source), dtype=torch.float32).eval()
     engine = Engine.load(bundle, threads=threads)
     reports = []
-    for case in cases:
-        if case in ("image", "image_audio") and engine.spec.vision is None:
-            continue
-        if case in ("audio", "image_audio") and engine.spec.audio is None:
-            continue
-        rep = run_case(case, model, engine, new_tokens, image_mask)
-        log.info(
-            "parity %-12s tokens %s  cosine %.6f  logits max|Δ| %.2e",
-            case,
-            "equal" if rep.tokens_equal else f"diverge at {rep.first_divergence}",
-            rep.logits_cosine,
-            rep.logits_max_abs,
-        )
-        reports.append(rep)
+    runnable = [
+        case
+        for case in cases
+        if not (case in ("image", "image_audio") and engine.spec.vision is None)
+        and not (case in ("audio", "image_audio") and engine.spec.audio is None)
+    ]
+    with Progress("parity vs transformers", total=len(runnable), unit="case") as bar:
+        for case in runnable:
+            rep = run_case(case, model, engine, new_tokens, image_mask)
+            log.debug(
+                "parity %-12s tokens %s  cosine %.6f  logits max|Δ| %.2e",
+                case,
+                "equal" if rep.tokens_equal else f"diverge at {rep.first_divergence}",
+                rep.logits_cosine,
+                rep.logits_max_abs,
+            )
+            reports.append(rep)
+            bar.update(1, last=case)
     summary = {
         "reference": "transformers generate, fp32, greedy",
         "new_tokens": new_tokens,

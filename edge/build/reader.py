@@ -8,6 +8,7 @@ to float32 per tensor.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,42 @@ def resolve_source(source: str) -> Path:
         if not path.is_dir():
             raise CheckpointError(f"{source}: not a folder; pass the checkpoint folder (with config.json)")
         return path
-    if source.count("/") == 1 and not source.startswith((".", "/")):
+    hub = _hub_reference(source)
+    if hub is not None:
+        repo, revision = hub
+        pin = f" --revision {revision}" if revision else ""
+        download = f"hf download {repo}{pin} --local-dir checkpoints/{repo.split('/')[1]}"
+        if source != repo:
+            raise CheckpointError(
+                f"{source}: edge export reads local folders, not hub URLs; download the model first "
+                f"(after accepting its licence): {download}, then export checkpoints/{repo.split('/')[1]}"
+            )
         raise CheckpointError(
             f"{source}: no such checkpoint folder. edge export reads local folders only; if this is a hub id, "
-            f"download it first: hf download {source} --local-dir checkpoints/{source.split('/')[1]}"
+            f"download it first: {download}"
+        )
+    if "://" in source:
+        raise CheckpointError(
+            f"{source}: edge export reads local folders only; download the checkpoint first and pass its folder"
         )
     raise CheckpointError(f"{source}: no such checkpoint folder")
+
+
+def _hub_reference(source: str) -> tuple[str, str | None] | None:
+    """``org/name`` (and a revision) from a bare hub id or a model page URL; None for anything else.
+
+    >>> _hub_reference("https://huggingface.co/google/gemma-4-12B-it/tree/main")
+    ('google/gemma-4-12B-it', 'main')
+    """
+    match = re.fullmatch(
+        r"(?:https?://)?(?:www\.)?(?:huggingface\.co|hf\.co)/([\w.-]+/[\w.-]+)(?:/(?:tree|blob|resolve)/([\w.-]+).*)?/?",
+        source,
+    )
+    if match is not None and match.group(1).split("/")[0] not in ("datasets", "spaces", "docs"):
+        return match.group(1), match.group(2)
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", source) and not source.startswith("."):
+        return source, None
+    return None
 
 
 class CheckpointReader:

@@ -15,8 +15,8 @@ from edge.errors import BundleIntegrityError
 def verify_bundle(bundle_dir: Path | str) -> Manifest:
     """Load the manifest and check every byte of the bundle against it; returns the manifest.
 
-    Raises :class:`BundleIntegrityError` listing every problem found (not just the first), so one
-    run tells the integrator everything that is wrong with a copied bundle.
+    Raises :class:`BundleIntegrityError` listing every problem found (not just the first), on one line, so
+    one run tells the integrator everything that is wrong with a copied bundle.
 
     >>> manifest = verify_bundle(Path("bundle"))
     >>> manifest.bundle_id
@@ -28,8 +28,8 @@ def verify_bundle(bundle_dir: Path | str) -> Manifest:
         if entry["file"] not in manifest.files:
             problems.setdefault(entry["file"], f"the {graph} graph's file is not listed in the manifest")
     if problems:
-        remedy = "the bundle is refused. Copy the bundle again from the build host (or re-export it)"
-        raise BundleIntegrityError(refusal(root, problems, "manifest.json", remedy))
+        remedy = "copy the bundle again from the build host (or re-export it)"
+        raise BundleIntegrityError(refusal(root, problems, "manifest.json", "the bundle", remedy))
     return manifest
 
 
@@ -61,10 +61,11 @@ def file_problems(root: Path, files: dict[str, Any]) -> dict[str, str]:
     return problems
 
 
-def refusal(root: Path, problems: dict[str, str], manifest: str, remedy: str) -> str:
-    """The message refusing a folder: how many files do not match ``manifest``, ``remedy``, one line per file."""
-    lines = "\n".join(f"  {name}: {what}" for name, what in sorted(problems.items()))
-    return f"{root}: {len(problems)} file(s) do not match {manifest}; {remedy}.\n{lines}"
+def refusal(root: Path, problems: dict[str, str], manifest: str, what: str, remedy: str) -> str:
+    """The one line refusing a folder, every bad file named: the CLI, the daemon's journal and Ansible's failure
+    output show all of it."""
+    named = "; ".join(f"{name}: {problem}" for name, problem in sorted(problems.items()))
+    return f"{root}: {what} is refused, {len(problems)} file(s) do not match {manifest} ({named}); {remedy}"
 
 
 def _present(root: Path) -> set[str]:

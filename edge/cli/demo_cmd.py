@@ -1,8 +1,38 @@
-"""``edge demo``: tiny checkpoint → int4 bundle → verify → daemon → describe a frame + audio over gRPC → stop."""
+"""``edge demo``: tiny checkpoint → int4 bundle → verify → daemon → describe a frame + audio over gRPC → stop.
+
+Each step says what it does before its output, long steps show progress, and everything is written to
+``--workdir`` (``./demo``), which the demo names at the start and at the end.
+"""
 
 from __future__ import annotations
 
 import argparse
+import textwrap
+
+PRESETS = {
+    "tiny": (
+        "Gemma 4 12B's architecture at toy size (6 layers, hidden 64) with RANDOM weights: every step takes\n"
+        "seconds, and the answer at the end is gibberish, which is expected. `./scripts/demo --preset trained`\n"
+        "trains the same model for 1-3 minutes first, so that its answers read like inspection reports."
+    ),
+    "trained": (
+        "Gemma 4 12B's architecture at toy size (6 layers, hidden 64), trained here for 1,200 steps on generated\n"
+        "inspection reports whose images and sounds encode the defect: 1-3 minutes on two idle cores, longer on a\n"
+        "busy machine (progress below)."
+    ),
+}
+PARITY = {
+    "random": (
+        "With random weights int4 cannot agree with fp32: there is no structure for the rounding to keep, so\n"
+        "every case diverges at once. That is expected here. The fp32 export of this model matches transformers\n"
+        "token for token (the tests check it), and `--preset trained` shows what int4 keeps of a trained model."
+    ),
+    "quantized": (
+        "int4 against transformers fp32 on the same inputs: how many of the 32 greedy tokens agree, and the\n"
+        "cosine of the first step's logits (1.0 = identical)."
+    ),
+    "fp32": "fp32 must match transformers token for token: a difference would have stopped the export (exit 5).",
+}
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -11,135 +41,114 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--preset",
         choices=("tiny", "trained"),
         default="tiny",
-        help="tiny (seconds, random weights) or trained (about a minute, corpus-like answers)",
+        help="tiny (seconds, random weights) or trained (1-3 minutes of training, corpus-like answers)",
     )
     p.add_argument("--quant", choices=("fp32", "int8", "int4"), default="int4")
     p.add_argument("--max-new-tokens", type=int, default=48)
 
 
 def run(args: argparse.Namespace) -> int:
-    import re
-    import signal
-    import subprocess
-    import sys
+    import logging
     import time
-    import urllib.request
     from pathlib import Path
 
-    import grpc
-
-    from edge import samples
     from edge.build.export import ExportOptions, export_bundle
     from edge.build.fixtures.checkpoint import write_checkpoint
     from edge.build.quantize import recipe
     from edge.bundle.memory import format_plan
     from edge.bundle.verify import verify_bundle
-    from edge.client import describe
-    from edge.v1 import inspector_pb2 as pb
-    from edge.v1 import inspector_pb2_grpc as pb_grpc
+    from edge.cli.demo_daemon import describe_over_grpc
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    step = lambda msg: print(f"\n== {msg}", flush=True)  # noqa: E731
+    _plain_build_logs()
+    say = Narrator()
+    print(
+        f"edge-inspector demo: the whole path on a {args.preset} Gemma 4, on this machine; nothing is downloaded.\n"
+        f"Everything it writes goes to {work.resolve()}/ (checkpoint, bundle, frame, clip)."
+    )
 
-    step(f"1/5 build the {args.preset} Gemma 4 checkpoint (local random weights, nothing downloaded)")
+    say.step(f"build the {args.preset} Gemma 4 checkpoint", PRESETS[args.preset])
     t0 = time.perf_counter()
     ckpt = write_checkpoint(args.preset, work / f"{args.preset}-checkpoint")
-    print(f"{ckpt} in {time.perf_counter() - t0:.1f} s")
+    say.result(f"wrote {ckpt} in {time.perf_counter() - t0:.1f} s")
 
-    step(f"2/5 export it to an {args.quant} bundle, checked against transformers")
-    bundle = work / f"{args.preset}-{args.quant}-bundle"
-    m = export_bundle(str(ckpt), bundle, ExportOptions(recipe=recipe(args.quant), context=2048, force=True))
-    if args.preset == "tiny" and args.quant != "fp32":
-        print(
-            "  (random weights: their int4-vs-fp32 agreement means nothing; the README's fidelity table uses the\n"
-            "   trained preset. The fp32 export of the same model is token-identical to transformers.)"
-        )
-    for c in m["parity"].get("cases", []):
-        status = "tokens equal" if c["tokens_equal"] else f"first divergence at token {c['first_divergence']}"
-        print(f"  parity {c['case']:<12} {status:<32} logit cosine {c['logits_cosine']:.5f}")
-    print(format_plan(m["memory_plan"], assumptions=False))
-
-    step("3/5 verify every byte of the bundle against its manifest")
-    print(f"OK: bundle {verify_bundle(bundle).bundle_id}")
-
-    step("4/5 start the daemon (edge serve) and describe a camera frame + a microphone clip over gRPC")
-    daemon = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edge",
-            "serve",
-            "--bundle",
-            str(bundle),
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
+    say.step(
+        f"export it to an {args.quant} ONNX bundle and check it against transformers (PyTorch)",
+        "One ONNX graph per modality (token embedding, vision, audio, decoder), weights quantized on the way,\n"
+        "then five fixed cases (text, image, audio, image + audio, a prompt longer than the sliding window) run\n"
+        "through the bundle and through transformers, 32 greedy tokens each.",
     )
-    assert daemon.stderr is not None
-    port = mport = 0
-    for line in daemon.stderr:
-        if match := re.search(r"\(port (\d+)\), metrics on [^:]+:(\d+)", line):
-            port, mport = int(match.group(1)), int(match.group(2))
-            print(line.strip().split(": ", 1)[-1])
-            break
-    if not port:
-        print(f"the daemon did not start (exit {daemon.wait()})", file=sys.stderr)
-        return 1
-    try:
-        frame = samples.part_image()
-        (work / "frame.jpg").write_bytes(samples.jpeg_bytes(frame))
-        (work / "clip.wav").write_bytes(samples.wav_bytes(samples.machine_audio()))
-        req = pb.DescribeRequest(
-            images=[pb.Image(encoded=(work / "frame.jpg").read_bytes())],
-            audio=[pb.Audio(encoding=pb.AUDIO_ENCODING_WAV, data=(work / "clip.wav").read_bytes())],
-            prompt="Describe any defect in this part and anything unusual you hear.",
-            context=pb.PartContext(station_id="demo-station", part_id="bracket-0001"),
-            options=pb.GenerationOptions(max_new_tokens=args.max_new_tokens),
+    bundle = work / f"{args.preset}-{args.quant}-bundle"
+    t0 = time.perf_counter()
+    m = export_bundle(str(ckpt), bundle, ExportOptions(recipe=recipe(args.quant), context=2048, force=True))
+    size = sum(int(f["size"]) for f in m["files"].values())
+    say.result(f"wrote {bundle} ({size / 2**20:.1f} MiB, {len(m['files'])} files) in {time.perf_counter() - t0:.1f} s")
+    kind = "fp32" if args.quant == "fp32" else "random" if args.preset == "tiny" else "quantized"
+    say.note(PARITY[kind])
+    for c in m["parity"].get("cases", []):
+        agree = c["first_divergence"] if c["first_divergence"] is not None else len(c["reference_tokens"])
+        say.result(
+            f"parity {c['case']:<12} {agree:>2}/{len(c['reference_tokens'])} tokens equal   "
+            f"first-step logit cosine {c['logits_cosine']:.5f}"
         )
-        print(
-            f"frame.jpg ({frame.shape[1]}x{frame.shape[0]}, a scratched bracket) + clip.wav (2 s motor hum "
-            "with a click)\nanswer: ",
-            end="",
-            flush=True,
-        )
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            resp = describe(
-                pb_grpc.InspectorServiceStub(channel),
-                req,
-                [],
-                stream=True,
-                on_text=lambda s: print(s, end="", flush=True),
-                timeout=120,
-            )
-        t = resp.timings
-        print(
-            f"\ntimings: preprocess {t.preprocess_seconds * 1e3:.1f} ms, queue {t.queue_seconds * 1e3:.1f} ms, "
-            f"prefill {t.prefill_seconds * 1e3:.1f} ms ({t.prompt_tokens} tokens), first token "
-            f"{t.time_to_first_token_seconds * 1e3:.1f} ms, total {t.total_seconds * 1e3:.1f} ms "
-            f"({t.generated_tokens} tokens)"
-        )
-        with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10) as r:
-            text = r.read().decode()
-        keep = (
-            "edge_inspector_requests_total{",
-            "edge_inspector_description_seconds_count",
-            "edge_inspector_serving ",
-            "edge_inspector_tokens_generated_total ",
-            "edge_inspector_build_info{",
-            "edge_inspector_resident_memory",
-        )
-        print(
-            "metrics:\n  "
-            + "\n  ".join(ln for ln in text.splitlines() if ln.startswith(keep) and not ln.endswith(" 0.0"))
-        )
-    finally:
-        step("5/5 stop the daemon (SIGTERM: drain, then exit)")
-        daemon.send_signal(signal.SIGTERM)
-        daemon.communicate(timeout=60)
-        print(f"daemon exited with {daemon.returncode}")
-    return daemon.returncode
+    say.note("The memory plan stored in the manifest: what this bundle needs on a 16 GiB station at context 2048.")
+    say.result(format_plan(m["memory_plan"], assumptions=False))
+
+    say.step(
+        "verify every byte of the bundle against its manifest",
+        "What a station does before it loads a bundle: each file's size and sha256 against manifest.json.",
+    )
+    verified = verify_bundle(bundle)
+    say.result(f"OK: bundle {verified.bundle_id}, {len(verified.files)} files match")
+
+    code = describe_over_grpc(bundle, work, args.max_new_tokens, say, random_weights=args.preset == "tiny")
+    print(
+        f"\nDone. Everything is in {work.resolve()}/:\n"
+        f"  {ckpt.name}/  the Gemma 4 checkpoint (safetensors, config, tokenizer)\n"
+        f"  {bundle.name}/  the bundle a station runs (ONNX graphs, tokenizer, manifest.json)\n"
+        "  frame.jpg, clip.wav  the inputs sent to the daemon\n"
+        "Try next (after `. .venv/bin/activate`):\n"
+        f'  edge run {bundle} --prompt "Describe any defect." --image {work / "frame.jpg"} '
+        f"--audio {work / 'clip.wav'}\n"
+        f"  edge serve --bundle {bundle} --listen 127.0.0.1:50051     # and in another shell:\n"
+        f"  edge describe --target 127.0.0.1:50051 --image {work / 'frame.jpg'}",
+        flush=True,
+    )
+    logging.getLogger("edge.build").handlers.clear()
+    return code
+
+
+class Narrator:
+    """Numbered steps, each explained before its output; results and notes indented under it."""
+
+    STEPS = 5
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def step(self, title: str, explanation: str = "") -> None:
+        self.n += 1
+        print(f"\n== {self.n}/{self.STEPS} {title}", flush=True)
+        if explanation:
+            self.note(explanation)
+
+    def note(self, text: str) -> None:
+        """One paragraph, re-wrapped to the width of the results (line breaks in ``text`` do not matter)."""
+        print(textwrap.fill(" ".join(text.split()), 108, initial_indent="   ", subsequent_indent="   "), flush=True)
+
+    def result(self, text: str) -> None:
+        print("\n".join(f"   > {line}" for line in text.splitlines()), flush=True)
+
+
+def _plain_build_logs() -> None:
+    """The build steps' progress lines (training, export, parity) go to stdout, indented, without timestamps."""
+    import logging
+    import sys
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("   ~ %(message)s"))
+    build = logging.getLogger("edge.build")
+    build.handlers[:] = [handler]
+    build.propagate = False
+    build.setLevel(logging.INFO)

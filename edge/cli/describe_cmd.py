@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import grpc
 
     from edge import client
+    from edge.cli.safe_text import for_stream
     from edge.errors import ConfigError
     from edge.v1 import inspector_pb2 as pb
     from edge.v1 import inspector_pb2_grpc as pb_grpc
@@ -64,11 +65,12 @@ def run(args: argparse.Namespace) -> int:
     metadata = client.token_metadata(os.environ.get("EDGE_TOKEN") or None, args.token_file)
 
     streamed = False
+    show = for_stream(sys.stdout)  # control characters escaped on a terminal, bytes unchanged in a pipe
 
     def on_text(text: str) -> None:
         nonlocal streamed
         streamed = True
-        print(text, end="", flush=True)
+        print(show(text), end="", flush=True)
 
     with client.channel(
         args.target,
@@ -87,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
             if code == grpc.StatusCode.UNAVAILABLE:
                 details = f"cannot reach {args.target}: {details}"
+            elif code == grpc.StatusCode.INVALID_ARGUMENT:
+                details = name_files(details, args.image, args.audio)
             if streamed:
                 print(flush=True)  # end the partly streamed answer before the error
             print(f"edge describe: error: {code.name}: {details}", file=sys.stderr)
@@ -95,6 +99,25 @@ def run(args: argparse.Namespace) -> int:
     if args.timings:
         print_timings(response, sys.stderr)
     return 0
+
+
+def name_files(details: str, images: list[str], audio: list[str]) -> str:
+    """The daemon names request fields (``images[1].encoded: …``); the user gave files: name the file first.
+
+    >>> name_files("images[1].encoded: cannot decode the JPEG image", ["a.jpg", "b.jpg"], [])
+    'image b.jpg: cannot decode the JPEG image (images[1].encoded)'
+    """
+    import re
+
+    field, sep, rest = details.partition(": ")
+    match = re.match(r"(images|audio)\[(\d+)\]", field)
+    if not sep or match is None:
+        return details
+    kind, files = ("image", images) if match.group(1) == "images" else ("audio", audio)
+    index = int(match.group(2))
+    if index >= len(files):
+        return details
+    return f"{kind} {files[index]}: {rest} ({field})"
 
 
 def print_timings(response: object, stream: object) -> None:

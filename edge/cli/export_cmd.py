@@ -54,6 +54,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="random quantized weights at SOURCE's config shapes, generated tensor by tensor without fp32 "
         "(memory and speed work on models you cannot download; implies --no-parity)",
     )
+    p.add_argument(
+        "--model-id",
+        metavar="ORG/NAME",
+        default="",
+        help="hub id the station reports (GetInfo, metrics); default: found in SOURCE (hub cache, config.json)",
+    )
+    p.add_argument("--model-revision", metavar="REV", default="", help="revision (commit) of --model-id")
     p.add_argument("--no-parity", action="store_true", help="skip the parity check against transformers")
     p.add_argument("--parity-tokens", type=int, default=32, help="greedy tokens compared per parity case")
     p.add_argument("--threads", type=int, help="threads for parity runs")
@@ -99,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         budget_bytes=int(args.budget_gib * 2**30),
         force=args.force,
         threads=args.threads,
+        source_id=args.model_id,
+        source_revision=args.model_revision,
     )
     m = export_bundle(args.source, Path(args.out), opts)
     size = sum(int(f["size"]) for f in m["files"].values())

@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except EdgeError as exc:
-        print(f"edge {args.command}: error: {exc}", file=sys.stderr)
+        # one line whatever the message holds (an onnxruntime error can span several): logs and scripts read one
+        message = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        print(f"edge {args.command}: error: {message}", file=sys.stderr)
         return exc.exit_code
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("torch", "transformers", "safetensors", "onnxscript", "onnx_ir"):

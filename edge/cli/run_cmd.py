@@ -25,6 +25,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from edge.cli.safe_text import for_stream
     from edge.runtime.engine import Engine, GenerationParams
     from edge.runtime.sampling import SamplingParams
 
@@ -36,13 +37,14 @@ def run(args: argparse.Namespace) -> int:
     prepared = engine.prepare(
         args.prompt, args.image, args.audio, system=args.system, max_soft_tokens=args.max_soft_tokens
     )
+    show = for_stream(sys.stdout)  # control characters escaped on a terminal, bytes unchanged in a pipe
     for chunk in engine.stream(prepared, params=params):
         if chunk.done and chunk.result is not None:
-            print(chunk.text, flush=True)
+            print(show(chunk.text), flush=True)
             if args.timings:
                 print_timings(chunk.result, sys.stderr)
         else:
-            print(chunk.text, end="", flush=True)
+            print(show(chunk.text), end="", flush=True)
     return 0
 
 

@@ -25,14 +25,16 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
     import os
     from pathlib import Path
 
     from edge.serve.config import ServeConfig, load_config
+    from edge.serve.files import check_path
     from edge.serve.server import run as serve
 
     flags = {f.name: getattr(args, f.name) for f in fields(ServeConfig)}
-    cfg = load_config(flags, os.environ, Path(args.config) if args.config else None)
-    logging.getLogger("edge.serve").info("config: %s", cfg.redacted())
-    return serve(cfg)
+    toml = Path(args.config) if args.config else None
+    if toml is not None:
+        check_path(toml, "--config", "file")  # a folder is named as a folder, not as unreadable TOML
+    # the daemon checks every file, credential and port it names before it loads the bundle, then logs it
+    return serve(load_config(flags, os.environ, toml))

@@ -130,8 +130,8 @@ def verify_gate(folder: Path) -> GateManifest:
     if manifest.gate_id != compute_bundle_id(manifest.files):
         problems[MANIFEST_NAME] = "gate_id does not match the files table (the manifest was edited)"
     if problems:
-        remedy = "the gate is refused. Copy the gate folder again (or fit it again with `edge gate fit`)"
-        raise GateIntegrityError(refusal(folder, problems, "the gate manifest", remedy))
+        remedy = "copy the gate folder again (or fit it again with `edge gate fit`)"
+        raise GateIntegrityError(refusal(folder, problems, "the gate manifest", "the gate", remedy))
     return manifest
 
 

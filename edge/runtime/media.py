@@ -7,12 +7,14 @@ Accepted audio: WAV bytes or a path, or a float waveform that is already 16 kHz 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.errors import AudioError, ImageError
+from edge.errors import AudioError, ImageError, InputError
 from edge.runtime.audio import AudioLimits, audio_frames, load_wav
 from edge.runtime.image import ImageLimits, PreparedImage, decode_image, preprocess_image
 
@@ -26,10 +28,8 @@ def as_prepared_image(
         return img
     limits = limits or ImageLimits()
     if isinstance(img, (str, Path)):
-        try:
-            img = Path(img).read_bytes()
-        except OSError as exc:
-            raise ImageError(f"{img}: cannot read the image file ({exc.strerror})") from exc
+        with _naming("image", img, ImageError):
+            return as_prepared_image(Path(img).read_bytes(), max_soft_tokens, processor, limits)
     if isinstance(img, (bytes, bytearray, memoryview)):
         rgb = decode_image(bytes(img), limits)
     elif isinstance(img, np.ndarray):
@@ -60,8 +60,11 @@ def _rgb_array(arr: np.ndarray, limits: ImageLimits) -> np.ndarray:
 
 def as_audio_frames(audio: Any, processor: dict[str, Any], limits: AudioLimits | None = None) -> np.ndarray:
     limits = limits or AudioLimits()
-    if isinstance(audio, (str, Path, bytes, bytearray, memoryview)):
-        wave = load_wav(audio if isinstance(audio, (str, Path)) else bytes(audio), limits)
+    if isinstance(audio, (str, Path)):
+        with _naming("audio", audio, AudioError):
+            return as_audio_frames(Path(audio).read_bytes(), processor, limits)
+    if isinstance(audio, (bytes, bytearray, memoryview)):
+        wave = load_wav(bytes(audio), limits)
     elif isinstance(audio, np.ndarray):
         wave = np.asarray(audio, dtype=np.float32)
         if wave.ndim != 1:
@@ -78,3 +81,14 @@ def as_audio_frames(audio: Any, processor: dict[str, Any], limits: AudioLimits |
         seconds = cap * int(processor["audio_samples_per_token"]) / int(processor.get("audio_sampling_rate", 16000))
         raise AudioError(f"audio of {len(frames)} frames exceeds the model's limit of {cap} frames ({seconds:.0f} s)")
     return frames
+
+
+@contextmanager
+def _naming(what: str, path: str | Path, error: type[InputError]) -> Iterator[None]:
+    """Errors about the content of a file name the file: with two images, the user sees which one is bad."""
+    try:
+        yield
+    except OSError as exc:
+        raise error(f"{what} {path}: cannot read ({exc.strerror or exc})") from exc
+    except error as exc:
+        raise error(f"{what} {path}: {exc}") from None

@@ -1,6 +1,8 @@
 """Transport security for the daemon: TLS/mTLS server credentials and bearer-token auth.
 
 Secrets never reach logs: errors name files and line numbers, never key bytes or token values.
+The TLS files are checked with OpenSSL (the stdlib ``ssl`` module) before gRPC sees them, so a key
+that belongs to another certificate is reported as such, not as a port that cannot be bound.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
+import ssl
 import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Any
 import grpc
 
 from edge.errors import ConfigError
+from edge.serve.files import check_path
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +30,11 @@ DEFAULT_EXEMPT = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 MISSING = "missing bearer token: send metadata 'authorization: Bearer <token>'"
 INVALID = "invalid bearer token"
+CERT_MARKER = b"-----BEGIN CERTIFICATE-----"
 
 
 def _read(path: Path, what: str) -> bytes:
+    check_path(path, what, "file")
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -45,15 +52,70 @@ def _read_pem(path: Path, what: str, marker: bytes) -> bytes:
     return data
 
 
+def check_tls_files(cert_file: Path, key_file: Path, client_ca_file: Path | None) -> tuple[bytes, bytes, bytes | None]:
+    """Read and check the daemon's TLS files; return their PEM bytes (certificate chain, key, client CA).
+
+    gRPC only parses them when the port is bound, and reports any problem there as a failure to bind.
+    OpenSSL (the stdlib ``ssl`` module) checks the same things first, so each problem names its file:
+    a certificate that does not parse, a key that does not parse or is encrypted (gRPC cannot prompt
+    for a passphrase), a key that is not the certificate's, a client CA file without a certificate.
+    """
+    cert = _read_pem(cert_file, "tls_cert", CERT_MARKER)
+    key = _read_pem(key_file, "tls_key", b"PRIVATE KEY-----")
+    ca = None if client_ca_file is None else _read_pem(client_ca_file, "tls_client_ca", CERT_MARKER)
+    _parse_certificates(cert, cert_file, "tls_cert")
+    encrypted = False
+
+    def no_passphrase() -> bytes:
+        nonlocal encrypted
+        encrypted = True
+        return b""
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file, password=no_passphrase)
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigError(
+                f"tls_key {key_file} does not match the certificate in tls_cert {cert_file}: it is the private "
+                "key of another certificate; give the key that was generated with this certificate"
+            ) from None
+        if encrypted:
+            raise ConfigError(
+                f"tls_key {key_file}: the key is encrypted with a passphrase, which the daemon cannot enter; "
+                f"store it unencrypted and readable by the daemon's user only (openssl pkey -in {key_file} -out …)"
+            ) from None
+        raise ConfigError(f"tls_key {key_file}: not a private key OpenSSL can read ({_reason(exc)})") from None
+    if ca is not None and client_ca_file is not None:
+        _parse_certificates(ca, client_ca_file, "tls_client_ca")
+    return cert, key, ca
+
+
+def _parse_certificates(pem: bytes, path: Path, what: str) -> None:
+    """Every ``CERTIFICATE`` block of ``pem`` must be an X.509 certificate OpenSSL can read."""
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.S)
+    if not blocks:
+        raise ConfigError(f"{what} {path}: no complete certificate (BEGIN/END CERTIFICATE) in the file")
+    for number, block in enumerate(blocks, 1):
+        try:
+            der = ssl.PEM_cert_to_DER_cert(block.decode("ascii"))
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=der)
+        except (ValueError, UnicodeDecodeError, ssl.SSLError) as exc:
+            reason = _reason(exc) if isinstance(exc, ssl.SSLError) else "not base64 PEM"
+            raise ConfigError(f"{what} {path}: certificate {number} cannot be read ({reason})") from None
+
+
+def _reason(exc: ssl.SSLError) -> str:
+    """OpenSSL's reason code in words (``NO_START_LINE`` → ``no start line``); its bare ``PEM lib`` says nothing."""
+    return exc.reason.lower().replace("_", " ") if exc.reason else "no PEM data OpenSSL can parse"
+
+
 def server_credentials(cert_file: Path, key_file: Path, client_ca_file: Path | None) -> grpc.ServerCredentials:
     """TLS credentials from PEM files; with ``client_ca_file`` clients must present a certificate it signed (mTLS).
 
     >>> creds = server_credentials(Path("server.crt"), Path("server.key"), Path("clients-ca.crt"))
     >>> server.add_secure_port("0.0.0.0:50051", creds)
     """
-    cert = _read_pem(cert_file, "tls_cert", b"-----BEGIN CERTIFICATE-----")
-    key = _read_pem(key_file, "tls_key", b"PRIVATE KEY-----")
-    ca = None if client_ca_file is None else _read_pem(client_ca_file, "tls_client_ca", b"-----BEGIN CERTIFICATE-----")
+    cert, key, ca = check_tls_files(cert_file, key_file, client_ca_file)
     return grpc.ssl_server_credentials(
         [(key, cert)], root_certificates=ca, require_client_auth=client_ca_file is not None
     )
@@ -65,10 +127,7 @@ def load_tokens(path: Path) -> frozenset[str]:
     Like ssh with private keys, a file that its group or others can read is refused.
     """
     path = Path(path)
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise ConfigError(f"token_file {path}: cannot read ({exc.strerror or exc})") from exc
+    mode = check_path(path, "token_file", "file").st_mode
     if os.name == "posix" and mode & 0o077:
         raise ConfigError(
             f"token_file {path}: permissions {stat.filemode(mode)} are too open; "

@@ -203,6 +203,10 @@ def load_engine(cfg: ServeConfig, metrics: Any) -> Any:
 
 
 async def _serve(cfg: ServeConfig) -> int:
+    from edge.serve.preflight import run_preflight
+
+    run_preflight(cfg)  # files, credentials and both ports, before the bundle is touched (~37 s on the 12B)
+    log.info("config: %s", cfg.redacted())
     import cv2
     from prometheus_client import CollectorRegistry
 

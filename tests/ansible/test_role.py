@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import LiveProgress
 
 yaml = pytest.importorskip("yaml")
 
@@ -82,11 +85,13 @@ def _deps_dir(out: Path) -> Path:
 
 
 class Fleet:
-    def __init__(self, root: Path, bundle: Path) -> None:
+    def __init__(self, root: Path, bundle: Path, progress: LiveProgress) -> None:
         self.root = root
         self.bundle = bundle
+        self.progress = progress
         wheels = root / "wheels"
         wheels.mkdir()
+        progress(f"building wheels {OLD} and {NEW} of this repo")
         self.wheels = {v: _wheel(v, wheels) for v in (OLD, NEW)}
         self.deps = _deps_dir(root / "deps")
         self.ports = {h: (_free_port(), _free_port()) for h in HOSTS}
@@ -136,17 +141,43 @@ class Fleet:
             "ANSIBLE_HOME": str(self.root / ".ansible"),
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
         }
-        r = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-i", str(self.inventory), str(ANSIBLE / name), *args],
-            cwd=ANSIBLE,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        r = self._run([str(VENV_BIN / "ansible-playbook"), "-i", str(self.inventory), str(ANSIBLE / name), *args], env)
         if ok and r.returncode != 0:
             pytest.fail(f"ansible-playbook {name} {args} exited {r.returncode}\n{r.stdout[-6000:]}\n{r.stderr[-3000:]}")
         return r
+
+    def _run(self, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        """ansible-playbook with its output collected, and its current task reported live while it runs."""
+        label = "ansible-playbook " + " ".join(Path(a).name if a.startswith("/") else a for a in argv[3:])
+        self.progress(f"{label}: started")
+        out: list[str] = []
+        err: list[str] = []
+        task = ["starting"]
+        with subprocess.Popen(
+            argv, cwd=ANSIBLE, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as proc:  # closes the pipes when done
+
+            def read_out() -> None:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    out.append(line)
+                    if line.startswith(("TASK [", "PLAY [", "RUNNING HANDLER [")):
+                        task[0] = line.split(" *", 1)[0].strip()
+
+            read_err = threading.Thread(target=lambda: err.extend(proc.stderr or ()))
+            readers = [threading.Thread(target=read_out), read_err]
+            for reader in readers:
+                reader.start()
+            with self.progress.ticker(label, lambda: f"at {task[0]}"):
+                try:
+                    proc.wait(timeout=900)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for reader in readers:
+                reader.join()
+        self.progress(f"{label}: exit {proc.returncode}")
+        return subprocess.CompletedProcess(argv, proc.returncode, "".join(out), "".join(err))
 
     def kill_all(self) -> None:
         for h in HOSTS:
@@ -194,9 +225,9 @@ def wait_serving(fleet: Fleet, host: str, timeout: float = 120) -> None:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory, fp32_bundle: Path) -> Iterator[Fleet]:
+def fleet(tmp_path_factory: pytest.TempPathFactory, fp32_bundle: Path, progress: LiveProgress) -> Iterator[Fleet]:
     _require_ansible()
-    f = Fleet(tmp_path_factory.mktemp("fleet"), fp32_bundle)
+    f = Fleet(tmp_path_factory.mktemp("fleet"), fp32_bundle, progress)
     yield f
     f.kill_all()
 
@@ -230,15 +261,16 @@ def test_syntax_check(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_ansible_lint_production(tmp_path: Path) -> None:
+def test_ansible_lint_production(tmp_path: Path, progress: LiveProgress) -> None:
     _require_ansible()
-    r = subprocess.run(
-        [str(VENV_BIN / "ansible-lint"), "--offline", "--nocolor", "--profile", "production", "."],
-        cwd=ANSIBLE,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ANSIBLE_HOME": str(tmp_path), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"},
-    )
+    with progress.ticker("ansible-lint --profile production", lambda: "linting"):
+        r = subprocess.run(
+            [str(VENV_BIN / "ansible-lint"), "--offline", "--nocolor", "--profile", "production", "."],
+            cwd=ANSIBLE,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "ANSIBLE_HOME": str(tmp_path), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"},
+        )
     assert r.returncode == 0, r.stdout + r.stderr
 
 

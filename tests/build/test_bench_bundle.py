@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -11,22 +13,27 @@ import pytest
 
 from edge.build.export import ExportOptions, export_bundle
 from edge.build.quantize import recipe
+from tests.conftest import LiveProgress
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def bench(tmp_path_factory: pytest.TempPathFactory, progress: LiveProgress) -> Iterator[dict[str, Path]]:
+    """The bench checkpoint's fp32 and int4 bundles (4 GB with the checkpoint): removed when the module ends."""
     from edge.build.fixtures.checkpoint import write_checkpoint
 
     root = tmp_path_factory.mktemp("bench")
-    ckpt = write_checkpoint("bench", root / "ckpt")
     out = {}
-    for quant in ("fp32", "int4"):
-        out[quant] = root / quant
-        # parity on bench costs minutes of PyTorch time; the tiny preset carries the parity tests
-        export_bundle(str(ckpt), out[quant], ExportOptions(recipe=recipe(quant), parity=False))
-    return out
+    with progress.build_logs("bench bundles"):
+        ckpt = write_checkpoint("bench", root / "ckpt")
+        for quant in ("fp32", "int4"):
+            out[quant] = root / quant
+            # parity on bench costs minutes of PyTorch time; the tiny preset carries the parity tests
+            export_bundle(str(ckpt), out[quant], ExportOptions(recipe=recipe(quant), parity=False))
+    shutil.rmtree(ckpt)  # 1.8 GB no test reads
+    yield out
+    shutil.rmtree(root)
 
 
 def _bytes(bundle: Path) -> int:

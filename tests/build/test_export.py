@@ -136,6 +136,33 @@ def test_hub_id_is_refused_with_the_download_command(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("url", "command"),
+    [
+        ("https://huggingface.co/google/gemma-4-12B-it", "hf download google/gemma-4-12B-it --local-dir"),
+        ("huggingface.co/google/gemma-4-12B-it/", "hf download google/gemma-4-12B-it --local-dir"),
+        (
+            "https://huggingface.co/google/gemma-4-12B-it/tree/0a1b2c3",
+            "hf download google/gemma-4-12B-it --revision 0a1b2c3 --local-dir checkpoints/gemma-4-12B-it",
+        ),
+        (
+            "https://hf.co/google/gemma-4-12B-it/blob/main/config.json",
+            "hf download google/gemma-4-12B-it --revision main",
+        ),
+    ],
+)
+def test_hub_url_is_refused_with_the_download_command(tmp_path: Path, url: str, command: str) -> None:
+    with pytest.raises(CheckpointError, match="not hub URLs") as err:
+        export_bundle(url, tmp_path / "out", ExportOptions(recipe=recipe("int4")))
+    assert command in str(err.value)
+
+
+def test_other_urls_are_refused_without_a_hub_command(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="reads local folders only; download the checkpoint first") as err:
+        export_bundle("https://example.com/models/gemma.tar", tmp_path / "out", ExportOptions(recipe=recipe("int4")))
+    assert "hf download" not in str(err.value)
+
+
 def test_cli_export_reports_errors_with_exit_codes(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "edge", "export", str(tmp_path / "nope"), str(tmp_path / "out")],

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +129,17 @@ def test_real_exported_bundle_verifies_and_a_flipped_weight_byte_is_caught(int4_
     assert data_files, "the int4 export should put its big weights in external data"
     _flip(copy / data_files[-1], (copy / data_files[-1]).stat().st_size // 3)
     assert f"{data_files[-1]}: sha256 mismatch" in _problems(copy)
+
+
+@pytest.mark.parametrize("command", ["verify", "serve"])
+def test_refusal_is_one_line_naming_every_file(bundle: Path, command: str) -> None:
+    (bundle / "vision.onnx").unlink()
+    _flip(bundle / "decoder.onnx.data", 7)
+    argv = [str(bundle)] if command == "verify" else ["--bundle", str(bundle), "--listen", "127.0.0.1:0"]
+    argv += [] if command == "verify" else ["--metrics-listen", "127.0.0.1:0"]
+    proc = subprocess.run([sys.executable, "-m", "edge", command, *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == BundleIntegrityError.exit_code
+    log = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ INFO ")  # the daemon logs its config before it opens the bundle
+    (line,) = [ln for ln in proc.stderr.splitlines() if not log.match(ln)]
+    assert line.startswith(f"edge {command}: error: {bundle}: the bundle is refused, 2 file(s) do not match")
+    assert "vision.onnx: missing" in line and "decoder.onnx.data: sha256 mismatch" in line

@@ -1,14 +1,19 @@
-"""deploy/systemd/edge-inspector.service: real systemd-analyze verify and security, and the unit against the config."""
+"""deploy/systemd/edge-inspector.service: real systemd-analyze verify and security; the unit against the config,
+the memory plan and the Ansible role's template (generated from it)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -17,6 +22,7 @@ from tests.tools import required_tool
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "edge-inspector.service"
 CONFIG = ROOT / "deploy" / "edge-inspector.toml"
+ROLE_TEMPLATE = ROOT / "ansible" / "roles" / "edge_inspector" / "templates" / "edge-inspector.service.j2"
 MAX_EXPOSURE = 2.0
 
 
@@ -123,11 +129,59 @@ def size(value: str) -> float:
     return float(value)
 
 
-def test_memory_limits_hold_the_12b_plan() -> None:
-    # README "Memory plan for the real 12B": 12.70 GiB needed, 13.00 GiB usable on a 16 GiB station.
+def test_memory_limits_come_from_the_12b_plan() -> None:
+    # The unit's comment: MemoryMax = the plan's usable memory; MemoryHigh 256 MiB below it and above the
+    # plan's total plus its 10% tolerance. `edge plan` is the one place these figures come from.
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "plan", "--preset", "12b", "--quant", "int4", "--context", "4096", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    plan = json.loads(proc.stdout)
     high, limit = size(one("MemoryHigh")), size(one("MemoryMax"))
-    assert 12.70 * 2**30 < high < limit <= 13.00 * 2**30
+    assert limit == plan["usable_bytes"]
+    assert high == limit - 256 * 2**20
+    assert plan["total_bytes"] * 1.10 < high
     assert one("MemorySwapMax") == "0"
+
+
+def _build_role_unit() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("build_role_unit", UNIT.parent / "build_role_unit.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_role_template_is_generated_from_the_reference_unit() -> None:
+    builder = _build_role_unit()
+    assert ROLE_TEMPLATE.read_text() == builder.render(UNIT.read_text()), (
+        "run: python deploy/systemd/build_role_unit.py"
+    )
+
+
+def test_role_template_with_the_role_defaults_is_the_reference_unit() -> None:
+    """Directive by directive: the only differences are the TEMPLATED values, and the defaults give the reference's."""
+    jinja2 = pytest.importorskip("jinja2")
+    pytest.importorskip("jinja2.meta")
+    yaml = pytest.importorskip("yaml")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    role = ROLE_TEMPLATE.parents[1]
+    values = {**yaml.safe_load((role / "defaults" / "main.yml").read_text()), "ansible_managed": "managed"}
+    private = yaml.safe_load((role / "vars" / "main.yml").read_text())
+
+    def resolve(name: str) -> None:  # a private var the template uses, after the vars it refers to
+        if name not in values:
+            for dependency in jinja2.meta.find_undeclared_variables(env.parse(private[name])):
+                resolve(dependency)
+            values[name] = env.from_string(private[name]).render(values)
+
+    for name in jinja2.meta.find_undeclared_variables(env.parse(ROLE_TEMPLATE.read_text())):
+        resolve(name)
+    rendered = directives(env.from_string(ROLE_TEMPLATE.read_text()).render(values))
+    assert rendered == UNIT_DIRECTIVES
+    assert "ConfigurationDirectory" not in rendered  # the role owns /etc/edge-inspector (see the unit's comment)
 
 
 def test_environment_and_w_x() -> None:

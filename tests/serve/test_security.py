@@ -260,7 +260,7 @@ def test_missing_token_file_names_it(tmp_path: Path) -> None:
 
 
 def test_credential_errors_name_the_file_not_its_content(tmp_path: Path, certs: dict[str, Path]) -> None:
-    with pytest.raises(ConfigError, match=r"tls_key .*missing\.key: cannot read"):
+    with pytest.raises(ConfigError, match=r"tls_key .*missing\.key: no such file"):
         server_credentials(certs["server"], tmp_path / "missing.key", None)
     garbage = tmp_path / "garbage.key"
     garbage.write_text("not-a-key-" + TOKEN)
