@@ -56,6 +56,30 @@ class ResponseSchema:
         return json.loads(text), ""
 
 
+def parse_schema(schema_text: str) -> dict[str, Any]:
+    """The schema as a dict, checked to be JSON and a valid JSON Schema; no tokenizer needed (start-up checks)."""
+    try:
+        schema = json.loads(schema_text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(schema, dict):
+        raise SchemaError(f"a JSON Schema is an object, got {type(schema).__name__}")
+    check_schema(schema)
+    return schema
+
+
+def check_schema(schema: dict[str, Any]) -> Any:
+    """The validator class for ``schema`` after checking it against its meta-schema."""
+    import jsonschema
+
+    try:
+        validator_cls = jsonschema.validators.validator_for(schema)
+        validator_cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise SchemaError(f"not a valid JSON Schema: {exc.message}") from None
+    return validator_cls
+
+
 class StructuredOutput:
     """Compiles schemas against one bundle's tokenizer and makes per-generation constraints. Thread-safe."""
 
@@ -69,15 +93,9 @@ class StructuredOutput:
 
     def compile(self, schema_text: str) -> ResponseSchema:
         """Parse, check and compile a JSON Schema; SchemaError with the reason when it cannot be used."""
-        import jsonschema
         import llguidance
 
-        try:
-            schema = json.loads(schema_text)
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-        if not isinstance(schema, dict):
-            raise SchemaError(f"a JSON Schema is an object, got {type(schema).__name__}")
+        schema = parse_schema(schema_text)
         canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         with self._lock:
@@ -85,11 +103,7 @@ class StructuredOutput:
                 self._cache.move_to_end(digest)
                 return self._cache[digest]
         exact = json.loads(schema_text, parse_float=Decimal)  # validated in decimals (see ResponseSchema.parse)
-        try:
-            validator_cls = jsonschema.validators.validator_for(exact)
-            validator_cls.check_schema(exact)
-        except jsonschema.SchemaError as exc:
-            raise SchemaError(f"not a valid JSON Schema: {exc.message}") from None
+        validator_cls = check_schema(exact)
         try:
             # the grammar keeps the author's property order (the model writes the fields in that order)
             ordered = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)

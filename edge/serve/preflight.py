@@ -42,7 +42,8 @@ PATHS: tuple[PathSetting, ...] = (
     PathSetting("tls_key", "file"),
     PathSetting("tls_client_ca", "file"),
     PathSetting("token_file", "file"),
-    PathSetting("report_schema", "file"),  # parsed with the bundle's tokenizer later (Converter); here: is it there
+    PathSetting("report_schema", "file"),  # JSON and a JSON Schema here; compiled with the tokenizer later
+    PathSetting("gate", "folder"),  # verified byte for byte when it is loaded, still before the bundle
 )
 
 
@@ -72,8 +73,26 @@ def check_addresses(cfg: ServeConfig) -> None:
     probe_bind(cfg.metrics_listen, "metrics_listen")
 
 
+def check_report_schema(cfg: ServeConfig) -> None:
+    """The station's report schema is JSON and a valid JSON Schema (compiling it needs the bundle's tokenizer)."""
+    from edge.errors import SchemaError
+    from edge.runtime.structured import parse_schema
+
+    if cfg.report_schema is not None:
+        try:
+            parse_schema(Path(cfg.report_schema).read_text(encoding="utf-8"))
+        except (SchemaError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"report_schema {cfg.report_schema}: {exc}") from None
+
+
 #: Run in order by ``run_preflight``; each raises ConfigError naming the setting.
-CHECKS: tuple[Callable[[ServeConfig], None], ...] = (check_paths, check_tls, check_tokens, check_addresses)
+CHECKS: tuple[Callable[[ServeConfig], None], ...] = (
+    check_paths,
+    check_tls,
+    check_tokens,
+    check_report_schema,
+    check_addresses,
+)
 
 
 def run_preflight(cfg: ServeConfig, checks: tuple[Callable[[ServeConfig], None], ...] = CHECKS) -> None:
