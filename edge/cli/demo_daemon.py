@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ LISTEN_ANY_PORT = ("--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
 METRICS = (
     "edge_inspector_requests_total{",
     "edge_inspector_description_seconds_count",
+    "edge_inspector_gate_frames_total{",
     "edge_inspector_serving ",
     "edge_inspector_tokens_generated_total ",
     "edge_inspector_build_info{",
@@ -22,8 +26,58 @@ METRICS = (
 )
 
 
-def describe_over_grpc(bundle: Path, work: Path, max_new_tokens: int, say: Any, *, random_weights: bool) -> int:
-    """Steps 4 and 5 of the demo; returns the daemon's exit code (0 after a clean drain)."""
+class DaemonFailed(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(f"the daemon exited with {code}")
+        self.code = code
+
+
+@dataclass
+class Daemon:
+    port: int
+    metrics_port: int
+    log: list[str] = field(default_factory=list)
+    returncode: int | None = None
+
+
+@contextlib.contextmanager
+def serving(bundle: Path, say: Any, extra: tuple[str, ...] = ()) -> Iterator[Daemon]:
+    """``edge serve`` on ``bundle`` until the block ends; then SIGTERM, as systemd sends it (a step of its own)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge", "serve", "--bundle", str(bundle), *LISTEN_ANY_PORT, *extra],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    log: list[str] = []
+    for line in proc.stderr:
+        log.append(line)
+        if match := re.search(r"\(port (\d+)\), metrics on [^:]+:(\d+)", line):
+            daemon = Daemon(int(match.group(1)), int(match.group(2)), log)
+            break
+    else:
+        code = proc.wait()
+        print("".join(log[-20:]), file=sys.stderr)
+        print(f"edge demo: the daemon did not start (exit {code}); its log is above", file=sys.stderr)
+        raise DaemonFailed(code or 1)
+    drain = threading.Thread(target=lambda: log.extend(proc.stderr or ()), daemon=True)
+    drain.start()  # the daemon keeps logging; a full pipe would block it
+    say.result(f"SERVING on 127.0.0.1:{daemon.port} (gRPC), metrics on http://127.0.0.1:{daemon.metrics_port}/metrics")
+    try:
+        yield daemon
+    finally:
+        say.step("stop the daemon", "SIGTERM, as systemd sends it: health turns NOT_SERVING, work in flight finishes.")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        drain.join(10)
+        daemon.returncode = proc.returncode
+        say.result(f"the daemon exited with {proc.returncode}")
+        if proc.returncode != 0:
+            print("".join(log[-20:]), file=sys.stderr)
+
+
+def describe_frame_and_clip(daemon: Daemon, work: Path, max_new_tokens: int, say: Any, random_weights: bool) -> None:
+    """One DescribeStream request with a camera frame and a microphone clip, as station software would send it."""
     import grpc
 
     from edge import samples
@@ -35,74 +89,48 @@ def describe_over_grpc(bundle: Path, work: Path, max_new_tokens: int, say: Any, 
     frame = samples.part_image()
     (work / "frame.jpg").write_bytes(samples.jpeg_bytes(frame))
     (work / "clip.wav").write_bytes(samples.wav_bytes(samples.machine_audio()))
-    say.step(
-        "start the daemon (edge serve) and describe a camera frame + a microphone clip over gRPC",
-        "The daemon verifies and loads the bundle and warms up before it reports SERVING; then the demo sends\n"
-        f"{work / 'frame.jpg'} ({frame.shape[1]}x{frame.shape[0]}, a scratched bracket) and {work / 'clip.wav'} "
-        "(2 s of motor\nhum with a click) in one DescribeStream request, as station software would.",
+    say.note(
+        f"First one request, as station software would send it: {work / 'frame.jpg'} ({frame.shape[1]}x"
+        f"{frame.shape[0]}, a scratched bracket) and {work / 'clip.wav'} (2 s of motor hum with a click) in one "
+        "DescribeStream call."
     )
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "edge", "serve", "--bundle", str(bundle), *LISTEN_ANY_PORT],
-        stderr=subprocess.PIPE,
-        text=True,
+    if random_weights:
+        say.note("The answer, token by token. Random weights give gibberish; control characters show as \\xNN.")
+    else:
+        say.note("The answer, token by token:")
+    req = pb.DescribeRequest(
+        images=[pb.Image(encoded=(work / "frame.jpg").read_bytes())],
+        audio=[pb.Audio(encoding=pb.AUDIO_ENCODING_WAV, data=(work / "clip.wav").read_bytes())],
+        prompt="Describe any defect in this part and anything unusual you hear.",
+        context=pb.PartContext(station_id="demo-station", part_id="bracket-0001"),
+        options=pb.GenerationOptions(max_new_tokens=max_new_tokens),
     )
-    assert daemon.stderr is not None
-    log: list[str] = []
-    port = mport = 0
-    for line in daemon.stderr:
-        log.append(line)
-        if match := re.search(r"\(port (\d+)\), metrics on [^:]+:(\d+)", line):
-            port, mport = int(match.group(1)), int(match.group(2))
-            break
-    if not port:
-        code = daemon.wait()
-        print("".join(log[-20:]), file=sys.stderr)
-        print(f"edge demo: the daemon did not start (exit {code}); its log is above", file=sys.stderr)
-        return code or 1
-    drain = threading.Thread(target=lambda: log.extend(daemon.stderr or ()), daemon=True)
-    drain.start()  # the daemon keeps logging; a full pipe would block it
-    say.result(f"SERVING on 127.0.0.1:{port} (gRPC), metrics on http://127.0.0.1:{mport}/metrics")
-    try:
-        if random_weights:
-            say.note("The answer, token by token. Random weights give gibberish; control characters show as \\xNN.")
-        else:
-            say.note("The answer, token by token:")
-        req = pb.DescribeRequest(
-            images=[pb.Image(encoded=(work / "frame.jpg").read_bytes())],
-            audio=[pb.Audio(encoding=pb.AUDIO_ENCODING_WAV, data=(work / "clip.wav").read_bytes())],
-            prompt="Describe any defect in this part and anything unusual you hear.",
-            context=pb.PartContext(station_id="demo-station", part_id="bracket-0001"),
-            options=pb.GenerationOptions(max_new_tokens=max_new_tokens),
+    print("   > ", end="", flush=True)
+    with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
+        resp = describe(
+            pb_grpc.InspectorServiceStub(channel),
+            req,
+            [],
+            stream=True,
+            on_text=lambda s: print(for_terminal(s).replace("\n", "\n     "), end="", flush=True),
+            timeout=120,
         )
-        print("   > ", end="", flush=True)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            resp = describe(
-                pb_grpc.InspectorServiceStub(channel),
-                req,
-                [],
-                stream=True,
-                on_text=lambda s: print(for_terminal(s).replace("\n", "\n     "), end="", flush=True),
-                timeout=120,
-            )
-        print(flush=True)
-        t = resp.timings
-        say.note("Where the time went, from the daemon's reply:")
-        say.result(
-            f"preprocess {t.preprocess_seconds * 1e3:.1f} ms, queue {t.queue_seconds * 1e3:.1f} ms, prefill "
-            f"{t.prefill_seconds * 1e3:.1f} ms ({t.prompt_tokens} prompt tokens), first token "
-            f"{t.time_to_first_token_seconds * 1e3:.1f} ms, total {t.total_seconds * 1e3:.1f} ms "
-            f"({t.generated_tokens} tokens)"
-        )
-        say.note("A few of the series Prometheus scrapes from the daemon:")
-        with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10) as r:
-            text = r.read().decode()
-        say.result("\n".join(ln for ln in text.splitlines() if ln.startswith(METRICS) and not ln.endswith(" 0.0")))
-    finally:
-        say.step("stop the daemon", "SIGTERM, as systemd sends it: health turns NOT_SERVING, work in flight finishes.")
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=60)
-        drain.join(10)
-        say.result(f"the daemon exited with {daemon.returncode}")
-    if daemon.returncode != 0:
-        print("".join(log[-20:]), file=sys.stderr)
-    return daemon.returncode
+    print(flush=True)
+    t = resp.timings
+    say.note("Where the time went, from the daemon's reply:")
+    say.result(
+        f"preprocess {t.preprocess_seconds * 1e3:.1f} ms, queue {t.queue_seconds * 1e3:.1f} ms, prefill "
+        f"{t.prefill_seconds * 1e3:.1f} ms ({t.prompt_tokens} prompt tokens), first token "
+        f"{t.time_to_first_token_seconds * 1e3:.1f} ms, total {t.total_seconds * 1e3:.1f} ms "
+        f"({t.generated_tokens} tokens)"
+    )
+    if resp.gate.gate_id:
+        g = resp.gate
+        say.result(f"the gate scored the frame {g.score:.2f} ({'anomalous' if g.anomalous else 'passed'})")
+
+
+def show_metrics(daemon: Daemon, say: Any) -> None:
+    say.note("A few of the series Prometheus scrapes from the daemon:")
+    with urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    say.result("\n".join(ln for ln in text.splitlines() if ln.startswith(METRICS) and not ln.endswith(" 0.0")))

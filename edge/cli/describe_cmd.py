@@ -27,6 +27,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-stream", action="store_true", help="use Describe and print the answer when complete")
     p.add_argument("--timings", action="store_true", help="print the daemon's timings to stderr")
     p.add_argument("--timeout", type=float, help="give up after this many seconds (default: no limit)")
+    p.add_argument(
+        "--schema",
+        metavar="FILE|default",
+        help="answer as JSON constrained to this JSON Schema file; 'default' = the station's report schema",
+    )
     tls = p.add_argument_group("TLS and auth (mirror the daemon's tls_* and token_file settings)")
     tls.add_argument("--tls", action="store_true", help="use TLS with the system's trusted roots")
     tls.add_argument("--ca", metavar="FILE", help="CA certificate that signed the daemon's certificate (implies TLS)")
@@ -60,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
         context=pb.PartContext(station_id=args.station, part_id=args.part),
         options=pb.GenerationOptions(max_new_tokens=args.max_new_tokens, temperature=args.temperature),
     )
+    if args.schema == "default":
+        request.options.structured = True
+    elif args.schema:
+        from edge.cli.run_cmd import schema_text
+
+        request.options.response_schema = schema_text(args.schema, None)
     if args.seed is not None:
         request.options.seed = args.seed
     metadata = client.token_metadata(os.environ.get("EDGE_TOKEN") or None, args.token_file)
@@ -98,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     print(flush=True)
     if args.timings:
         print_timings(response, sys.stderr)
+    if args.schema and not response.report_json:
+        print(f"edge describe: no report: {response.report_error}", file=sys.stderr)
+        return 6
     return 0
 
 
