@@ -1,0 +1,107 @@
+"""Which weight-matmul kernels a bundle runs on, and the fallback to onnxruntime's MatMulNBits."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import edge.kernels.library as library
+import edge.runtime.sessions as sessions
+from edge.errors import BundleError, ConfigError
+from edge.kernels.library import PATHS, choose_kernels, library_path, resolve
+from edge.runtime.engine import Engine, GenerationParams
+
+PARAMS = GenerationParams(max_new_tokens=12, min_new_tokens=12)
+
+
+def _tokens(engine: Engine) -> list[int]:
+    return engine.generate("Describe the part.", params=PARAMS).token_ids
+
+
+def _fallbacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno == logging.WARNING and "MatMulNBits" in r.getMessage()]
+
+
+def test_our_kernels_are_the_default(int4_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGE_KERNELS", raising=False)
+    lib = library_path()
+    assert lib is not None
+    engine = Engine(int4_bundle, threads=1)
+    assert engine.s.kernels.label == f"edge-{resolve(lib, 'auto')}"
+    assert engine.s.kernel_nodes > 0
+
+
+@pytest.mark.parametrize("isa", PATHS)
+def test_each_forced_path_generates(int4_bundle: Path, monkeypatch: pytest.MonkeyPatch, isa: str) -> None:
+    monkeypatch.setenv("EDGE_KERNELS", isa)
+    engine = Engine(int4_bundle, threads=2)
+    assert engine.s.kernels.label == f"edge-{isa}"
+    assert len(_tokens(engine)) == PARAMS.max_new_tokens
+
+
+def test_off_and_fp32_bundles_run_matmulnbits(int4_bundle: Path, fp32_bundle: Path) -> None:
+    off = BundleSessionsLabel(int4_bundle, "off")
+    assert off == ("matmulnbits", 0)
+    assert BundleSessionsLabel(fp32_bundle, "auto") == ("matmulnbits", 0)
+
+
+def BundleSessionsLabel(bundle: Path, kernels: str) -> tuple[str, int]:  # noqa: N802
+    s = sessions.BundleSessions.open(bundle, threads=1, verify=False, kernels=kernels)
+    return s.kernels.label, s.kernel_nodes
+
+
+def test_missing_library_falls_back_with_one_log_line(
+    int4_bundle: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(library, "library_path", lambda: None)
+    with caplog.at_level(logging.WARNING):
+        engine = Engine(int4_bundle, threads=1)
+    assert engine.s.kernels.label == "matmulnbits"
+    (record,) = _fallbacks(caplog)
+    assert "was not built" in record.getMessage()
+    assert _tokens(engine) == _tokens(Engine(sessions.BundleSessions.open(int4_bundle, 1, kernels="off")))
+
+
+def test_a_library_that_cannot_load_falls_back(
+    int4_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "_int4.so"
+    broken.write_bytes(b"\x7fELF truncated")
+    monkeypatch.setattr(library, "library_path", lambda: broken)
+    with caplog.at_level(logging.WARNING):
+        engine = Engine(int4_bundle, threads=1)
+    assert engine.s.kernels.label == "matmulnbits"
+    (record,) = _fallbacks(caplog)
+    assert "cannot load _int4.so" in record.getMessage()
+    with pytest.raises(ConfigError, match="EDGE_KERNELS=avx2: cannot load"):
+        choose_kernels("avx2")
+
+
+def test_a_graph_onnxruntime_rejects_falls_back(
+    int4_bundle: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The library loads but the session cannot be built on our op: MatMulNBits, or an error when forced."""
+
+    def unknown_op(model: bytes, isa: str) -> tuple[bytes, int]:
+        swapped, n = library_swap(model, isa)
+        return swapped.replace(b"MatMulInt4", b"MatMulInt9"), n
+
+    library_swap: Any = sessions.swap_matmul_nbits
+    monkeypatch.setattr(sessions, "swap_matmul_nbits", unknown_op)
+    with caplog.at_level(logging.WARNING):
+        engine = Engine(int4_bundle, threads=1)
+    assert engine.s.kernels.label == "matmulnbits" and engine.s.kernel_nodes == 0
+    (record,) = _fallbacks(caplog)
+    assert "decoder.onnx" in record.getMessage()
+    assert len(_tokens(engine)) == PARAMS.max_new_tokens
+    with pytest.raises(BundleError, match="decoder.onnx: our int4 kernels cannot run this graph"):
+        sessions.BundleSessions.open(int4_bundle, 1, kernels="avx2")
+
+
+def test_unknown_setting_is_a_config_error(int4_bundle: Path) -> None:
+    with pytest.raises(ConfigError, match="EDGE_KERNELS=sse9: unknown kernel path"):
+        sessions.BundleSessions.open(int4_bundle, 1, kernels="sse9")
+
