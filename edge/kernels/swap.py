@@ -35,8 +35,12 @@ def _messages() -> dict[str, Any]:
     opt, rep = f.LABEL_OPTIONAL, f.LABEL_REPEATED
     message(
         "AttributeProto",
-        [("name", 1, f.TYPE_STRING, opt, ""), ("i", 3, f.TYPE_INT64, opt, ""), ("s", 4, f.TYPE_BYTES, opt, "")]
-        + [("type", 20, f.TYPE_INT32, opt, "")],
+        [
+            ("name", 1, f.TYPE_STRING, opt, ""),
+            ("i", 3, f.TYPE_INT64, opt, ""),
+            ("s", 4, f.TYPE_BYTES, opt, ""),
+            ("type", 20, f.TYPE_INT32, opt, ""),  # an enum in onnx.proto: the same varint on the wire
+        ],
     )
     message(
         "NodeProto",

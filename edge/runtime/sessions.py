@@ -246,7 +246,7 @@ class BundleSessions:
         tuning: dict[str, str] | None = None,
         kernels: str | None = None,
     ) -> BundleSessions:
-        """``kernels``: ``auto``, a micro-kernel name or ``off`` (see ``edge.kernels.library``); None reads EDGE_KERNELS."""
+        """``kernels``: auto, a micro-kernel name or off (``edge.kernels.library``); None reads EDGE_KERNELS."""
         manifest = verify_bundle(bundle) if verify else load_manifest(bundle)
         return cls(bundle, manifest, threads, tuning, kernels)
 

@@ -59,8 +59,16 @@ def emulated(x: np.ndarray, q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, n
 
 
 def session(
-    x_shape: list[Any], q: np.ndarray, s: np.ndarray, k: int, *, op: str = "MatMulInt4", isa: str | None = None,
-    library: Path | None = None, threads: int = 2, **attrs: int,
+    x_shape: list[Any],
+    q: np.ndarray,
+    s: np.ndarray,
+    k: int,
+    *,
+    op: str = "MatMulInt4",
+    isa: str | None = None,
+    library: Path | None = None,
+    threads: int = 2,
+    **attrs: int,
 ) -> Any:
     """A one-node onnxruntime session: MatMulInt4 (our library) or com.microsoft MatMulNBits on these bytes."""
     import onnxruntime as ort
@@ -69,13 +77,18 @@ def session(
     domain = "edge.kernels" if op == "MatMulInt4" else "com.microsoft"
     n = q.shape[0]
     node = helper.make_node(
-        op, ["x", "q", "s"], ["y"], domain=domain,
+        op,
+        ["x", "q", "s"],
+        ["y"],
+        domain=domain,
         **{"K": k, "N": n, "bits": 4, "block_size": BLOCK, "accuracy_level": 4, **attrs},
     )
     if isa is not None:
         node.attribute.append(helper.make_attribute("isa", isa))
     graph = helper.make_graph(
-        [node], "one", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [node],
+        "one",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(q, "q"), numpy_helper.from_array(s, "s")],
     )

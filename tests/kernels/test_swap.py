@@ -49,7 +49,10 @@ def test_nodes_our_kernel_does_not_compute_exactly_stay(attrs: dict[str, int], i
 
     names = ["x", "q", "s", "zp"][:inputs]
     node = helper.make_node(
-        "MatMulNBits", names, ["y"], domain="com.microsoft",
+        "MatMulNBits",
+        names,
+        ["y"],
+        domain="com.microsoft",
         **{"K": 64, "N": 8, "bits": 4, "block_size": 32, "accuracy_level": 4, **attrs},
     )
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])], [])

@@ -42,15 +42,14 @@ def test_each_forced_path_generates(int4_bundle: Path, monkeypatch: pytest.Monke
     assert len(_tokens(engine)) == PARAMS.max_new_tokens
 
 
-def test_off_and_fp32_bundles_run_matmulnbits(int4_bundle: Path, fp32_bundle: Path) -> None:
-    off = BundleSessionsLabel(int4_bundle, "off")
-    assert off == ("matmulnbits", 0)
-    assert BundleSessionsLabel(fp32_bundle, "auto") == ("matmulnbits", 0)
-
-
-def BundleSessionsLabel(bundle: Path, kernels: str) -> tuple[str, int]:  # noqa: N802
+def _label(bundle: Path, kernels: str) -> tuple[str, int]:
     s = sessions.BundleSessions.open(bundle, threads=1, verify=False, kernels=kernels)
     return s.kernels.label, s.kernel_nodes
+
+
+def test_off_and_fp32_bundles_run_matmulnbits(int4_bundle: Path, fp32_bundle: Path) -> None:
+    assert _label(int4_bundle, "off") == ("matmulnbits", 0)
+    assert _label(fp32_bundle, "auto") == ("matmulnbits", 0)
 
 
 def test_missing_library_falls_back_with_one_log_line(
@@ -97,11 +96,10 @@ def test_a_graph_onnxruntime_rejects_falls_back(
     (record,) = _fallbacks(caplog)
     assert "decoder.onnx" in record.getMessage()
     assert len(_tokens(engine)) == PARAMS.max_new_tokens
-    with pytest.raises(BundleError, match="decoder.onnx: our int4 kernels cannot run this graph"):
+    with pytest.raises(BundleError, match=r"decoder\.onnx: our int4 kernels cannot run this graph"):
         sessions.BundleSessions.open(int4_bundle, 1, kernels="avx2")
 
 
 def test_unknown_setting_is_a_config_error(int4_bundle: Path) -> None:
     with pytest.raises(ConfigError, match="EDGE_KERNELS=sse9: unknown kernel path"):
         sessions.BundleSessions.open(int4_bundle, 1, kernels="sse9")
-
