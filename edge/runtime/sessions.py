@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,7 @@ class BundleSessions:
         self.fused = bool(decoder_inputs) and "attention_mask" not in decoder_inputs
         self.kv: KVBuffers | None = None
         self._binding: Any = None
+        self.decoder_run_s = 0.0  # seconds inside onnxruntime's decoder runs, for `edge bench`'s per-step overhead
         if self.fused:
             self._bind(KVBuffers(self.spec, int(manifest.context)))
 
@@ -292,7 +294,9 @@ class BundleSessions:
         for i in range(len(self.spec.text.layers)):
             feeds[f"past_key_values.{i}.key"] = cache.keys[i]
             feeds[f"past_key_values.{i}.value"] = cache.values[i]
+        t = time.perf_counter()
         outs = dict(zip(self.output_names["decoder"], self.run("decoder", feeds), strict=True))
+        self.decoder_run_s += time.perf_counter() - t
         n = len(self.spec.text.layers)
         new = KVCache(
             [outs[f"present.{i}.key"] for i in range(n)],
@@ -314,10 +318,12 @@ class BundleSessions:
         b.bind_cpu_input("inputs_embeds", np.ascontiguousarray(embeds, dtype=np.float32))
         b.bind_cpu_input("position_ids", np.arange(cache.length, total, dtype=np.int64)[None, :])
         b.bind_cpu_input("mm_token_type_ids", np.ascontiguousarray(token_types, dtype=np.int64))
+        t = time.perf_counter()
         try:
             self.sessions["decoder"].run_with_iobinding(b)
         except Exception as exc:
             raise EngineError(f"onnxruntime failed in the decoder graph: {exc}") from exc
+        self.decoder_run_s += time.perf_counter() - t
         cache.length = total
         return self._logits.copy(), cache
 
