@@ -1,9 +1,11 @@
 """The station memory plan: weights + KV cache + runtime overhead at a context, against a station's budget.
 
-Everything is computed from shapes (and, once a bundle exists, its file sizes), so the real
-12B can be planned on any machine without building a single weight.
+For a bundle the plan reads what the bundle records (file sizes, the typed recipe, its weight matmuls;
+``plan_for_bundle``) and counts what the chosen kernel path holds: our kernels (``edge``) use the int4
+weights in place, onnxruntime's ``MatMulNBits`` pre-packs them. Without a bundle the same plan is
+estimated from shapes, so the real 12B can be planned on any machine without building a single weight.
 
->>> plan = plan_memory(spec, context=4096, quant=recipe("int4").to_dict())
+>>> plan = plan_memory(spec, context=4096, recipe=recipe("int4"))
 >>> plan["verdict"], print(format_plan(plan))
 """
 
@@ -13,7 +15,10 @@ import math
 import textwrap
 from typing import Any
 
+from edge.bundle.manifest import Manifest, graph_bytes
+from edge.bundle.recipe import LinearQuant, QuantRecipe, WeightMatMul, weight_matmuls
 from edge.errors import ConfigError
+from edge.kernels.library import takes
 from edge.spec import SLIDING, ModelSpec
 
 GiB = 2**30
@@ -26,13 +31,15 @@ KV_COPIES = {"fused": 1, "reference": 2}
 SLIDING_SLACK = 64  # the fused runtime's sliding buffers hold window + 63 rows (GroupQueryAttention compacts by 64)
 TIGHT_FRACTION = 0.10
 LINEAR_SCHEMES = {"fp32": 32, "fp16": 16, "int8": 8, "int4": 4}
+KERNELS = ("edge", "matmulnbits")  # our int4 kernels (edge/kernels) or onnxruntime's MatMulNBits for every node
 
 ASSUMPTIONS = (
     "weights count once at their size on disk: onnxruntime copies (or pre-packs) each initializer at load and "
     "frees the original, measured here as resident ≈ disk for fp32 MatMul weights",
     "MatMulNBits with accuracy_level 4 (int8 compute) pre-packs one extra fp32 block sum per block per output "
     "column: +4/block_size bytes per weight (measured 1.22× disk for int4/32, 1.12× for int8/32 on 3840×15360 "
-    "layers with onnxruntime 1.31)",
+    "layers with onnxruntime 1.31); with our kernels (edge) the int4 nodes they take read the bundle's bytes in "
+    "place (memory-mapped, resident once read) and hold nothing else, the int8 ones stay on MatMulNBits",
     "int4/int8 linear weights are MatMulNBits blocks (bits per weight + one fp32 scale per block, + packed zero "
     "points when asymmetric); an int8 embedding is per-row (1 byte + one fp32 scale per row); norm weights, "
     "biases and the vision position table stay fp32",
@@ -60,8 +67,10 @@ def plan_memory(
     spec: ModelSpec,
     *,
     context: int,
+    recipe: QuantRecipe | None = None,
     weight_bytes: dict[str, int] | None = None,
-    quant: dict[str, Any] | None = None,
+    matmuls: list[WeightMatMul] | None = None,
+    kernels: str = "edge",
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
     reserve_bytes: int = DEFAULT_RESERVE_BYTES,
     kv_dtype_bytes: int = 4,
@@ -70,31 +79,30 @@ def plan_memory(
 ) -> dict[str, Any]:
     """Peak resident memory of serving ``spec`` at ``context`` tokens, and a verdict against the budget.
 
-    ``weight_bytes`` (graph name → bytes on disk) replaces the shape estimate when the bundle exists;
-    ``quant`` is a recipe dict (``QuantRecipe.to_dict()`` or ``{"decoder": {"scheme": "int4", …}, …}``).
+    ``weight_bytes`` (graph name → bytes on disk) and ``matmuls`` (the bundle's recorded MatMulNBits
+    layouts) replace the shape estimates when the bundle exists; ``recipe`` is its quantization (None: fp32);
+    ``kernels`` the weight-matmul path the station runs (``edge`` or ``matmulnbits``).
     """
+    rec = recipe or QuantRecipe()
     for name, value in (("context", context), ("prefill_chunk", prefill_chunk), ("kv_dtype_bytes", kv_dtype_bytes)):
         if value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
     if decoder not in KV_COPIES:
         raise ConfigError(f"decoder must be one of {', '.join(KV_COPIES)}, got {decoder!r}")
+    if kernels not in KERNELS:
+        raise ConfigError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
     if budget_bytes < 1 or reserve_bytes < 0:
         raise ConfigError(f"budget must be positive and reserve non-negative, got {budget_bytes} and {reserve_bytes}")
-    recipe = {fam: _linear_quant(quant, fam) for fam in ("decoder", "lm_head", "vision", "audio")}
     if weight_bytes is None:
-        weights = estimate_weight_bytes(spec, quant)
+        weights = estimate_weight_bytes(spec, rec)
         source = "estimated from shapes and the quantization recipe"
     else:
         weights = {name: int(size) for name, size in weight_bytes.items()}
         source = "sizes of the bundle's graph files"
     graphs = set(weights) | ({"decoder"} if "lm_head" in weights else set())
-    linears = _linear_shapes(spec)
-    prepack = sum(
-        _block_sum_bytes(k, n, recipe[fam])
-        for fam, shapes in linears.items()
-        if (fam if fam != "lm_head" else "decoder") in graphs
-        for k, n in shapes
-    )
+    recorded = matmuls is not None
+    layouts = matmuls if matmuls is not None else derived_matmuls(spec, rec)
+    prepack = sum(_prepacked_bytes(m, kernels) for m in layouts if m.graph in graphs)
     t = spec.text
     window = max(t.sliding_window - 1, 0)
     # fused: buffers allocated once at their full size; reference: grown to what the context needs
@@ -127,6 +135,8 @@ def plan_memory(
         "prefill_chunk": chunk,
         "kv_dtype_bytes": kv_dtype_bytes,
         "weights_source": source,
+        "kernels": kernels,
+        "matmuls_source": "recorded in the bundle" if recorded else "derived from shapes and the recipe",
         "weights": weights,
         "weights_bytes": weights_total,
         "mapped_bytes": mapped,
@@ -152,18 +162,52 @@ def plan_memory(
     }
 
 
-def estimate_weight_bytes(spec: ModelSpec, quant: dict[str, Any] | None) -> dict[str, int]:
-    """Bytes on disk per weight family (embedding, decoder, lm_head, vision, audio) under ``quant``."""
+def plan_for_bundle(manifest: Manifest, *, kernels: str = "edge", context: int | None = None) -> dict[str, Any]:
+    """The plan of a built bundle: its own file sizes, recipe and weight matmuls, on the chosen kernel path."""
+    return plan_memory(
+        manifest.spec,
+        context=context or manifest.context,
+        recipe=QuantRecipe.from_dict(manifest.quantization),
+        weight_bytes=graph_bytes(manifest.files, manifest.graphs),
+        matmuls=weight_matmuls(manifest.extra),
+        kernels=kernels,
+        budget_bytes=int(manifest.memory_plan.get("budget_bytes", DEFAULT_BUDGET_BYTES)),
+        decoder=manifest.graphs["decoder"].get("kind", "reference") if "decoder" in manifest.graphs else "fused",
+    )
+
+
+def estimate_weight_bytes(spec: ModelSpec, recipe: QuantRecipe | None) -> dict[str, int]:
+    """Bytes on disk per weight family (embedding, decoder, lm_head, vision, audio) under ``recipe``."""
+    rec = recipe or QuantRecipe()
     linears, small = _linear_shapes(spec), _fp32_params(spec)
     out = {}
     for fam, shapes in linears.items():
-        q = _linear_quant(quant, fam)
+        q = _family(rec, fam)
         out[fam] = sum(_linear_bytes(k, n, q) for k, n in shapes) + 4 * small.get(fam, 0)
-    scheme, block = _embedding_quant(quant)
     t = spec.text
-    out["embedding"] = _table_bytes(t.vocab_size, t.hidden_size, scheme, block)
+    out["embedding"] = _table_bytes(t.vocab_size, t.hidden_size, rec.embedding, rec.embedding_block_size)
     order = ("embedding", "decoder", "lm_head", "vision", "audio")
     return {fam: out[fam] for fam in order if fam in out}
+
+
+def derived_matmuls(spec: ModelSpec, recipe: QuantRecipe) -> list[WeightMatMul]:
+    """The MatMulNBits layouts the exporter writes for ``recipe``, for a plan made before any bundle exists.
+
+    The graph a family lands in: the LM head is part of the decoder graph. A bundle records its own
+    (``weight_matmuls`` in the manifest), which ``plan_for_bundle`` uses instead.
+    """
+    out: dict[tuple[str, int, int, LinearQuant], int] = {}
+    for fam, shapes in _linear_shapes(spec).items():
+        q = _family(recipe, fam)
+        if q.scheme == "fp32":
+            continue
+        for k, n in shapes:
+            key = ("decoder" if fam == "lm_head" else fam, k, n, q)
+            out[key] = out.get(key, 0) + 1
+    return [
+        WeightMatMul(g, k, n, q.bits, q.block_size, q.accuracy_level, not q.symmetric, count)
+        for (g, k, n, q), count in out.items()
+    ]
 
 
 def _linear_shapes(spec: ModelSpec) -> dict[str, list[tuple[int, int]]]:
@@ -193,45 +237,33 @@ def _fp32_params(spec: ModelSpec) -> dict[str, int]:
     return out
 
 
-def _linear_quant(quant: dict[str, Any] | None, family: str) -> dict[str, Any]:
-    raw = (quant or {}).get(family) or "fp32"
-    q = {"scheme": raw} if isinstance(raw, str) else dict(raw)
-    if q.get("scheme", "fp32") not in LINEAR_SCHEMES:
-        raise ConfigError(f"{family}: unknown scheme {q.get('scheme')!r}; choose one of {', '.join(LINEAR_SCHEMES)}")
-    return {"scheme": "fp32", "block_size": 32, "symmetric": True, "accuracy_level": 4, **q}
+def _family(recipe: QuantRecipe, family: str) -> LinearQuant:
+    q: LinearQuant = getattr(recipe, family)
+    if q.scheme not in LINEAR_SCHEMES:
+        raise ConfigError(f"{family}: unknown scheme {q.scheme!r}; choose one of {', '.join(LINEAR_SCHEMES)}")
+    return q
 
 
-def _embedding_quant(quant: dict[str, Any] | None) -> tuple[str, int]:
-    raw = (quant or {}).get("embedding") or "fp32"
-    block = int((quant or {}).get("embedding_block_size", 32))
-    if isinstance(raw, dict):
-        raw, block = raw.get("scheme", "fp32"), int(raw.get("block_size", block))
-    if raw not in LINEAR_SCHEMES and raw != "lm_head":
-        raise ConfigError(f"embedding: unknown scheme {raw!r}; choose one of {', '.join(LINEAR_SCHEMES)} or lm_head")
-    return str(raw), block
-
-
-def _blocks(k: int, q: dict[str, Any]) -> tuple[int, int]:
-    bs = int(q.get("block_size") or k)  # no block size: one scale per output column
-    return bs, math.ceil(k / bs)
-
-
-def _linear_bytes(k: int, n: int, q: dict[str, Any]) -> int:
+def _linear_bytes(k: int, n: int, q: LinearQuant) -> int:
     """A ``[K, N]`` weight: plain fp32/fp16, or MatMulNBits blocks along K (see ``quantize.pack_matmul_nbits``)."""
-    bits = LINEAR_SCHEMES[q["scheme"]]
+    bits = LINEAR_SCHEMES[q.scheme]
     if bits >= 16:
         return k * n * bits // 8
-    bs, k_blocks = _blocks(k, q)
-    data = n * k_blocks * math.ceil(bs * bits / 8)
+    k_blocks = math.ceil(k / q.block_size)
+    data = n * k_blocks * math.ceil(q.block_size * bits / 8)
     scales = n * k_blocks * 4
-    zero_points = 0 if q.get("symmetric", True) else n * math.ceil(k_blocks / (8 // bits))
+    zero_points = 0 if q.symmetric else n * math.ceil(k_blocks / (8 // bits))
     return data + scales + zero_points
 
 
-def _block_sum_bytes(k: int, n: int, q: dict[str, Any]) -> int:
-    if LINEAR_SCHEMES[q["scheme"]] >= 16 or int(q.get("accuracy_level", 4)) != 4:
+def _prepacked_bytes(m: WeightMatMul, kernels: str) -> int:
+    """What a MatMulNBits node holds beyond its bytes on disk: one fp32 block sum per block at accuracy level 4.
+
+    Nothing when our kernels take the node: they read the bundle's bytes in place.
+    """
+    if kernels == "edge" and takes(m.bits, m.block_size, m.accuracy_level, m.zero_points):
         return 0
-    return n * _blocks(k, q)[1] * 4
+    return m.count * m.blocks * 4 if m.accuracy_level == 4 else 0
 
 
 def _table_bytes(rows: int, cols: int, scheme: str, block: int) -> int:
@@ -277,7 +309,7 @@ def format_plan(plan: dict[str, Any], *, assumptions: bool = True) -> str:
         (f"KV cache: sliding layers ({kv['sliding_tokens']} tokens)", kv["sliding_bytes"]),
     ]
     labels = {
-        "prepacked_block_sums_bytes": "runtime: MatMulNBits pre-packed block sums",
+        "prepacked_block_sums_bytes": f"runtime: MatMulNBits pre-packed block sums ({plan['kernels']} kernels)",
         "kv_step_copy_bytes": "runtime: second KV copy during a step",
         "activations_bytes": f"runtime: prefill activations ({plan['prefill_chunk']}-token chunk)",
         "arena_slack_bytes": "runtime: onnxruntime arena slack",
@@ -307,4 +339,12 @@ def format_plan(plan: dict[str, Any], *, assumptions: bool = True) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_BUDGET_BYTES", "DEFAULT_RESERVE_BYTES", "estimate_weight_bytes", "format_plan", "plan_memory"]
+__all__ = [
+    "DEFAULT_BUDGET_BYTES",
+    "DEFAULT_RESERVE_BYTES",
+    "derived_matmuls",
+    "estimate_weight_bytes",
+    "format_plan",
+    "plan_for_bundle",
+    "plan_memory",
+]

@@ -42,6 +42,15 @@ class KernelChoice:
         return f"edge-{self.isa}" if self.isa else MATMULNBITS
 
 
+def takes(bits: int, block_size: int, accuracy_level: int, zero_points: bool) -> bool:
+    """Whether MatMulInt4 computes exactly what a MatMulNBits node with these attributes asks for.
+
+    4 bits, block 32, no zero points, and accuracy level 4 (int8 activations per block, as ours); a node
+    that asks for fp32 activations (levels 0–3) or another layout stays on MatMulNBits.
+    """
+    return bits == 4 and block_size == 32 and accuracy_level == 4 and not zero_points
+
+
 def library_path() -> Path | None:
     """The compiled library next to this module (built by ``pip install``), or None if it was not built."""
     here = Path(__file__).parent

@@ -3,8 +3,8 @@
 The station has no ``onnx`` package, so this reads the model with protobuf and a five-message subset of
 ``onnx.proto`` (same field numbers). Fields the subset does not name (initializers, value infos, node
 attributes' tensors and subgraphs...) are kept as protobuf unknown fields and written back byte for byte.
-A node is swapped only when our kernel computes exactly what it asks for: bits 4, block 32, accuracy
-level 4 (int8 activations per block) and no zero points, ``g_idx`` or bias. Everything else stays.
+A node is swapped only when our kernel computes exactly what it asks for (``library.takes``: bits 4,
+block 32, accuracy level 4) and it has no zero points, ``g_idx`` or bias. Everything else stays.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from edge.kernels.library import DOMAIN, OP
+from edge.kernels.library import DOMAIN, OP, takes
 
 _PACKAGE = "edge_kernels_onnx_subset"
 _STRING_ATTRIBUTE = 3  # onnx.AttributeProto.STRING
@@ -73,14 +73,9 @@ def _swappable(node: Any) -> bool:
     if node.op_type != "MatMulNBits" or node.domain != "com.microsoft":
         return False
     attrs = {a.name: a.i for a in node.attribute}
-    extra_inputs = [name for name in node.input[3:] if name]
-    return (
-        attrs.get("bits", 4) == 4
-        and attrs.get("block_size") == 32
-        and attrs.get("accuracy_level", 0) == 4
-        and len(node.input) >= 3
-        and not extra_inputs
-    )
+    extra_inputs = [name for name in node.input[3:] if name]  # zero points, g_idx, bias
+    layout = (attrs.get("bits", 4), attrs.get("block_size", 0), attrs.get("accuracy_level", 0))
+    return len(node.input) >= 3 and not extra_inputs and takes(*layout, zero_points=False)
 
 
 def swap_matmul_nbits(model: bytes, isa: str) -> tuple[bytes, int]:
