@@ -26,6 +26,7 @@ constexpr size_t kBlock = 32;      // elements per block (the only block size th
 constexpr size_t kBlockBytes = 16;  // packed bytes per block
 constexpr size_t kGroup = 4;       // blocks per 64-byte vector step; activation rows are padded to this
 constexpr size_t kMaxRows = 4;     // activation rows per micro-kernel call
+constexpr size_t kPrefetchRows = 4;  // the micro-kernels prefetch the weight column this many columns ahead
 
 struct Int4Weights {
   const uint8_t* q;  // [N][nb][16]

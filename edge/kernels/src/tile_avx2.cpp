@@ -32,6 +32,7 @@ inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, 
       const float* s = w.s + (n + r) * w.nb + b;
       const __m256i v = pair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q))
                              : _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+      _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchRows * w.nb * kBlockBytes), _MM_HINT_T0);
       lo[r] = _mm256_and_si256(v, low);
       hi[r] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
       const __m128 s2 = pair ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(s))) : _mm_load_ss(s);

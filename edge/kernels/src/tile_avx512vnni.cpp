@@ -26,16 +26,21 @@ inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, 
   for (size_t b = 0; b < w.nb; b += kGroup) {
     const size_t left = w.nb - b;
     // the last group of a column may hold fewer than 4 blocks: masked loads, never past the tensor's end
+    // (plain loads otherwise: measured 11% faster at prefill)
     const __mmask64 qmask = left >= kGroup ? ~__mmask64{0} : (__mmask64{1} << (left * kBlockBytes)) - 1;
     const __mmask16 smask = left >= kGroup ? __mmask16{0xF} : static_cast<__mmask16>((1u << left) - 1);
     __m512i lo[NR], hi[NR];
     __m512 ws[NR];
     for (int r = 0; r < NR; ++r) {
       const uint8_t* q = w.q + ((n + r) * w.nb + b) * kBlockBytes;
-      const __m512i v = _mm512_maskz_loadu_epi8(qmask, q);
+      const __m512i v = left >= kGroup ? _mm512_loadu_si512(q) : _mm512_maskz_loadu_epi8(qmask, q);
+      // the same blocks kPrefetchRows columns on: the hardware prefetcher alone loses short columns (K = 1536:
+      // 768 bytes each; measured +25% at M = 1 and more at M = 4, the same at K = 6144)
+      _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchRows * w.nb * kBlockBytes), _MM_HINT_T0);
       lo[r] = _mm512_and_si512(v, low);
       hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-      const __m512 s4 = _mm512_maskz_loadu_ps(smask, w.s + (n + r) * w.nb + b);
+      const float* s = w.s + (n + r) * w.nb + b;
+      const __m512 s4 = left >= kGroup ? _mm512_castps128_ps512(_mm_loadu_ps(s)) : _mm512_maskz_loadu_ps(smask, s);
       ws[r] = _mm512_permutexvar_ps(spread, s4);
     }
     for (int i = 0; i < MR; ++i) {
