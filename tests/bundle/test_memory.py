@@ -10,16 +10,9 @@ import pytest
 
 from edge.build.fixtures.presets import PRESETS, REAL_TOKEN_IDS, hf_config
 from edge.build.quantize import recipe
+from edge.bundle.estimate import derived_matmuls, estimate_weight_bytes
 from edge.bundle.manifest import graph_bytes, load_manifest
-from edge.bundle.memory import (
-    GiB,
-    MiB,
-    derived_matmuls,
-    estimate_weight_bytes,
-    format_plan,
-    plan_for_bundle,
-    plan_memory,
-)
+from edge.bundle.memory import GiB, MiB, format_plan, plan_for_bundle, plan_memory
 from edge.bundle.recipe import LinearQuant, QuantRecipe, WeightMatMul, weight_matmuls
 from edge.errors import BundleSchemaError, ConfigError
 from edge.spec import ModelSpec
