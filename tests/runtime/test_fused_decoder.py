@@ -24,16 +24,18 @@ from edge.samples import jpeg_bytes, machine_audio, part_image
 STEPS = 100
 
 
-@pytest.fixture(scope="module")
-def reference_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_ckpt: Path) -> Path:
+def _reference_export(tmp_path_factory: pytest.TempPathFactory, ckpt: Path, quant: str) -> Path:
     from edge.build.export import ExportOptions, export_bundle
     from edge.build.quantize import recipe
 
-    out = tmp_path_factory.mktemp("bundle") / "tiny-fp32-reference"
-    export_bundle(
-        str(tiny_ckpt), out, ExportOptions(recipe=recipe("fp32"), context=1024, decoder="reference", parity=False)
-    )
+    out = tmp_path_factory.mktemp("bundle") / f"tiny-{quant}-reference"
+    export_bundle(str(ckpt), out, ExportOptions(recipe=recipe(quant), context=1024, decoder="reference", parity=False))
     return out
+
+
+@pytest.fixture(scope="module")
+def reference_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_ckpt: Path) -> Path:
+    return _reference_export(tmp_path_factory, tiny_ckpt, "fp32")
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +131,7 @@ def test_prefill_chunks_never_split_an_image_block(types: list[int], chunk: int,
 
 @pytest.fixture(scope="module")
 def int4_reference_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_ckpt: Path) -> Path:
-    from edge.build.export import ExportOptions, export_bundle
-    from edge.build.quantize import recipe
-
-    out = tmp_path_factory.mktemp("bundle") / "tiny-int4-reference"
-    export_bundle(
-        str(tiny_ckpt), out, ExportOptions(recipe=recipe("int4"), context=1024, decoder="reference", parity=False)
-    )
-    return out
+    return _reference_export(tmp_path_factory, tiny_ckpt, "int4")
 
 
 @pytest.mark.parametrize("kernels", ["off", *PATHS])

@@ -21,8 +21,13 @@ def _tokens(engine: Engine) -> list[int]:
     return engine.generate("Describe the part.", params=PARAMS).token_ids
 
 
-def _fallbacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.levelno == logging.WARNING and "MatMulNBits" in r.getMessage()]
+def _fallback(bundle: Path, caplog: pytest.LogCaptureFixture) -> tuple[Engine, str]:
+    """An engine that must have fallen back to MatMulNBits, and the one warning that says why."""
+    with caplog.at_level(logging.WARNING):
+        engine = Engine(bundle, threads=1)
+    assert engine.s.kernels.label == "matmulnbits" and engine.s.kernel_nodes == 0
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING and "MatMulNBits" in r.getMessage()]
+    return engine, record.getMessage()
 
 
 def test_our_kernels_are_the_default(int4_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,11 +61,8 @@ def test_missing_library_falls_back_with_one_log_line(
     int4_bundle: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(library, "library_path", lambda: None)
-    with caplog.at_level(logging.WARNING):
-        engine = Engine(int4_bundle, threads=1)
-    assert engine.s.kernels.label == "matmulnbits"
-    (record,) = _fallbacks(caplog)
-    assert "was not built" in record.getMessage()
+    engine, message = _fallback(int4_bundle, caplog)
+    assert "was not built" in message
     assert _tokens(engine) == _tokens(Engine(sessions.BundleSessions.open(int4_bundle, 1, kernels="off")))
 
 
@@ -70,11 +72,8 @@ def test_a_library_that_cannot_load_falls_back(
     broken = tmp_path / "_int4.so"
     broken.write_bytes(b"\x7fELF truncated")
     monkeypatch.setattr(library, "library_path", lambda: broken)
-    with caplog.at_level(logging.WARNING):
-        engine = Engine(int4_bundle, threads=1)
-    assert engine.s.kernels.label == "matmulnbits"
-    (record,) = _fallbacks(caplog)
-    assert "cannot load _int4.so" in record.getMessage()
+    _, message = _fallback(int4_bundle, caplog)
+    assert "cannot load _int4.so" in message
     with pytest.raises(ConfigError, match="EDGE_KERNELS=avx2: cannot load"):
         choose_kernels("avx2")
 
@@ -90,11 +89,8 @@ def test_a_graph_onnxruntime_rejects_falls_back(
 
     library_swap: Any = sessions.swap_matmul_nbits
     monkeypatch.setattr(sessions, "swap_matmul_nbits", unknown_op)
-    with caplog.at_level(logging.WARNING):
-        engine = Engine(int4_bundle, threads=1)
-    assert engine.s.kernels.label == "matmulnbits" and engine.s.kernel_nodes == 0
-    (record,) = _fallbacks(caplog)
-    assert "decoder.onnx" in record.getMessage()
+    engine, message = _fallback(int4_bundle, caplog)
+    assert "decoder.onnx" in message
     assert len(_tokens(engine)) == PARAMS.max_new_tokens
     with pytest.raises(BundleError, match=r"decoder\.onnx: our int4 kernels cannot run this graph"):
         sessions.BundleSessions.open(int4_bundle, 1, kernels="avx2")

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace edge_kernels {
 
@@ -68,5 +69,30 @@ using TileFn = void (*)(const Q8Rows& a, size_t m0, size_t rows, const Int4Weigh
 void tile_scalar(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void tile_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void tile_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+
+// The loops every micro-kernel shares. Internal linkage on purpose: each ISA file compiles them under its
+// own #pragma GCC target, so one file's copy must never be linked into another's.
+namespace {
+
+// fn(std::integral_constant<int, MR>) for the tile's row count (1..kMaxRows), so MR is a compile-time constant.
+template <typename Fn>
+inline void with_rows(size_t rows, Fn&& fn) {
+  switch (rows) {
+    case 1: fn(std::integral_constant<int, 1>{}); break;
+    case 2: fn(std::integral_constant<int, 2>{}); break;
+    case 3: fn(std::integral_constant<int, 3>{}); break;
+    default: fn(std::integral_constant<int, 4>{}); break;
+  }
+}
+
+// group(n) for each full group of NR columns in [n0, n1), then single(n) for the columns left over.
+template <int NR, typename Group, typename Single>
+inline void column_groups(size_t n0, size_t n1, Group&& group, Single&& single) {
+  size_t n = n0;
+  for (; n + NR <= n1; n += NR) group(n);
+  for (; n < n1; ++n) single(n);
+}
+
+}  // namespace
 
 }  // namespace edge_kernels

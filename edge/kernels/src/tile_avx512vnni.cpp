@@ -61,24 +61,17 @@ inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, 
     for (int r = 0; r < NR; ++r) y[(m0 + i) * ldy + n + r] = _mm512_reduce_add_ps(acc[i][r]);
 }
 
-template <int MR>
-void rows_tile(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n0, size_t n1, float* y, size_t ldy) {
-  constexpr int NR = MR == 1 ? 4 : (MR == 2 ? 4 : 3);  // MR × NR accumulators + temporaries fit 32 zmm registers
-  size_t n = n0;
-  for (; n + NR <= n1; n += NR) columns<MR, NR>(a, m0, w, n, y, ldy);
-  for (; n < n1; ++n) columns<MR, 1>(a, m0, w, n, y, ldy);
-}
-
 }  // namespace
 
 void tile_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
                      size_t ldy) {
-  switch (rows) {
-    case 1: rows_tile<1>(a, m0, w, n0, n1, y, ldy); break;
-    case 2: rows_tile<2>(a, m0, w, n0, n1, y, ldy); break;
-    case 3: rows_tile<3>(a, m0, w, n0, n1, y, ldy); break;
-    default: rows_tile<4>(a, m0, w, n0, n1, y, ldy); break;
-  }
+  with_rows(rows, [&](auto mr) {
+    constexpr int MR = decltype(mr)::value;
+    constexpr int NR = MR == 1 ? 4 : (MR == 2 ? 4 : 3);  // MR × NR accumulators + temporaries fit 32 zmm registers
+    column_groups<NR>(
+        n0, n1, [&](size_t n) { columns<MR, NR>(a, m0, w, n, y, ldy); },
+        [&](size_t n) { columns<MR, 1>(a, m0, w, n, y, ldy); });
+  });
 }
 
 }  // namespace edge_kernels
