@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from edge.kernels.library import DOMAIN, OP, choose_kernels
+from edge.kernels.swap import swap_matmul_nbits
 
 CACHE_BYTES = 256 << 20  # M = 1 copies stream at least this much, far past the 32 MiB L3 here
 MAX_COPIES = 256  # ...unless the matrix is tiny (test bundles): then the figure is a cache figure
@@ -55,7 +56,7 @@ def decoder_shapes(bundle: Path) -> list[dict[str, int]]:
 
 
 def _cpu_session(model: Any, threads: int, cwd: Path | None = None, library: Path | None = None) -> Any:
-    """An onnxruntime CPU session on ``model`` (a ModelProto); ``cwd`` is where its external data lies.
+    """An onnxruntime CPU session on ``model`` (a ModelProto or its bytes); ``cwd`` is where its external data lies.
 
     A model given as bytes finds external data relative to the working directory. ``library``: a
     custom-op library to register (our kernels).
@@ -67,8 +68,9 @@ def _cpu_session(model: Any, threads: int, cwd: Path | None = None, library: Pat
     opts.log_severity_level = 3
     if library is not None:
         opts.register_custom_ops_library(str(library))
+    data = model if isinstance(model, bytes) else model.SerializeToString()
     with contextlib.chdir(cwd or Path.cwd()):
-        return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
 def _session(nodes: list[Any], inits: list[Any], k: int, m: int, threads: int, library: Path | None = None) -> Any:
@@ -98,11 +100,12 @@ def _x(k: int, m: int) -> dict[str, np.ndarray]:
     return {"x": np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)}
 
 
-def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20) -> dict[str, float]:
+def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20, kernels: str | None = None) -> dict[str, Any]:
     """Steps/s of the decoder's weight matmuls alone (every MatMulNBits/MatMul node once, M = 1).
 
-    A graph with just those nodes, on the bundle's own weight file, run like one decode step: the
-    fastest this onnxruntime build can stream the weights, whatever the rest of the graph does.
+    A graph with just those nodes, on the bundle's own weight file, run like one decode step on the
+    kernels the engine runs (``kernels`` as EDGE_KERNELS; None reads it): the fastest these kernels
+    stream the weights, whatever the rest of the graph does.
     """
     import onnx
     from onnx import TensorProto, helper
@@ -127,9 +130,15 @@ def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20) -> dict[str, f
         used.update(node.input[1:])
     graph = helper.make_graph(nodes, "ceiling", list(inputs.values()), outputs, [inits[n] for n in used])
     ceiling = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
-    sess = _cpu_session(ceiling, threads, cwd=bundle)  # the bundle's own weight file
+    choice = choose_kernels(kernels)
+    data, swapped = swap_matmul_nbits(ceiling.SerializeToString(), choice.isa) if choice.isa else (b"", 0)
+    if swapped:
+        sess = _cpu_session(data, threads, cwd=bundle, library=choice.library)
+    else:
+        sess = _cpu_session(ceiling, threads, cwd=bundle)  # the bundle's own weight file
     feeds = {name: np.random.default_rng(0).standard_normal((1, 1, int(name[1:])), dtype=np.float32) for name in inputs}
-    return {"steps_per_s": 1.0 / _median_s(sess, feeds, repeats, warmup=3), "nodes": len(nodes)}
+    steps = 1.0 / _median_s(sess, feeds, repeats, warmup=3)
+    return {"steps_per_s": steps, "nodes": len(nodes), "kernels": choice.label if swapped else "matmulnbits"}
 
 
 def _ours(nodes: list[Any], isa: str) -> list[Any]:

@@ -380,7 +380,7 @@ def format_report(r: dict[str, Any]) -> str:
         add(
             "weight matmuls alone (ceiling)",
             f"{ceil['steps_per_s']:.1f} steps/s",
-            f"{ceil['nodes']} nodes, ≈{share:.0%} of bandwidth",
+            f"{ceil['nodes']} nodes on {ceil['kernels']}, ≈{share:.0%} of bandwidth",
         )
     for ctx, rate in r["decode_tok_s_by_context"].items():
         bpt = r["bytes_per_token_by_context"][ctx]
