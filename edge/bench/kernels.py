@@ -1,15 +1,15 @@
-"""``edge bench BUNDLE --kernels``: onnxruntime's weight-matmul kernels on the decoder's own shapes.
+"""``edge bench BUNDLE --kernels``: the weight-matmul kernels on the decoder's own shapes, side by side.
 
-The decoder's speed is almost all ``MatMulNBits`` (see the README's Performance section), so this
-table is where a faster kernel would show. For every distinct 4-bit weight shape of the bundle's
-decoder it times, with random weights of that shape:
+The decoder's speed is almost all its int4 weight matmuls (see the README's Performance section). For
+every distinct 4-bit weight shape of the bundle's decoder it times, with random weights of that shape:
 
-- at M = 1 (a decode step), ``MatMulNBits`` with the bundle's attributes, on enough copies of the
-  matrix to stream past the caches: the weight bytes it reads per second;
-- at M = the image prompt (a prefill), three kernels on the same matrix: ``MatMulNBits`` as the
-  bundle runs it, MLAS's int8 GEMM (``DynamicQuantizeMatMul`` on pre-packed int8 weights: what an
-  int4 kernel that widens to int8 in registers could approach), and fp32 ``MatMul`` (the class of
-  kernel PyTorch eager uses).
+- at M = 1 (a decode step), onnxruntime's ``MatMulNBits`` with the bundle's attributes and our
+  ``MatMulInt4`` (edge/kernels, the micro-kernel ``EDGE_KERNELS`` selects) on the same bytes, on enough
+  copies of the matrix to stream past the caches: the weight bytes each reads per second;
+- at M = the image prompt (a prefill), four kernels on the same matrix: ``MatMulNBits`` as the bundle
+  runs it, our ``MatMulInt4``, MLAS's int8 GEMM (``DynamicQuantizeMatMul`` on pre-packed int8 weights:
+  the speed an int4 kernel that widens to int8 in registers can approach), and fp32 ``MatMul`` (the
+  class of kernel PyTorch eager uses).
 
 The int8 GEMM is a reference, not an option: it needs an int8 copy of every weight (twice the int4
 bundle, which a 12B model on a 16 GB station cannot afford), and widening the int4 weights to int8
@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edge.kernels.library import DOMAIN, OP, choose_kernels
+from edge.kernels.swap import swap_matmul_nbits
 
 CACHE_BYTES = 256 << 20  # M = 1 copies stream at least this much, far past the 32 MiB L3 here
 MAX_COPIES = 256  # ...unless the matrix is tiny (test bundles): then the figure is a cache figure
@@ -52,28 +55,33 @@ def decoder_shapes(bundle: Path) -> list[dict[str, int]]:
     ]
 
 
-def _cpu_session(model: Any, threads: int, cwd: Path | None = None) -> Any:
-    """An onnxruntime CPU session on ``model`` (a ModelProto); ``cwd`` is where its external data lies.
+def _cpu_session(model: Any, threads: int, cwd: Path | None = None, library: Path | None = None) -> Any:
+    """An onnxruntime CPU session on ``model`` (a ModelProto or its bytes); ``cwd`` is where its external data lies.
 
-    A model given as bytes finds external data relative to the working directory.
+    A model given as bytes finds external data relative to the working directory. ``library``: a
+    custom-op library to register (our kernels).
     """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
+    if library is not None:
+        opts.register_custom_ops_library(str(library))
+    data = model if isinstance(model, bytes) else model.SerializeToString()
     with contextlib.chdir(cwd or Path.cwd()):
-        return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
-def _session(nodes: list[Any], inits: list[Any], k: int, m: int, threads: int) -> Any:
+def _session(nodes: list[Any], inits: list[Any], k: int, m: int, threads: int, library: Path | None = None) -> Any:
     from onnx import TensorProto, helper
 
     outs = [helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, None) for n in nodes]
     graph = helper.make_graph(nodes, "kernels", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])], outs)
     graph.initializer.extend(inits)
-    opsets = [helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)]
-    return _cpu_session(helper.make_model(graph, opset_imports=opsets, ir_version=10), threads)
+    opsets = [helper.make_opsetid(d, v) for d, v in (("", 21), ("com.microsoft", 1), (DOMAIN, 1))]
+    # onnx 1.20 writes IR version 14 by default; onnxruntime 1.31 reads at most 13
+    return _cpu_session(helper.make_model(graph, opset_imports=opsets, ir_version=10), threads, library=library)
 
 
 def _median_s(sess: Any, feeds: dict[str, np.ndarray], repeats: int, warmup: int = 1) -> float:
@@ -92,11 +100,12 @@ def _x(k: int, m: int) -> dict[str, np.ndarray]:
     return {"x": np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)}
 
 
-def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20) -> dict[str, float]:
+def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20, kernels: str | None = None) -> dict[str, Any]:
     """Steps/s of the decoder's weight matmuls alone (every MatMulNBits/MatMul node once, M = 1).
 
-    A graph with just those nodes, on the bundle's own weight file, run like one decode step: the
-    fastest this onnxruntime build can stream the weights, whatever the rest of the graph does.
+    A graph with just those nodes, on the bundle's own weight file, run like one decode step on the
+    kernels the engine runs (``kernels`` as EDGE_KERNELS; None reads it): the fastest these kernels
+    stream the weights, whatever the rest of the graph does.
     """
     import onnx
     from onnx import TensorProto, helper
@@ -121,9 +130,28 @@ def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20) -> dict[str, f
         used.update(node.input[1:])
     graph = helper.make_graph(nodes, "ceiling", list(inputs.values()), outputs, [inits[n] for n in used])
     ceiling = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
-    sess = _cpu_session(ceiling, threads, cwd=bundle)  # the bundle's own weight file
+    choice = choose_kernels(kernels)
+    data, swapped = swap_matmul_nbits(ceiling.SerializeToString(), choice.isa) if choice.isa else (b"", 0)
+    if swapped:
+        sess = _cpu_session(data, threads, cwd=bundle, library=choice.library)
+    else:
+        sess = _cpu_session(ceiling, threads, cwd=bundle)  # the bundle's own weight file
     feeds = {name: np.random.default_rng(0).standard_normal((1, 1, int(name[1:])), dtype=np.float32) for name in inputs}
-    return {"steps_per_s": 1.0 / _median_s(sess, feeds, repeats, warmup=3), "nodes": len(nodes)}
+    steps = 1.0 / _median_s(sess, feeds, repeats, warmup=3)
+    return {"steps_per_s": steps, "nodes": len(nodes), "kernels": choice.label if swapped else "matmulnbits"}
+
+
+def _ours(nodes: list[Any], isa: str) -> list[Any]:
+    """The same nodes on our kernel: MatMulInt4 reads exactly MatMulNBits' inputs and attributes."""
+    from onnx import helper
+
+    out = []
+    for node in nodes:
+        new = helper.make_node(OP, list(node.input), list(node.output), domain=DOMAIN)
+        new.attribute.extend(node.attribute)
+        new.attribute.append(helper.make_attribute("isa", isa))
+        out.append(new)
+    return out
 
 
 def _nbits(shape: dict[str, int], copies: int, rng: np.random.Generator) -> tuple[list[Any], list[Any]]:
@@ -153,10 +181,16 @@ def _nbits(shape: dict[str, int], copies: int, rng: np.random.Generator) -> tupl
     return nodes, inits
 
 
-def kernel_table(bundle: Path, threads: int, repeats: int = 5, prefill_m: int = PREFILL_M) -> list[dict[str, Any]]:
-    """One row per distinct decoder weight shape: M = 1 bytes/s and M = ``prefill_m`` GFLOP/s per kernel."""
+def kernel_table(
+    bundle: Path, threads: int, repeats: int = 5, prefill_m: int = PREFILL_M, kernels: str | None = None
+) -> list[dict[str, Any]]:
+    """One row per distinct decoder weight shape: M = 1 bytes/s and M = ``prefill_m`` GFLOP/s per kernel.
+
+    ``kernels``: which of our micro-kernels (``EDGE_KERNELS`` values; None = auto, ``off`` = leave ours out).
+    """
     from onnx import helper, numpy_helper
 
+    choice = choose_kernels(kernels)
     rows = []
     rng = np.random.default_rng(0)
     for shape in decoder_shapes(bundle):
@@ -165,39 +199,56 @@ def kernel_table(bundle: Path, threads: int, repeats: int = 5, prefill_m: int = 
         one = n * blocks * (shape["block_size"] // 2 + 4)  # packed int4 + one fp32 scale per block
         copies = min(MAX_COPIES, max(1, math.ceil(CACHE_BYTES / one)))
         nodes, inits = _nbits(shape, copies, rng)
+        row: dict[str, Any] = {**shape, "prefill_m": prefill_m, "kernels": choice.label}
+
         decode_s = _median_s(_session(nodes, inits, k, 1, threads), _x(k, 1), repeats) / copies
-        row: dict[str, Any] = {**shape, "decode_bytes_per_s": one / decode_s, "decode_us": decode_s * 1e6}
+        row.update(decode_bytes_per_s=one / decode_s, decode_us=decode_s * 1e6)
+        if choice.isa:
+            sess = _session(_ours(nodes, choice.isa), inits, k, 1, threads, choice.library)
+            row["edge_decode_bytes_per_s"] = one * copies / _median_s(sess, _x(k, 1), repeats)
         del nodes, inits
 
-        def gflop_s(nodes: list[Any], inits: list[Any], k: int = k, n: int = n) -> float:
-            sess = _session(nodes, inits, k, prefill_m, threads)
-            return 2.0 * prefill_m * k * n / _median_s(sess, _x(k, prefill_m), repeats) / 1e9
-
-        row["nbits_gflop_s"] = gflop_s(*_nbits(shape, 1, rng))
+        flop = 2.0 * prefill_m * k * n / 1e9
+        nodes, inits = _nbits(shape, 1, rng)
+        sess = _session(nodes, inits, k, prefill_m, threads)
+        row["nbits_gflop_s"] = flop / _median_s(sess, _x(k, prefill_m), repeats)
+        if choice.isa:
+            sess = _session(_ours(nodes, choice.isa), inits, k, prefill_m, threads, choice.library)
+            row["edge_gflop_s"] = flop / _median_s(sess, _x(k, prefill_m), repeats)
         w8 = numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "w8")
         s8 = numpy_helper.from_array(rng.random(n, dtype=np.float32) * 0.01, "s8")
         node = helper.make_node("DynamicQuantizeMatMul", ["x", "w8", "s8"], ["y"], domain="com.microsoft")
-        row["int8_gflop_s"] = gflop_s([node], [w8, s8])
+        sess = _session([node], [w8, s8], k, prefill_m, threads)
+        row["int8_gflop_s"] = flop / _median_s(sess, _x(k, prefill_m), repeats)
         w32 = numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "w32")
-        row["fp32_gflop_s"] = gflop_s([helper.make_node("MatMul", ["x", "w32"], ["y"])], [w32])
-        row["prefill_m"] = prefill_m
+        sess = _session([helper.make_node("MatMul", ["x", "w32"], ["y"])], [w32], k, prefill_m, threads)
+        row["fp32_gflop_s"] = flop / _median_s(sess, _x(k, prefill_m), repeats)
         rows.append(row)
     return rows
 
 
 def format_kernels(rows: list[dict[str, Any]], bandwidth_bytes_s: float | None = None) -> str:
     m = rows[0]["prefill_m"] if rows else PREFILL_M
+    ours = rows[0]["kernels"] if rows and "edge_gflop_s" in rows[0] else None
+
+    def share(bytes_s: float | None) -> str:
+        if bytes_s is None:
+            return f"{'-':>15}"
+        pct = f" ({bytes_s / bandwidth_bytes_s:.0%})" if bandwidth_bytes_s else ""
+        return f"{bytes_s / 1e9:>5.1f} GB/s{pct:<6}"
+
     lines = [
-        f"  {'weight K × N':<15} {'nodes':>5}  {'decode, M = 1':>20}  {'prefill, M = ' + str(m) + ', GFLOP/s':>34}",
-        f"  {'':<15} {'':>5}  {'MatMulNBits':>20}  {'MatMulNBits':>11} {'int8 GEMM':>9} {'fp32':>5}"
-        f" {'int8 ÷ int4':>11}",
+        f"  {'weight K × N':<15} {'nodes':>5}  {'decode, M = 1':>33}  {'prefill, M = ' + str(m) + ', GFLOP/s':>50}",
+        f"  {'':<15} {'':>5}  {'MatMulNBits':>16} {ours or 'ours':>16}  {'MatMulNBits':>11} {ours or 'ours':>15}"
+        f" {'int8 GEMM':>9} {'fp32':>5} {'ours ÷ int4':>11}",
     ]
     for r in rows:
-        share = f" ({r['decode_bytes_per_s'] / bandwidth_bytes_s:.0%})" if bandwidth_bytes_s else ""
+        edge = r.get("edge_gflop_s")
         lines.append(
             f"  {str(r['K']) + ' × ' + str(r['N']):<15} {r['count']:>5}  "
-            f"{r['decode_bytes_per_s'] / 1e9:>9.1f} GB/s{share:<6}  {r['nbits_gflop_s']:>11.0f} "
-            f"{r['int8_gflop_s']:>9.0f} {r['fp32_gflop_s']:>5.0f} {r['int8_gflop_s'] / r['nbits_gflop_s']:>10.2f}×"
+            f"{share(r['decode_bytes_per_s'])} {share(r.get('edge_decode_bytes_per_s'))}  "
+            f"{r['nbits_gflop_s']:>11.0f} {edge or 0:>15.0f} {r['int8_gflop_s']:>9.0f} {r['fp32_gflop_s']:>5.0f}"
+            f" {(edge or 0) / r['nbits_gflop_s']:>10.2f}×"
         )
     if bandwidth_bytes_s:
         lines.append(f"  read bandwidth, same run (best of 3): {bandwidth_bytes_s / 1e9:.1f} GB/s")

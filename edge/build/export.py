@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.build.graphs.builder import GraphBuilder, graph_io
+from edge.build.graphs.builder import GraphBuilder, graph_io, weight_matmuls
 from edge.build.graphs.decoder import build_decoder
 from edge.build.graphs.embedders import (
     build_audio,
@@ -33,6 +33,7 @@ from edge.build.reader import CheckpointReader, resolve_source
 from edge.build.tokenizer_files import copy_tokenizer
 from edge.bundle.manifest import SCHEMA_VERSION, file_table, graph_bytes, write_manifest
 from edge.bundle.memory import plan_memory
+from edge.bundle.recipe import WeightMatMul
 from edge.errors import CheckpointError, ConfigError, EdgeError, OutputSpaceError
 from edge.runtime.image import SUPPORTED_SOFT_TOKENS
 from edge.spec import ModelSpec
@@ -144,6 +145,7 @@ def _export_into(tmp: Path, folder: Path, reader: Any, spec: ModelSpec, opts: Ex
     export_s = time.perf_counter() - t0
     files = file_table(tmp, sorted(p.name for p in tmp.iterdir() if p.is_file()))
     weight_bytes = graph_bytes(files, graphs)
+    matmuls = [m for name, g in graphs.items() for m in weight_matmuls(tmp / g["file"], name)]
     data: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -166,11 +168,14 @@ def _export_into(tmp: Path, folder: Path, reader: Any, spec: ModelSpec, opts: Ex
         "generation": {**tokenizer.pop("generation"), "max_new_tokens": opts.max_new_tokens},
         "context": opts.context,
         "parity": {"status": "pending"},
+        "weight_matmuls": matmuls,
+        # the plan for our int4 kernels, the default where they load (`edge plan BUNDLE --kernels` for others)
         "memory_plan": plan_memory(
             spec,
             context=opts.context,
+            recipe=rec,
             weight_bytes=weight_bytes,
-            quant=rec.to_dict(),
+            matmuls=[WeightMatMul(**m) for m in matmuls],
             budget_bytes=opts.budget_bytes,
             decoder=opts.decoder,
         ),
@@ -195,7 +200,7 @@ def _export_into(tmp: Path, folder: Path, reader: Any, spec: ModelSpec, opts: Ex
 
 
 def _check_space(folder: Path, spec: ModelSpec, rec: QuantRecipe) -> None:
-    need = plan_memory(spec, context=64, quant=rec.to_dict())["weights_bytes"]
+    need = plan_memory(spec, context=64, recipe=rec)["weights_bytes"]
     free = shutil.disk_usage(folder).free
     if free < need * 1.1 + 64 * 2**20:
         raise OutputSpaceError(

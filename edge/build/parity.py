@@ -225,17 +225,22 @@ def check_bundle(
     new_tokens: int = 32,
     cases: tuple[str, ...] = CASES,
     threads: int | None = None,
+    kernels: str | None = None,
 ) -> dict[str, Any]:
-    """Run every case; with ``exact`` (fp32) any token difference raises ParityError naming the case."""
+    """Run every case; with ``exact`` (fp32) any token difference raises ParityError naming the case.
+
+    ``kernels``: the weight-matmul path (``edge.kernels.library``; None reads EDGE_KERNELS, default ours).
+    """
     import torch
     from transformers import Gemma4UnifiedForConditionalGeneration
 
     from edge.runtime.engine import Engine
+    from edge.runtime.sessions import BundleSessions
 
     torch.set_num_threads(threads or torch.get_num_threads())
     library_bars_to_terminals()
     model = Gemma4UnifiedForConditionalGeneration.from_pretrained(str(source), dtype=torch.float32).eval()
-    engine = Engine.load(bundle, threads=threads)
+    engine = Engine(BundleSessions.open(bundle, threads=threads, kernels=kernels))
     reports = []
     runnable = [
         case
@@ -257,6 +262,7 @@ def check_bundle(
             bar.update(1, last=case)
     summary = {
         "reference": "transformers generate, fp32, greedy",
+        "kernels": engine.sessions.kernels.label,
         "new_tokens": new_tokens,
         "image_mask": image_mask,
         "all_tokens_equal": all(r.tokens_equal for r in reports),

@@ -7,45 +7,15 @@ quantize while streaming a checkpoint instead of rewriting a finished fp32 graph
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from edge.bundle.recipe import SCHEMES, LinearQuant, QuantRecipe
 from edge.errors import ConfigError
 
-SCHEMES = ("fp32", "int8", "int4")
-
-
-@dataclass(frozen=True)
-class LinearQuant:
-    """How one family of MatMul weights is stored."""
-
-    scheme: str = "fp32"  # fp32 | int8 | int4 (MatMulNBits with bits 8 or 4)
-    block_size: int = 32
-    symmetric: bool = True
-    accuracy_level: int = 4  # MatMulNBits: 4 = int8 activations (fastest on AVX-512 VNNI), 0 = fp32
-
-    @property
-    def bits(self) -> int:
-        return {"int4": 4, "int8": 8}[self.scheme]
-
-
-@dataclass(frozen=True)
-class QuantRecipe:
-    """A bundle's quantization: one choice per weight family, recorded in the manifest."""
-
-    name: str = "fp32"
-    decoder: LinearQuant = field(default_factory=LinearQuant)
-    lm_head: LinearQuant = field(default_factory=LinearQuant)
-    embedding: str = "fp32"  # fp32 | fp16 | int8 (per-row) | int4 (GatherBlockQuantized) | lm_head (shared blocks)
-    embedding_block_size: int = 32
-    vision: LinearQuant = field(default_factory=LinearQuant)
-    audio: LinearQuant = field(default_factory=LinearQuant)
-    notes: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+# LinearQuant and QuantRecipe live on the station side (edge/bundle/recipe.py): the manifest records them
 
 
 def recipe(name: str, **overrides: Any) -> QuantRecipe:

@@ -1,19 +1,24 @@
 """The station memory plan: weights + KV cache + runtime overhead at a context, against a station's budget.
 
-Everything is computed from shapes (and, once a bundle exists, its file sizes), so the real
-12B can be planned on any machine without building a single weight.
+For a bundle the plan reads what the bundle records (file sizes, the typed recipe, its weight matmuls;
+``plan_for_bundle``) and counts what the chosen kernel path holds: our kernels (``edge``) use the int4
+weights in place, onnxruntime's ``MatMulNBits`` pre-packs them. Without a bundle the same plan is
+estimated from shapes, so the real 12B can be planned on any machine without building a single weight.
 
->>> plan = plan_memory(spec, context=4096, quant=recipe("int4").to_dict())
+>>> plan = plan_memory(spec, context=4096, recipe=recipe("int4"))
 >>> plan["verdict"], print(format_plan(plan))
 """
 
 from __future__ import annotations
 
-import math
 import textwrap
 from typing import Any
 
+from edge.bundle.estimate import derived_matmuls, estimate_weight_bytes
+from edge.bundle.manifest import Manifest, graph_bytes
+from edge.bundle.recipe import QuantRecipe, WeightMatMul, weight_matmuls
 from edge.errors import ConfigError
+from edge.kernels.library import takes
 from edge.spec import SLIDING, ModelSpec
 
 GiB = 2**30
@@ -25,14 +30,15 @@ ARENA_WEIGHT_FRACTION = 0.02
 KV_COPIES = {"fused": 1, "reference": 2}
 SLIDING_SLACK = 64  # the fused runtime's sliding buffers hold window + 63 rows (GroupQueryAttention compacts by 64)
 TIGHT_FRACTION = 0.10
-LINEAR_SCHEMES = {"fp32": 32, "fp16": 16, "int8": 8, "int4": 4}
+KERNELS = ("edge", "matmulnbits")  # our int4 kernels (edge/kernels) or onnxruntime's MatMulNBits for every node
 
 ASSUMPTIONS = (
     "weights count once at their size on disk: onnxruntime copies (or pre-packs) each initializer at load and "
     "frees the original, measured here as resident ≈ disk for fp32 MatMul weights",
     "MatMulNBits with accuracy_level 4 (int8 compute) pre-packs one extra fp32 block sum per block per output "
     "column: +4/block_size bytes per weight (measured 1.22× disk for int4/32, 1.12× for int8/32 on 3840×15360 "
-    "layers with onnxruntime 1.31)",
+    "layers with onnxruntime 1.31); with our kernels (edge) the int4 nodes they take read the bundle's bytes in "
+    "place (memory-mapped, resident once read) and hold nothing else, the int8 ones stay on MatMulNBits",
     "int4/int8 linear weights are MatMulNBits blocks (bits per weight + one fp32 scale per block, + packed zero "
     "points when asymmetric); an int8 embedding is per-row (1 byte + one fp32 scale per row); norm weights, "
     "biases and the vision position table stay fp32",
@@ -60,8 +66,10 @@ def plan_memory(
     spec: ModelSpec,
     *,
     context: int,
+    recipe: QuantRecipe | None = None,
     weight_bytes: dict[str, int] | None = None,
-    quant: dict[str, Any] | None = None,
+    matmuls: list[WeightMatMul] | None = None,
+    kernels: str = "edge",
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
     reserve_bytes: int = DEFAULT_RESERVE_BYTES,
     kv_dtype_bytes: int = 4,
@@ -70,31 +78,30 @@ def plan_memory(
 ) -> dict[str, Any]:
     """Peak resident memory of serving ``spec`` at ``context`` tokens, and a verdict against the budget.
 
-    ``weight_bytes`` (graph name → bytes on disk) replaces the shape estimate when the bundle exists;
-    ``quant`` is a recipe dict (``QuantRecipe.to_dict()`` or ``{"decoder": {"scheme": "int4", …}, …}``).
+    ``weight_bytes`` (graph name → bytes on disk) and ``matmuls`` (the bundle's recorded MatMulNBits
+    layouts) replace the shape estimates when the bundle exists; ``recipe`` is its quantization (None: fp32);
+    ``kernels`` the weight-matmul path the station runs (``edge`` or ``matmulnbits``).
     """
+    rec = recipe or QuantRecipe()
     for name, value in (("context", context), ("prefill_chunk", prefill_chunk), ("kv_dtype_bytes", kv_dtype_bytes)):
         if value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
     if decoder not in KV_COPIES:
         raise ConfigError(f"decoder must be one of {', '.join(KV_COPIES)}, got {decoder!r}")
+    if kernels not in KERNELS:
+        raise ConfigError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
     if budget_bytes < 1 or reserve_bytes < 0:
         raise ConfigError(f"budget must be positive and reserve non-negative, got {budget_bytes} and {reserve_bytes}")
-    recipe = {fam: _linear_quant(quant, fam) for fam in ("decoder", "lm_head", "vision", "audio")}
     if weight_bytes is None:
-        weights = estimate_weight_bytes(spec, quant)
+        weights = estimate_weight_bytes(spec, rec)
         source = "estimated from shapes and the quantization recipe"
     else:
         weights = {name: int(size) for name, size in weight_bytes.items()}
         source = "sizes of the bundle's graph files"
     graphs = set(weights) | ({"decoder"} if "lm_head" in weights else set())
-    linears = _linear_shapes(spec)
-    prepack = sum(
-        _block_sum_bytes(k, n, recipe[fam])
-        for fam, shapes in linears.items()
-        if (fam if fam != "lm_head" else "decoder") in graphs
-        for k, n in shapes
-    )
+    recorded = matmuls is not None
+    layouts = matmuls if matmuls is not None else derived_matmuls(spec, rec)
+    prepack = sum(_prepacked_bytes(m, kernels) for m in layouts if m.graph in graphs)
     t = spec.text
     window = max(t.sliding_window - 1, 0)
     # fused: buffers allocated once at their full size; reference: grown to what the context needs
@@ -127,6 +134,8 @@ def plan_memory(
         "prefill_chunk": chunk,
         "kv_dtype_bytes": kv_dtype_bytes,
         "weights_source": source,
+        "kernels": kernels,
+        "matmuls_source": "recorded in the bundle" if recorded else "derived from shapes and the recipe",
         "weights": weights,
         "weights_bytes": weights_total,
         "mapped_bytes": mapped,
@@ -152,97 +161,28 @@ def plan_memory(
     }
 
 
-def estimate_weight_bytes(spec: ModelSpec, quant: dict[str, Any] | None) -> dict[str, int]:
-    """Bytes on disk per weight family (embedding, decoder, lm_head, vision, audio) under ``quant``."""
-    linears, small = _linear_shapes(spec), _fp32_params(spec)
-    out = {}
-    for fam, shapes in linears.items():
-        q = _linear_quant(quant, fam)
-        out[fam] = sum(_linear_bytes(k, n, q) for k, n in shapes) + 4 * small.get(fam, 0)
-    scheme, block = _embedding_quant(quant)
-    t = spec.text
-    out["embedding"] = _table_bytes(t.vocab_size, t.hidden_size, scheme, block)
-    order = ("embedding", "decoder", "lm_head", "vision", "audio")
-    return {fam: out[fam] for fam in order if fam in out}
+def plan_for_bundle(manifest: Manifest, *, kernels: str = "edge", context: int | None = None) -> dict[str, Any]:
+    """The plan of a built bundle: its own file sizes, recipe and weight matmuls, on the chosen kernel path."""
+    return plan_memory(
+        manifest.spec,
+        context=context or manifest.context,
+        recipe=QuantRecipe.from_dict(manifest.quantization),
+        weight_bytes=graph_bytes(manifest.files, manifest.graphs),
+        matmuls=weight_matmuls(manifest.extra),
+        kernels=kernels,
+        budget_bytes=int(manifest.memory_plan.get("budget_bytes", DEFAULT_BUDGET_BYTES)),
+        decoder=manifest.graphs["decoder"].get("kind", "reference") if "decoder" in manifest.graphs else "fused",
+    )
 
 
-def _linear_shapes(spec: ModelSpec) -> dict[str, list[tuple[int, int]]]:
-    """``(K, N)`` of every MatMul weight per family, as the exporter lays them out."""
-    t = spec.text
-    h, inter = t.hidden_size, t.intermediate_size
-    dec: list[tuple[int, int]] = []
-    for lay in t.layers:
-        q, kv = t.num_heads * lay.head_dim, lay.kv_heads * lay.head_dim
-        dec += [(h, q), (h, kv)] + ([] if lay.k_eq_v else [(h, kv)]) + [(q, h), (h, inter), (h, inter), (inter, h)]
-    out = {"decoder": dec, "lm_head": [(h, t.vocab_size)]}
-    if spec.vision is not None:
-        v = spec.vision
-        out["vision"] = [(v.patch_dim, v.mm_embed_dim), (v.mm_embed_dim, h)]
-    if spec.audio is not None:
-        out["audio"] = [(spec.audio.samples_per_token, h)]
-    return out
+def _prepacked_bytes(m: WeightMatMul, kernels: str) -> int:
+    """What a MatMulNBits node holds beyond its bytes on disk: one fp32 block sum per block at accuracy level 4.
 
-
-def _fp32_params(spec: ModelSpec) -> dict[str, int]:
-    """Parameters that stay fp32 whatever the recipe: norms, biases, layer scalars, the vision position table."""
-    t = spec.text
-    out = {"decoder": sum(2 * lay.head_dim + 4 * t.hidden_size + 1 for lay in t.layers) + t.hidden_size}
-    if spec.vision is not None:
-        v = spec.vision
-        out["vision"] = 2 * v.patch_dim + 5 * v.mm_embed_dim + 2 * v.mm_posemb_size * v.mm_embed_dim
-    return out
-
-
-def _linear_quant(quant: dict[str, Any] | None, family: str) -> dict[str, Any]:
-    raw = (quant or {}).get(family) or "fp32"
-    q = {"scheme": raw} if isinstance(raw, str) else dict(raw)
-    if q.get("scheme", "fp32") not in LINEAR_SCHEMES:
-        raise ConfigError(f"{family}: unknown scheme {q.get('scheme')!r}; choose one of {', '.join(LINEAR_SCHEMES)}")
-    return {"scheme": "fp32", "block_size": 32, "symmetric": True, "accuracy_level": 4, **q}
-
-
-def _embedding_quant(quant: dict[str, Any] | None) -> tuple[str, int]:
-    raw = (quant or {}).get("embedding") or "fp32"
-    block = int((quant or {}).get("embedding_block_size", 32))
-    if isinstance(raw, dict):
-        raw, block = raw.get("scheme", "fp32"), int(raw.get("block_size", block))
-    if raw not in LINEAR_SCHEMES and raw != "lm_head":
-        raise ConfigError(f"embedding: unknown scheme {raw!r}; choose one of {', '.join(LINEAR_SCHEMES)} or lm_head")
-    return str(raw), block
-
-
-def _blocks(k: int, q: dict[str, Any]) -> tuple[int, int]:
-    bs = int(q.get("block_size") or k)  # no block size: one scale per output column
-    return bs, math.ceil(k / bs)
-
-
-def _linear_bytes(k: int, n: int, q: dict[str, Any]) -> int:
-    """A ``[K, N]`` weight: plain fp32/fp16, or MatMulNBits blocks along K (see ``quantize.pack_matmul_nbits``)."""
-    bits = LINEAR_SCHEMES[q["scheme"]]
-    if bits >= 16:
-        return k * n * bits // 8
-    bs, k_blocks = _blocks(k, q)
-    data = n * k_blocks * math.ceil(bs * bits / 8)
-    scales = n * k_blocks * 4
-    zero_points = 0 if q.get("symmetric", True) else n * math.ceil(k_blocks / (8 // bits))
-    return data + scales + zero_points
-
-
-def _block_sum_bytes(k: int, n: int, q: dict[str, Any]) -> int:
-    if LINEAR_SCHEMES[q["scheme"]] >= 16 or int(q.get("accuracy_level", 4)) != 4:
+    Nothing when our kernels take the node: they read the bundle's bytes in place.
+    """
+    if kernels == "edge" and takes(m.bits, m.block_size, m.accuracy_level, m.zero_points):
         return 0
-    return n * _blocks(k, q)[1] * 4
-
-
-def _table_bytes(rows: int, cols: int, scheme: str, block: int) -> int:
-    """The token-embedding table (``embedders.build_embedding``): per-row int8, or int4 Gather blocks."""
-    if scheme == "lm_head":  # gathers the tied LM head's blocks: no table of its own
-        return 0
-    if scheme == "int8":
-        return rows * cols + rows * 4
-    if scheme == "int4":
-        return rows * math.ceil(cols / 2) + rows * math.ceil(cols / block) * 4
-    return rows * cols * LINEAR_SCHEMES[scheme] // 8
+    return m.count * m.blocks * 4 if m.accuracy_level == 4 else 0
 
 
 def _activation_bytes(spec: ModelSpec, context: int, chunk: int) -> dict[str, int]:
@@ -277,7 +217,7 @@ def format_plan(plan: dict[str, Any], *, assumptions: bool = True) -> str:
         (f"KV cache: sliding layers ({kv['sliding_tokens']} tokens)", kv["sliding_bytes"]),
     ]
     labels = {
-        "prepacked_block_sums_bytes": "runtime: MatMulNBits pre-packed block sums",
+        "prepacked_block_sums_bytes": f"runtime: MatMulNBits pre-packed block sums ({plan['kernels']} kernels)",
         "kv_step_copy_bytes": "runtime: second KV copy during a step",
         "activations_bytes": f"runtime: prefill activations ({plan['prefill_chunk']}-token chunk)",
         "arena_slack_bytes": "runtime: onnxruntime arena slack",
@@ -307,4 +247,10 @@ def format_plan(plan: dict[str, Any], *, assumptions: bool = True) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_BUDGET_BYTES", "DEFAULT_RESERVE_BYTES", "estimate_weight_bytes", "format_plan", "plan_memory"]
+__all__ = [
+    "DEFAULT_BUDGET_BYTES",
+    "DEFAULT_RESERVE_BYTES",
+    "format_plan",
+    "plan_for_bundle",
+    "plan_memory",
+]

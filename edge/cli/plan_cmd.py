@@ -1,4 +1,7 @@
-"""``edge plan (SOURCE | --preset NAME) [--quant] [--context]``: memory plan from shapes alone."""
+"""``edge plan (SOURCE | BUNDLE | --preset NAME) [--quant] [--context] [--kernels]``: the station memory plan.
+
+From shapes alone for a checkpoint or preset; from what a built bundle records for a bundle folder.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import argparse
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", nargs="?", help="checkpoint folder or config.json (or use --preset)")
+    p.add_argument("source", nargs="?", help="checkpoint folder, config.json or bundle folder (or use --preset)")
     p.add_argument("--preset", choices=("tiny", "trained", "bench", "12b"), help="a fixture preset's shapes")
     p.add_argument("--quant", choices=("fp32", "int8", "int4"), default="int4")
     p.add_argument("--context", type=int, default=4096)
@@ -17,6 +20,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         default="fused",
         help="decoder graph the runtime uses (default fused)",
     )
+    p.add_argument(
+        "--kernels",
+        choices=("edge", "matmulnbits"),
+        default="edge",
+        help="weight-matmul kernels the station runs: ours (default, where they load) or onnxruntime's MatMulNBits",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -25,10 +34,16 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edge.build.quantize import recipe
-    from edge.bundle.memory import format_plan, plan_memory
+    from edge.bundle.memory import format_plan, plan_for_bundle, plan_memory
     from edge.errors import ConfigError
     from edge.spec import ModelSpec
 
+    if args.source and (Path(args.source) / "manifest.json").is_file():
+        from edge.bundle.manifest import load_manifest
+
+        plan = plan_for_bundle(load_manifest(Path(args.source)), kernels=args.kernels, context=args.context)
+        print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
+        return 0
     if args.preset:
         from edge.build.fixtures.presets import PRESETS, REAL_TOKEN_IDS, hf_config
 
@@ -46,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_memory(
         spec,
         context=args.context,
-        quant=recipe(args.quant).to_dict(),
+        recipe=recipe(args.quant),
+        kernels=args.kernels,
         budget_bytes=int(args.budget_gib * 2**30),
         decoder=args.decoder,
     )

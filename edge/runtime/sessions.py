@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,13 @@ from edge.bundle.manifest import Manifest, load_manifest
 from edge.bundle.memory import SLIDING_SLACK
 from edge.bundle.verify import verify_bundle
 from edge.errors import BundleError, EngineError
+from edge.kernels.library import ENV, KernelChoice, choose_kernels
+from edge.kernels.swap import swap_matmul_nbits
 from edge.runtime.prompt import IMAGE, VIDEO
 from edge.spec import SLIDING, ModelSpec
 
 log = logging.getLogger(__name__)
+_CPU = ["CPUExecutionProvider"]
 
 
 @dataclass
@@ -130,37 +134,37 @@ class BundleSessions:
     """One onnxruntime session per graph, shared by every request."""
 
     def __init__(
-        self, bundle: Path, manifest: Manifest, threads: int | None, tuning: dict[str, str] | None = None
+        self,
+        bundle: Path,
+        manifest: Manifest,
+        threads: int | None,
+        tuning: dict[str, str] | None = None,
+        kernels: str | None = None,
     ) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.bundle = bundle
         self.manifest = manifest
         self.spec: ModelSpec = manifest.spec
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads or min(os.cpu_count() or 1, 8))
-        opts.inter_op_num_threads = 1
+        self.threads = int(threads or min(os.cpu_count() or 1, 8))
         # onnxruntime session config entries, for `edge bench --sweep`. Left at onnxruntime's defaults on purpose:
         # "session.prepack.enable_parallel" loads the bench bundle in 0.47 s instead of 0.60 s, but holds every
         # mapped original and packed copy at once and took the 12B's load peak from 11.4 to 16.5 GiB (measured)
         self.tuning = dict(tuning or {})
-        for key, value in self.tuning.items():
-            if key == "arena":
-                opts.enable_cpu_mem_arena = value == "1"
-            else:
-                opts.add_session_config_entry(key, value)
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
+        # which weight-matmul kernels run: ours (edge/kernels) where they load, else onnxruntime's MatMulNBits
+        setting = (kernels if kernels is not None else os.environ.get(ENV, "")).strip().lower() or "auto"
+        self.kernels: KernelChoice = choose_kernels(setting)
+        self._forced = setting not in ("auto", "off")
+        self.kernel_nodes = 0
+        if self.kernels.isa is None and setting != "off":
+            log.warning("int4 kernels: using onnxruntime's MatMulNBits: %s", self.kernels.reason)
         self.sessions: dict[str, Any] = {}
         for name, graph in manifest.graphs.items():
-            path = bundle / graph["file"]
-            try:
-                self.sessions[name] = ort.InferenceSession(
-                    str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-                )
-            except Exception as exc:  # onnxruntime raises its own pybind exception types
-                raise BundleError(f"{path}: onnxruntime cannot load this graph: {exc}") from exc
+            self.sessions[name] = self._load(bundle / graph["file"])
+        if self.kernels.isa and not self.kernel_nodes:
+            self.kernels = KernelChoice(None, None, "no int4 MatMulNBits node in the bundle that our kernels take")
+        elif self.kernels.isa:
+            log.info("int4 kernels: %s on %d weight matmuls", self.kernels.label, self.kernel_nodes)
         self.output_names = {n: [o.name for o in s.get_outputs()] for n, s in self.sessions.items()}
         log.debug("released %d bytes of mapped weight pages", release_mapped_pages(bundle))
         tok_file = bundle / manifest.tokenizer.get("file", "tokenizer.json")
@@ -168,15 +172,59 @@ class BundleSessions:
             self.tokenizer = Tokenizer.from_file(str(tok_file))
         except Exception as exc:
             raise BundleError(f"{tok_file}: cannot load the tokenizer: {exc}") from exc
-        self.threads = opts.intra_op_num_threads
         decoder_inputs = (
             {i.name for i in self.sessions["decoder"].get_inputs()} if "decoder" in self.sessions else set()
         )
         self.fused = bool(decoder_inputs) and "attention_mask" not in decoder_inputs
         self.kv: KVBuffers | None = None
         self._binding: Any = None
+        self.decoder_run_s = 0.0  # seconds inside onnxruntime's decoder runs, for `edge bench`'s per-step overhead
         if self.fused:
             self._bind(KVBuffers(self.spec, int(manifest.context)))
+
+    def _options(self, custom_ops: bool) -> Any:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        for key, value in self.tuning.items():
+            if key == "arena":
+                opts.enable_cpu_mem_arena = value == "1"
+            else:
+                opts.add_session_config_entry(key, value)
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        if custom_ops and self.kernels.library is not None:
+            opts.register_custom_ops_library(str(self.kernels.library))
+            # the swapped graph is loaded from bytes: its external data lies in the bundle, not the cwd
+            opts.add_session_config_entry("session.model_external_initializers_file_folder_path", str(self.bundle))
+        return opts
+
+    def _load(self, path: Path) -> Any:
+        """A session on one graph file; with our kernels, its int4 MatMulNBits nodes swapped for MatMulInt4.
+
+        The weights are the bundle's own bytes either way (memory-mapped external data). If our kernels fail
+        to load, the session falls back to MatMulNBits (an error instead when a path was forced).
+        """
+        import onnxruntime as ort
+
+        if self.kernels.isa is not None:
+            model, swapped = swap_matmul_nbits(path.read_bytes(), self.kernels.isa)
+            if swapped:
+                try:
+                    sess = ort.InferenceSession(model, sess_options=self._options(True), providers=_CPU)
+                    self.kernel_nodes += swapped
+                    return sess
+                except Exception as exc:  # onnxruntime raises its own pybind exception types
+                    if self._forced:
+                        raise BundleError(f"{path}: our int4 kernels cannot run this graph: {exc}") from exc
+                    log.warning("int4 kernels: using onnxruntime's MatMulNBits: %s: %s", path.name, exc)
+                    self.kernels = KernelChoice(None, None, f"{path.name}: {exc}")
+        try:
+            return ort.InferenceSession(str(path), sess_options=self._options(False), providers=_CPU)
+        except Exception as exc:
+            raise BundleError(f"{path}: onnxruntime cannot load this graph: {exc}") from exc
 
     def _bind(self, cache: KVBuffers) -> None:
         """Bind the cache buffers as past and present of every layer, once."""
@@ -193,10 +241,16 @@ class BundleSessions:
 
     @classmethod
     def open(
-        cls, bundle: Path, threads: int | None = None, verify: bool = True, tuning: dict[str, str] | None = None
+        cls,
+        bundle: Path,
+        threads: int | None = None,
+        verify: bool = True,
+        tuning: dict[str, str] | None = None,
+        kernels: str | None = None,
     ) -> BundleSessions:
+        """``kernels``: auto, a micro-kernel name or off (``edge.kernels.library``); None reads EDGE_KERNELS."""
         manifest = verify_bundle(bundle) if verify else load_manifest(bundle)
-        return cls(bundle, manifest, threads, tuning)
+        return cls(bundle, manifest, threads, tuning, kernels)
 
     def run(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         if name not in self.sessions:
@@ -240,7 +294,9 @@ class BundleSessions:
         for i in range(len(self.spec.text.layers)):
             feeds[f"past_key_values.{i}.key"] = cache.keys[i]
             feeds[f"past_key_values.{i}.value"] = cache.values[i]
+        t = time.perf_counter()
         outs = dict(zip(self.output_names["decoder"], self.run("decoder", feeds), strict=True))
+        self.decoder_run_s += time.perf_counter() - t
         n = len(self.spec.text.layers)
         new = KVCache(
             [outs[f"present.{i}.key"] for i in range(n)],
@@ -262,10 +318,12 @@ class BundleSessions:
         b.bind_cpu_input("inputs_embeds", np.ascontiguousarray(embeds, dtype=np.float32))
         b.bind_cpu_input("position_ids", np.arange(cache.length, total, dtype=np.int64)[None, :])
         b.bind_cpu_input("mm_token_type_ids", np.ascontiguousarray(token_types, dtype=np.int64))
+        t = time.perf_counter()
         try:
             self.sessions["decoder"].run_with_iobinding(b)
         except Exception as exc:
             raise EngineError(f"onnxruntime failed in the decoder graph: {exc}") from exc
+        self.decoder_run_s += time.perf_counter() - t
         cache.length = total
         return self._logits.copy(), cache
 

@@ -208,10 +208,13 @@ class Metrics:
     def observe_inter_token(self, seconds: float) -> None:
         self.inter_token.observe(seconds)
 
-    def set_model(self, load_seconds: float, version: str, bundle_id: str, model_id: str, quantization: str) -> None:
+    def set_model(
+        self, load_seconds: float, version: str, bundle_id: str, model_id: str, quantization: str, kernels: str = ""
+    ) -> None:
         self.model_load.set(load_seconds)
         self.build_info.info(
             {"version": version, "bundle_id": bundle_id, "model": model_id, "quantization": quantization}
+            | ({"kernels": kernels} if kernels else {})  # which weight-matmul kernels run (edge.kernels.library)
         )
 
     def set_serving(self, serving: bool) -> None:

@@ -196,7 +196,12 @@ def load_engine(cfg: ServeConfig, metrics: Any) -> Any:
     load_s = time.perf_counter() - t0
     m = engine.manifest
     metrics.set_model(
-        load_s, __version__, m.bundle_id, str(m.source.get("model_id", "")), str(m.quantization.get("name", ""))
+        load_s,
+        __version__,
+        m.bundle_id,
+        str(m.source.get("model_id", "")),
+        str(m.quantization.get("name", "")),
+        kernels=engine.sessions.kernels.label,
     )
     log.info("bundle %s loaded, verified and warmed up in %.1f s", m.bundle_id, load_s)
     return engine

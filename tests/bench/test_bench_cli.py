@@ -45,14 +45,29 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
     assert report["torch"]["image_ttft_s"] > 0  # the same-run PyTorch reference ran
     assert report["image_ttft_vs_torch"] == pytest.approx(report["image_ttft_s"] / report["torch"]["image_ttft_s"])
     assert report["image_ttft_model_s"] > 0 and report["image_ttft_model_vs_torch"] > 0
-    assert set(report["targets"]) == {"decode_bandwidth_fraction", "image_ttft_vs_torch", "frames_per_s"}
+    assert set(report["targets"]) == {
+        "decode_bandwidth_fraction",
+        "decode_vs_matmulnbits",
+        "step_overhead_fraction",
+        "image_ttft_vs_torch",
+        "frames_per_s",
+    }
     assert all(t["met"] in (True, False) for t in report["targets"].values())
+    # which kernels ran, and the same bundle on MatMulNBits in the same run
+    assert report["kernels"].startswith("edge-") and report["kernel_nodes"] > 0
+    assert report["matmulnbits"]["kernels"] == "matmulnbits"
+    assert set(report["decode_vs_matmulnbits_by_context"]) == {"128", "1024"}
+    assert report["decode_vs_matmulnbits"] == min(report["decode_vs_matmulnbits_by_context"].values())
+    assert 0 < report["step_overhead_fraction"] < 1
     for label in (
         "read bandwidth (best of runs)",
         "decode @ context 1024",
         "TTFT image",
         "PyTorch eager fp32",
         "peak RSS",
+        "weight-matmul kernels",
+        "MatMulNBits: decode @ context 128",
+        "per-step overhead",
         "targets",
     ):
         assert label in proc.stdout, label
@@ -98,7 +113,15 @@ def test_kernels_table_covers_every_decoder_weight_shape(tmp_path: Path, int4_bu
     shapes = {(a["K"], a["N"]) for a in int4}
     assert {(r["K"], r["N"]) for r in rows} == shapes
     for r in rows:
-        for key in ("decode_bytes_per_s", "nbits_gflop_s", "int8_gflop_s", "fp32_gflop_s"):
+        for key in (
+            "decode_bytes_per_s",
+            "edge_decode_bytes_per_s",
+            "nbits_gflop_s",
+            "edge_gflop_s",
+            "int8_gflop_s",
+            "fp32_gflop_s",
+        ):
             assert r[key] > 0, key
+        assert r["kernels"].startswith("edge-")
         assert f"{r['K']} × {r['N']}" in proc.stdout
     assert "read bandwidth, same run" in proc.stdout

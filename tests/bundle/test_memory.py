@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from edge.build.fixtures.presets import PRESETS, REAL_TOKEN_IDS, hf_config
 from edge.build.quantize import recipe
-from edge.bundle.memory import GiB, MiB, estimate_weight_bytes, format_plan, plan_memory
-from edge.errors import ConfigError
+from edge.bundle.estimate import derived_matmuls, estimate_weight_bytes
+from edge.bundle.manifest import graph_bytes, load_manifest
+from edge.bundle.memory import GiB, MiB, format_plan, plan_for_bundle, plan_memory
+from edge.bundle.recipe import LinearQuant, QuantRecipe, WeightMatMul, weight_matmuls
+from edge.errors import BundleSchemaError, ConfigError
 from edge.spec import ModelSpec
 
 GB = 10**9
@@ -25,19 +29,13 @@ def spec12b() -> ModelSpec:
     return _spec("12b")
 
 
-def _int4(block_size: int = 32, symmetric: bool = True) -> dict:
-    q4 = {"scheme": "int4", "block_size": block_size, "symmetric": symmetric}
-    return {
-        "decoder": q4,
-        "lm_head": q4,
-        "embedding": {"scheme": "int4", "block_size": block_size},
-        "vision": q4,
-        "audio": q4,
-    }
+def _int4(block_size: int = 32, symmetric: bool = True) -> QuantRecipe:
+    q4 = LinearQuant("int4", block_size=block_size, symmetric=symmetric)
+    return QuantRecipe("int4", q4, q4, "int4", block_size, q4, q4)
 
 
 def test_12b_int4_decoder_weights_match_design(spec12b: ModelSpec) -> None:
-    plan = plan_memory(spec12b, context=4096, quant=recipe("int4").to_dict())
+    plan = plan_memory(spec12b, context=4096, recipe=recipe("int4"))
     # DESIGN.md: about 6.5-7 GB of int4 weights read per token
     assert 6.5 * GB < plan["weights"]["decoder"] < 7.5 * GB
     assert plan["read_per_token_bytes"] == plan["weights"]["decoder"] + plan["weights"]["lm_head"]
@@ -47,16 +45,24 @@ def test_12b_int4_decoder_weights_match_design(spec12b: ModelSpec) -> None:
     assert 8.5 * GB < plan["weights_bytes"] < 9.5 * GB
 
 
-def test_recipe_dict_and_plain_dict_forms_agree(spec12b: ModelSpec) -> None:
-    q4 = {"scheme": "int4", "block_size": 32, "symmetric": True}
-    plain = {
-        "decoder": q4,
-        "lm_head": {"scheme": "int8"},
-        "embedding": {"scheme": "int8"},
-        "vision": "int8",
-        "audio": {"scheme": "int8"},
-    }
-    assert estimate_weight_bytes(spec12b, plain) == estimate_weight_bytes(spec12b, recipe("int4").to_dict())
+def test_the_manifest_recipe_reads_back_typed() -> None:
+    rec = recipe("int4")
+    assert QuantRecipe.from_dict(rec.to_dict()) == rec
+    assert QuantRecipe.from_dict({"name": "int4", "decoder": "int4", "future_key": 1}).decoder == LinearQuant("int4")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"decoder": {"scheme": "int3"}}, r"quantization\.decoder\.scheme: 'int3'"),
+        ({"decoder": {"scheme": "int4", "block_size": "32"}}, r"quantization\.decoder\.block_size: expected int"),
+        ({"embedding": "bf16"}, r"quantization\.embedding: 'bf16'"),
+        ([], "quantization: expected an object"),
+    ],
+)
+def test_a_bad_manifest_recipe_names_the_field(raw: object, message: str) -> None:
+    with pytest.raises(BundleSchemaError, match=message):
+        QuantRecipe.from_dict(raw)
 
 
 @pytest.mark.parametrize("preset", ["tiny", "bench", "12b"])
@@ -129,16 +135,16 @@ def test_activations_grow_with_context_and_chunk(spec12b: ModelSpec) -> None:
 
 
 def test_verdict_follows_the_budget(spec12b: ModelSpec) -> None:
-    q = recipe("int4").to_dict()
-    total = plan_memory(spec12b, context=4096, quant=q)["total_bytes"]
+    q = recipe("int4")
+    total = plan_memory(spec12b, context=4096, recipe=q)["total_bytes"]
 
     def verdict(budget: float) -> str:
-        return plan_memory(spec12b, context=4096, quant=q, budget_bytes=int(budget), reserve_bytes=0)["verdict"]
+        return plan_memory(spec12b, context=4096, recipe=q, budget_bytes=int(budget), reserve_bytes=0)["verdict"]
 
     assert verdict(total / 0.85) == "fits"
     assert verdict(total / 0.95) == "tight"
     assert verdict(total - 1) == "does not fit"
-    tiny = plan_memory(spec12b, context=4096, quant=q, budget_bytes=4 * GiB)
+    tiny = plan_memory(spec12b, context=4096, recipe=q, budget_bytes=4 * GiB)
     assert tiny["verdict"] == "does not fit" and tiny["headroom_bytes"] < 0
     assert tiny["usable_bytes"] == 4 * GiB - 3 * GiB
 
@@ -148,7 +154,7 @@ def test_fp32_12b_does_not_fit_a_station(spec12b: ModelSpec) -> None:
 
 
 def test_components_add_up_and_plan_is_json(spec12b: ModelSpec) -> None:
-    plan = plan_memory(spec12b, context=4096, quant=recipe("int4").to_dict())
+    plan = plan_memory(spec12b, context=4096, recipe=recipe("int4"))
     assert plan["weights_bytes"] == sum(plan["weights"].values())
     resident = plan["weights_bytes"] - plan["mapped_bytes"]
     assert plan["mapped_bytes"] == plan["weights"]["embedding"]  # paged in on demand, not counted
@@ -158,23 +164,29 @@ def test_components_add_up_and_plan_is_json(spec12b: ModelSpec) -> None:
     assert any("400 MiB" in a for a in plan["assumptions"])
 
 
-def test_prepacked_block_sums_only_for_int8_compute(spec12b: ModelSpec) -> None:
-    acc4 = recipe("int4").to_dict()
-    acc0 = recipe("int4", decoder={"accuracy_level": 0}, lm_head="fp32").to_dict()
-    sums4 = plan_memory(spec12b, context=4096, quant=acc4)["runtime"]["prepacked_block_sums_bytes"]
-    sums0 = plan_memory(spec12b, context=4096, quant=acc0)["runtime"]["prepacked_block_sums_bytes"]
+def test_matmulnbits_prepacks_block_sums_only_for_int8_compute(spec12b: ModelSpec) -> None:
+    acc4 = recipe("int4")
+    acc0 = recipe("int4", decoder={"accuracy_level": 0}, lm_head="fp32")
+
+    def sums(rec: QuantRecipe, kernels: str) -> int:
+        return plan_memory(spec12b, context=4096, recipe=rec, kernels=kernels)["runtime"]["prepacked_block_sums_bytes"]
+
     decoder_linear = spec12b.param_counts()["decoder"]
-    assert sums4 == pytest.approx((decoder_linear + spec12b.param_counts()["lm_head"]) / 32 * 4, rel=0.02)
-    assert sums0 < sums4 / 100  # only the small int8 vision/audio projections remain
+    head = spec12b.param_counts()["lm_head"]
+    assert sums(acc4, "matmulnbits") == pytest.approx((decoder_linear + head) / 32 * 4, rel=0.02)
+    assert sums(acc0, "matmulnbits") < sums(acc4, "matmulnbits") / 100  # only the small int8 projections remain
+    # our kernels read the int4 decoder weights in place: only the int8 LM head (and projections) pre-pack
+    assert sums(acc4, "edge") == head // 32 * 4 + sums(acc0, "matmulnbits")
+    assert sums(acc0, "edge") == sums(acc0, "matmulnbits")  # accuracy level 0 stays on MatMulNBits
 
 
 def test_bundle_sizes_replace_the_estimate(spec12b: ModelSpec) -> None:
     given = {"embedding": 1 * GiB, "decoder": 7 * GiB}
-    plan = plan_memory(spec12b, context=4096, weight_bytes=given, quant=recipe("int4").to_dict())
+    plan = plan_memory(spec12b, context=4096, weight_bytes=given, recipe=recipe("int4"))
     assert plan["weights"] == given and plan["weights_bytes"] == 8 * GiB
     assert "bundle" in plan["weights_source"]
     assert plan["read_per_token_bytes"] == 7 * GiB
-    full = plan_memory(spec12b, context=4096, quant=recipe("int4").to_dict())
+    full = plan_memory(spec12b, context=4096, recipe=recipe("int4"))
     # no vision/audio graph given: their block sums are not counted
     assert plan["runtime"]["prepacked_block_sums_bytes"] < full["runtime"]["prepacked_block_sums_bytes"]
 
@@ -183,8 +195,7 @@ def test_bundle_sizes_replace_the_estimate(spec12b: ModelSpec) -> None:
     ("kwargs", "message"),
     [
         ({"context": 0}, "context"),
-        ({"context": 4096, "quant": {"decoder": {"scheme": "int3"}}}, "int3"),
-        ({"context": 4096, "quant": {"embedding": "bf16"}}, "bf16"),
+        ({"context": 4096, "kernels": "mlas"}, "kernels must be one of edge, matmulnbits"),
         ({"context": 4096, "reserve_bytes": -1}, "reserve"),
     ],
 )
@@ -194,7 +205,7 @@ def test_bad_arguments_are_config_errors(spec12b: ModelSpec, kwargs: dict, messa
 
 
 def test_format_plan_shows_each_component_in_gib(spec12b: ModelSpec) -> None:
-    plan = plan_memory(spec12b, context=4096, quant=recipe("int4").to_dict())
+    plan = plan_memory(spec12b, context=4096, recipe=recipe("int4"))
     text = format_plan(plan)
     for name, size in plan["weights"].items():
         assert f"weights: {name}" in text
@@ -216,7 +227,33 @@ def test_estimate_matches_a_real_export(tmp_path: Path) -> None:
     rec = recipe("int4")
     m = export_bundle(str(ckpt), tmp_path / "bundle", ExportOptions(recipe=rec, parity=False))
     actual = m["memory_plan"]["weights"]
-    est = estimate_weight_bytes(ModelSpec.from_dict(m["model"]), rec.to_dict())
+    spec = ModelSpec.from_dict(m["model"])
+    est = estimate_weight_bytes(spec, rec)
     assert actual["decoder"] == pytest.approx(est["decoder"] + est["lm_head"], rel=0.01)  # the head is in decoder.onnx
     for graph in ("embedding", "vision", "audio"):
         assert actual[graph] == pytest.approx(est[graph], rel=0.01)
+    # the blocks the bundle records are the ones a plan without a bundle derives (the fused decoder joins
+    # Q/K/V and gate/up into one node each, so the layouts differ, the blocks per graph and kind do not)
+    recorded = weight_matmuls(m)
+    assert recorded is not None
+
+    def blocks(layouts: list[WeightMatMul]) -> Counter[tuple[str, int, int, int]]:
+        out: Counter[tuple[str, int, int, int]] = Counter()
+        for w in layouts:
+            out[(w.graph, w.bits, w.block_size, w.accuracy_level)] += w.count * w.blocks
+        return out
+
+    assert blocks(recorded) == blocks(derived_matmuls(spec, rec))
+
+
+def test_a_bundle_plan_reads_what_the_bundle_records(int4_bundle: Path) -> None:
+    manifest = load_manifest(int4_bundle)
+    recorded = weight_matmuls(manifest.extra)
+    assert recorded and {m.graph for m in recorded} >= {"decoder"}
+    edge, nbits = (plan_for_bundle(manifest, kernels=k) for k in ("edge", "matmulnbits"))
+    assert edge["matmuls_source"] == "recorded in the bundle" and edge["kernels"] == "edge"
+    assert edge["weights"] == graph_bytes(manifest.files, manifest.graphs)
+    int4 = sum(m.count * m.blocks * 4 for m in recorded if m.bits == 4)
+    saved = nbits["runtime"]["prepacked_block_sums_bytes"] - edge["runtime"]["prepacked_block_sums_bytes"]
+    assert saved == int4 > 0
+    assert manifest.memory_plan["total_bytes"] == edge["total_bytes"]  # the export's plan is the default path's

@@ -7,6 +7,7 @@ one tensor. Small tensors stay inline in the model proto.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -259,3 +260,20 @@ def graph_io(path: Path) -> dict[str, Any]:
         return out
 
     return {"inputs": entries(model.graph.input), "outputs": entries(model.graph.output)}
+
+
+def weight_matmuls(path: Path, graph: str) -> list[dict[str, Any]]:
+    """A graph's MatMulNBits layouts with their node counts, as the manifest's ``weight_matmuls`` entries."""
+    model = onnx.load(str(path), load_external_data=False)
+    counts: Counter[tuple[int, ...]] = Counter()
+    for node in model.graph.node:
+        if node.op_type != "MatMulNBits":
+            continue
+        a = {x.name: x.i for x in node.attribute}
+        zero_points = int(len(node.input) > 3 and bool(node.input[3]))
+        counts[(a["K"], a["N"], a.get("bits", 4), a["block_size"], a.get("accuracy_level", 0), zero_points)] += 1
+    keys = ("k", "n", "bits", "block_size", "accuracy_level", "zero_points")
+    return [
+        {"graph": graph, **dict(zip(keys, layout, strict=True)), "zero_points": bool(layout[-1]), "count": count}
+        for layout, count in sorted(counts.items())
+    ]

@@ -1,0 +1,99 @@
+"""Find the compiled kernel library and decide which weight-matmul path a session runs.
+
+The path comes from ``EDGE_KERNELS`` (read when a bundle is opened, never at import):
+
+- unset, ``""`` or ``auto``: our kernels with the best micro-kernel this CPU has (AVX-512 VNNI, AVX2,
+  scalar), or onnxruntime's ``MatMulNBits`` if the library is missing or cannot load;
+- ``avx512vnni``, ``avx2`` or ``scalar``: that micro-kernel (a CPU that cannot run it is an error);
+- ``off``: onnxruntime's ``MatMulNBits``.
+
+>>> choice = choose_kernels("auto")
+>>> choice.label    # "edge-avx512vnni", or "matmulnbits" with choice.reason saying why
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.machinery
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import ConfigError
+
+ENV = "EDGE_KERNELS"
+PATHS = ("avx512vnni", "avx2", "scalar")
+MATMULNBITS = "matmulnbits"
+DOMAIN = "edge.kernels"
+OP = "MatMulInt4"
+LIBRARY_STEM = "_int4"
+
+
+@dataclass(frozen=True)
+class KernelChoice:
+    """Which kernels a session runs: ``isa`` is a micro-kernel name, or None for onnxruntime's MatMulNBits."""
+
+    isa: str | None
+    library: Path | None
+    reason: str = ""
+
+    @property
+    def label(self) -> str:
+        """``edge-<isa>`` or ``matmulnbits``: the value of the ``kernels`` label on ``edge_inspector_build_info``."""
+        return f"edge-{self.isa}" if self.isa else MATMULNBITS
+
+
+def takes(bits: int, block_size: int, accuracy_level: int, zero_points: bool) -> bool:
+    """Whether MatMulInt4 computes exactly what a MatMulNBits node with these attributes asks for.
+
+    4 bits, block 32, no zero points, and accuracy level 4 (int8 activations per block, as ours); a node
+    that asks for fp32 activations (levels 0–3) or another layout stays on MatMulNBits.
+    """
+    return bits == 4 and block_size == 32 and accuracy_level == 4 and not zero_points
+
+
+def library_path() -> Path | None:
+    """The compiled library next to this module (built by ``pip install``), or None if it was not built."""
+    here = Path(__file__).parent
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        candidate = here / f"{LIBRARY_STEM}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve(library: Path, requested: str) -> str:
+    """The micro-kernel ``requested`` (``auto`` or a path name) runs on this CPU; ConfigError if it cannot."""
+    lib = ctypes.CDLL(str(library))
+    fn = lib.edge_kernels_resolve
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    out = ctypes.create_string_buffer(256)
+    if fn(requested.encode(), out, len(out)) != 0:
+        raise ConfigError(out.value.decode())
+    return out.value.decode()
+
+
+def choose_kernels(setting: str | None) -> KernelChoice:
+    """The kernel path for ``setting`` (the value of ``EDGE_KERNELS``; None means ``auto``).
+
+    ``auto`` never fails: without a usable library it answers MatMulNBits with the reason. A forced
+    micro-kernel that cannot run raises ConfigError, so a test or a station that asks for one gets it or an error.
+    """
+    value = (setting or "auto").strip().lower()
+    if value == "off":
+        return KernelChoice(None, None, f"{ENV}=off")
+    if value != "auto" and value not in PATHS:
+        raise ConfigError(f"{ENV}={setting}: unknown kernel path; choose auto, {', '.join(PATHS)} or off")
+    library = library_path()
+    if library is None:
+        reason = "the kernel library was not built (run scripts/ort-headers, then pip install again)"
+        if value != "auto":
+            raise ConfigError(f"{ENV}={setting}: {reason}")
+        return KernelChoice(None, None, reason)
+    try:
+        isa = resolve(library, value)
+    except OSError as exc:
+        if value != "auto":
+            raise ConfigError(f"{ENV}={setting}: cannot load {library}: {exc}") from exc
+        return KernelChoice(None, None, f"cannot load {library.name}: {exc}")
+    return KernelChoice(isa, library)

@@ -1,0 +1,54 @@
+// CPU dispatch: CPUID (through the compiler's cpu model, which also checks that the OS saves the vector state)
+// picks the widest micro-kernel; EDGE_KERNELS forces one, so tests run every path on one machine.
+#include "dispatch.h"
+
+#include <cstring>
+
+namespace edge_kernels {
+namespace {
+
+bool has_avx512vnni() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
+bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+const Isa kPaths[] = {
+    {"avx512vnni", tile_avx512vnni},
+    {"avx2", tile_avx2},
+    {"scalar", tile_scalar},
+};
+
+bool supported(const Isa& isa) {
+  if (std::strcmp(isa.name, "avx512vnni") == 0) return has_avx512vnni();
+  if (std::strcmp(isa.name, "avx2") == 0) return has_avx2();
+  return true;
+}
+
+}  // namespace
+
+bool select_isa(const char* env, Isa* out, std::string* error) {
+  __builtin_cpu_init();
+  if (env == nullptr || *env == '\0' || std::strcmp(env, "auto") == 0) {
+    for (const Isa& isa : kPaths) {
+      if (supported(isa)) {
+        *out = isa;
+        return true;
+      }
+    }
+  }
+  for (const Isa& isa : kPaths) {
+    if (std::strcmp(env, isa.name) != 0) continue;
+    if (!supported(isa)) {
+      *error = std::string("EDGE_KERNELS=") + env + ": this CPU cannot run that path; unset it or choose auto";
+      return false;
+    }
+    *out = isa;
+    return true;
+  }
+  *error = std::string("EDGE_KERNELS=") + env + ": unknown kernel path; choose auto, avx512vnni, avx2, scalar or off";
+  return false;
+}
+
+}  // namespace edge_kernels

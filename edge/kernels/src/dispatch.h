@@ -1,0 +1,19 @@
+// Which micro-kernel runs: chosen once per kernel instance from CPUID, or forced with EDGE_KERNELS.
+#pragma once
+
+#include <string>
+
+#include "int4.h"
+
+namespace edge_kernels {
+
+struct Isa {
+  const char* name;  // "avx512vnni", "avx2" or "scalar"
+  TileFn tile;
+};
+
+// EDGE_KERNELS unset, "" or "auto": the best path this CPU supports. "avx512vnni", "avx2" or "scalar": that
+// path, or an error message in *error if the CPU cannot run it or the value is unknown (returns false).
+bool select_isa(const char* env, Isa* out, std::string* error);
+
+}  // namespace edge_kernels

@@ -1,0 +1,98 @@
+// Shared types of the int4 kernels: MatMulNBits' weight bytes as stored, and activations quantized to int8 blocks.
+//
+// Weights (com.microsoft MatMulNBits, bits 4, block 32, symmetric, no zero points): for output column n and
+// block b, 16 bytes at q[(n * nb + b) * 16]; byte j holds element 2j in its low nibble and 2j + 1 in its high
+// nibble, unsigned 0..15 with an implicit zero point of 8; one fp32 scale at s[n * nb + b].
+// W[n, k] = (nibble - 8) * scale.
+//
+// Activations are quantized per block of 32 to int8 (scale = max|x| / 127), as llama.cpp's Q8_0 blocks and
+// MatMulNBits' accuracy level 4 do, and stored split to match the nibbles: the even elements of block b in
+// qe[b * 16 ..], the odd ones in qo[b * 16 ..]. So the low nibbles of a 16-byte weight block multiply qe and
+// the high nibbles qo, with no shuffle. Rows are padded with zero blocks to a multiple of 4 blocks (64 bytes),
+// so the vector kernels never read past a row of activations.
+//
+// Per block the dot product is  sum((nib - 8) * a) = sum(nib * a) - 8 * sum(a); with the activation scale sa
+// and the weight scale sw:  y += sw * (sa * sum(nib * a) - 8 * sa * sum(a)). The vector kernels keep 4 int32
+// lanes per block, so the activation side is stored per lane: lane_scale = sa (4 copies) and
+// lane_corr = -8 * sa * sum(a) / 4 (4 copies); a padding block has both 0.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace edge_kernels {
+
+constexpr size_t kBlock = 32;      // elements per block (the only block size these kernels take)
+constexpr size_t kBlockBytes = 16;  // packed bytes per block
+constexpr size_t kGroup = 4;       // blocks per 64-byte vector step; activation rows are padded to this
+constexpr size_t kMaxRows = 4;     // activation rows per micro-kernel call
+constexpr size_t kPrefetchRows = 4;  // the micro-kernels prefetch the weight column this many columns ahead
+
+struct Int4Weights {
+  const uint8_t* q;  // [N][nb][16]
+  const float* s;    // [N][nb]
+  size_t n;          // output columns (N)
+  size_t k;          // input features (K)
+  size_t nb;         // blocks per column: ceil(K / 32)
+};
+
+struct Q8Rows {
+  int8_t* qe;          // [M][nbp][16] even elements
+  int8_t* qo;          // [M][nbp][16] odd elements
+  float* lane_scale;   // [M][nbp][4]
+  float* lane_corr;    // [M][nbp][4]
+  size_t m;            // rows
+  size_t nbp;          // blocks per row, padded to a multiple of kGroup
+};
+
+// Owns the buffers of a Q8Rows (64-byte aligned).
+class Q8Buffer {
+ public:
+  Q8Buffer(size_t m, size_t nb);
+  ~Q8Buffer();
+  Q8Buffer(const Q8Buffer&) = delete;
+  Q8Buffer& operator=(const Q8Buffer&) = delete;
+  Q8Rows rows;
+
+ private:
+  void* mem_;
+};
+
+// Quantizes rows [r0, r1) of x ([M][K] fp32, row stride K) into a (quantize.cpp).
+void quantize_rows(const float* x, size_t k, size_t r0, size_t r1, const Q8Rows& a);
+
+// A micro-kernel: y[(m0 + i) * ldy + j] = sum_k a[m0 + i, k] * W[j, k] for i < rows (1..kMaxRows), j in [n0, n1).
+using TileFn = void (*)(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1,
+                        float* y, size_t ldy);
+
+void tile_scalar(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+void tile_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+void tile_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+
+// The loops every micro-kernel shares. Internal linkage on purpose: each ISA file compiles them under its
+// own #pragma GCC target, so one file's copy must never be linked into another's.
+namespace {
+
+// fn(std::integral_constant<int, MR>) for the tile's row count (1..kMaxRows), so MR is a compile-time constant.
+template <typename Fn>
+inline void with_rows(size_t rows, Fn&& fn) {
+  switch (rows) {
+    case 1: fn(std::integral_constant<int, 1>{}); break;
+    case 2: fn(std::integral_constant<int, 2>{}); break;
+    case 3: fn(std::integral_constant<int, 3>{}); break;
+    default: fn(std::integral_constant<int, 4>{}); break;
+  }
+}
+
+// group(n) for each full group of NR columns in [n0, n1), then single(n) for the columns left over.
+template <int NR, typename Group, typename Single>
+inline void column_groups(size_t n0, size_t n1, Group&& group, Single&& single) {
+  size_t n = n0;
+  for (; n + NR <= n1; n += NR) group(n);
+  for (; n < n1; ++n) single(n);
+}
+
+}  // namespace
+
+}  // namespace edge_kernels

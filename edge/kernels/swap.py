@@ -1,0 +1,101 @@
+"""Swap a graph's int4 ``MatMulNBits`` nodes for ``edge.kernels::MatMulInt4`` at load, on the serialized model.
+
+The station has no ``onnx`` package, so this reads the model with protobuf and a five-message subset of
+``onnx.proto`` (same field numbers). Fields the subset does not name (initializers, value infos, node
+attributes' tensors and subgraphs...) are kept as protobuf unknown fields and written back byte for byte.
+A node is swapped only when our kernel computes exactly what it asks for (``library.takes``: bits 4,
+block 32, accuracy level 4) and it has no zero points, ``g_idx`` or bias. Everything else stays.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from edge.kernels.library import DOMAIN, OP, takes
+
+_PACKAGE = "edge_kernels_onnx_subset"
+_STRING_ATTRIBUTE = 3  # onnx.AttributeProto.STRING
+
+
+@functools.cache
+def _messages() -> dict[str, Any]:
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    f = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name=f"{_PACKAGE}.proto", package=_PACKAGE, syntax="proto2")
+
+    def message(name: str, fields: list[tuple[str, int, int, int, str]]) -> None:
+        msg = file.message_type.add(name=name)
+        for field_name, number, kind, label, type_name in fields:
+            field = msg.field.add(name=field_name, number=number, type=kind, label=label)
+            if type_name:
+                field.type_name = type_name
+
+    opt, rep = f.LABEL_OPTIONAL, f.LABEL_REPEATED
+    message(
+        "AttributeProto",
+        [
+            ("name", 1, f.TYPE_STRING, opt, ""),
+            ("i", 3, f.TYPE_INT64, opt, ""),
+            ("s", 4, f.TYPE_BYTES, opt, ""),
+            ("type", 20, f.TYPE_INT32, opt, ""),  # an enum in onnx.proto: the same varint on the wire
+        ],
+    )
+    message(
+        "NodeProto",
+        [
+            ("input", 1, f.TYPE_STRING, rep, ""),
+            ("output", 2, f.TYPE_STRING, rep, ""),
+            ("op_type", 4, f.TYPE_STRING, opt, ""),
+            ("attribute", 5, f.TYPE_MESSAGE, rep, f".{_PACKAGE}.AttributeProto"),
+            ("domain", 7, f.TYPE_STRING, opt, ""),
+        ],
+    )
+    message("GraphProto", [("node", 1, f.TYPE_MESSAGE, rep, f".{_PACKAGE}.NodeProto")])
+    message("OperatorSetIdProto", [("domain", 1, f.TYPE_STRING, opt, ""), ("version", 2, f.TYPE_INT64, opt, "")])
+    message(
+        "ModelProto",
+        [
+            ("graph", 7, f.TYPE_MESSAGE, opt, f".{_PACKAGE}.GraphProto"),
+            ("opset_import", 8, f.TYPE_MESSAGE, rep, f".{_PACKAGE}.OperatorSetIdProto"),
+        ],
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
+        for name in ("ModelProto", "AttributeProto")
+    }
+
+
+def _swappable(node: Any) -> bool:
+    if node.op_type != "MatMulNBits" or node.domain != "com.microsoft":
+        return False
+    attrs = {a.name: a.i for a in node.attribute}
+    extra_inputs = [name for name in node.input[3:] if name]  # zero points, g_idx, bias
+    layout = (attrs.get("bits", 4), attrs.get("block_size", 0), attrs.get("accuracy_level", 0))
+    return len(node.input) >= 3 and not extra_inputs and takes(*layout, zero_points=False)
+
+
+def swap_matmul_nbits(model: bytes, isa: str) -> tuple[bytes, int]:
+    """``model`` with every swappable node running our kernel's ``isa`` path; and how many nodes were swapped.
+
+    The top-level graph only: the decoder's ``If`` branches hold no weight matmuls.
+    """
+    classes = _messages()
+    proto = classes["ModelProto"]()
+    proto.ParseFromString(model)
+    swapped = 0
+    for node in proto.graph.node:
+        if not _swappable(node):
+            continue
+        node.op_type, node.domain = OP, DOMAIN
+        del node.input[3:]
+        node.attribute.append(classes["AttributeProto"](name="isa", s=isa.encode(), type=_STRING_ATTRIBUTE))
+        swapped += 1
+    if swapped == 0:
+        return model, 0
+    if not any(op.domain == DOMAIN for op in proto.opset_import):
+        proto.opset_import.add(domain=DOMAIN, version=1)
+    return proto.SerializeToString(), swapped

@@ -1,0 +1,104 @@
+"""Plain numpy references for the int4 kernels, and tiny graphs that run one MatMulInt4 or MatMulNBits node.
+
+Two references: ``exact`` multiplies the fp32 activations with the dequantized weights in float64 (what the
+node means); ``emulated`` first quantizes the activations to int8 blocks exactly as the kernels do
+(scale = max|x| / 127, x × (1 / scale) rounded half to even, all in float32), so the kernels must match it up
+to float32 summation order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BLOCK = 32
+
+
+def random_weights(k: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """MatMulNBits' stored bytes for a ``[K, N]`` weight: packed nibbles ``[N, nb, 16]`` and scales ``[N * nb]``."""
+    nb = -(-k // BLOCK)
+    q = rng.integers(0, 256, (n, nb, BLOCK // 2), dtype=np.uint8)
+    s = (rng.random(n * nb, dtype=np.float32) * 0.02 + 0.001).astype(np.float32)
+    return q, s
+
+
+def dequantize(q: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
+    """``[N, K]`` float64 weights: (nibble − 8) × scale, low nibble first."""
+    n, nb, _ = q.shape
+    w = np.empty((n, nb, BLOCK), np.float64)
+    w[:, :, 0::2] = q & 0x0F
+    w[:, :, 1::2] = q >> 4
+    w = (w - 8) * s.reshape(n, nb, 1)
+    return w.reshape(n, nb * BLOCK)[:, :k]
+
+
+def exact(x: np.ndarray, q: np.ndarray, s: np.ndarray) -> np.ndarray:
+    return x.astype(np.float64) @ dequantize(q, s, x.shape[-1]).T
+
+
+def quantize_activations(x: np.ndarray) -> np.ndarray:
+    """``x`` as the kernels see it: int8 per block of 32 times the block's float32 scale (float64 result)."""
+    m, k = x.shape
+    nb = -(-k // BLOCK)
+    padded = np.zeros((m, nb * BLOCK), np.float32)
+    padded[:, :k] = x
+    blocks = padded.reshape(m, nb, BLOCK)
+    scale = (np.abs(blocks).max(-1, keepdims=True) / np.float32(127)).astype(np.float32)
+    inv = np.divide(np.float32(1), scale, out=np.zeros_like(scale), where=scale != 0).astype(np.float32)
+    codes = np.clip(np.rint(blocks * inv), -127, 127)
+    return (codes.astype(np.float64) * scale.astype(np.float64)).reshape(m, nb * BLOCK)[:, :k]
+
+
+def emulated(x: np.ndarray, q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kernels' result in float64, and the sum of |terms| per output (the scale of float32 rounding)."""
+    xq = quantize_activations(x)
+    w = dequantize(q, s, x.shape[-1])
+    return xq @ w.T, np.abs(xq) @ np.abs(w).T
+
+
+def session(
+    x_shape: list[Any],
+    q: np.ndarray,
+    s: np.ndarray,
+    k: int,
+    *,
+    op: str = "MatMulInt4",
+    isa: str | None = None,
+    library: Path | None = None,
+    threads: int = 2,
+    **attrs: int,
+) -> Any:
+    """A one-node onnxruntime session: MatMulInt4 (our library) or com.microsoft MatMulNBits on these bytes."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    domain = "edge.kernels" if op == "MatMulInt4" else "com.microsoft"
+    n = q.shape[0]
+    node = helper.make_node(
+        op,
+        ["x", "q", "s"],
+        ["y"],
+        domain=domain,
+        **{"K": k, "N": n, "bits": 4, "block_size": BLOCK, "accuracy_level": 4, **attrs},
+    )
+    if isa is not None:
+        node.attribute.append(helper.make_attribute("isa", isa))
+    graph = helper.make_graph(
+        [node],
+        "one",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(q, "q"), numpy_helper.from_array(s, "s")],
+    )
+    # onnx 1.20 writes IR version 14 by default; onnxruntime 1.31 reads at most 13
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid(domain, 1)], ir_version=10
+    )
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    if library is not None:
+        opts.register_custom_ops_library(str(library))
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])

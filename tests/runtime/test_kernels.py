@@ -1,0 +1,101 @@
+"""Which weight-matmul kernels a bundle runs on, and the fallback to onnxruntime's MatMulNBits."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import edge.kernels.library as library
+import edge.runtime.sessions as sessions
+from edge.errors import BundleError, ConfigError
+from edge.kernels.library import PATHS, choose_kernels, library_path, resolve
+from edge.runtime.engine import Engine, GenerationParams
+
+PARAMS = GenerationParams(max_new_tokens=12, min_new_tokens=12)
+
+
+def _tokens(engine: Engine) -> list[int]:
+    return engine.generate("Describe the part.", params=PARAMS).token_ids
+
+
+def _fallback(bundle: Path, caplog: pytest.LogCaptureFixture) -> tuple[Engine, str]:
+    """An engine that must have fallen back to MatMulNBits, and the one warning that says why."""
+    with caplog.at_level(logging.WARNING):
+        engine = Engine(bundle, threads=1)
+    assert engine.sessions.kernels.label == "matmulnbits" and engine.sessions.kernel_nodes == 0
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING and "MatMulNBits" in r.getMessage()]
+    return engine, record.getMessage()
+
+
+def test_our_kernels_are_the_default(int4_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGE_KERNELS", raising=False)
+    lib = library_path()
+    assert lib is not None
+    engine = Engine(int4_bundle, threads=1)
+    assert engine.sessions.kernels.label == f"edge-{resolve(lib, 'auto')}"
+    assert engine.sessions.kernel_nodes > 0
+
+
+@pytest.mark.parametrize("isa", PATHS)
+def test_each_forced_path_generates(int4_bundle: Path, monkeypatch: pytest.MonkeyPatch, isa: str) -> None:
+    monkeypatch.setenv("EDGE_KERNELS", isa)
+    engine = Engine(int4_bundle, threads=2)
+    assert engine.sessions.kernels.label == f"edge-{isa}"
+    assert len(_tokens(engine)) == PARAMS.max_new_tokens
+
+
+def _label(bundle: Path, kernels: str) -> tuple[str, int]:
+    s = sessions.BundleSessions.open(bundle, threads=1, verify=False, kernels=kernels)
+    return s.kernels.label, s.kernel_nodes
+
+
+def test_off_and_fp32_bundles_run_matmulnbits(int4_bundle: Path, fp32_bundle: Path) -> None:
+    assert _label(int4_bundle, "off") == ("matmulnbits", 0)
+    assert _label(fp32_bundle, "auto") == ("matmulnbits", 0)
+
+
+def test_missing_library_falls_back_with_one_log_line(
+    int4_bundle: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(library, "library_path", lambda: None)
+    engine, message = _fallback(int4_bundle, caplog)
+    assert "was not built" in message
+    assert _tokens(engine) == _tokens(Engine(sessions.BundleSessions.open(int4_bundle, 1, kernels="off")))
+
+
+def test_a_library_that_cannot_load_falls_back(
+    int4_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "_int4.so"
+    broken.write_bytes(b"\x7fELF truncated")
+    monkeypatch.setattr(library, "library_path", lambda: broken)
+    _, message = _fallback(int4_bundle, caplog)
+    assert "cannot load _int4.so" in message
+    with pytest.raises(ConfigError, match="EDGE_KERNELS=avx2: cannot load"):
+        choose_kernels("avx2")
+
+
+def test_a_graph_onnxruntime_rejects_falls_back(
+    int4_bundle: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The library loads but the session cannot be built on our op: MatMulNBits, or an error when forced."""
+
+    def unknown_op(model: bytes, isa: str) -> tuple[bytes, int]:
+        swapped, n = library_swap(model, isa)
+        return swapped.replace(b"MatMulInt4", b"MatMulInt9"), n
+
+    library_swap: Any = sessions.swap_matmul_nbits
+    monkeypatch.setattr(sessions, "swap_matmul_nbits", unknown_op)
+    engine, message = _fallback(int4_bundle, caplog)
+    assert "decoder.onnx" in message
+    assert len(_tokens(engine)) == PARAMS.max_new_tokens
+    with pytest.raises(BundleError, match=r"decoder\.onnx: our int4 kernels cannot run this graph"):
+        sessions.BundleSessions.open(int4_bundle, 1, kernels="avx2")
+
+
+def test_unknown_setting_is_a_config_error(int4_bundle: Path) -> None:
+    with pytest.raises(ConfigError, match="EDGE_KERNELS=sse9: unknown kernel path"):
+        sessions.BundleSessions.open(int4_bundle, 1, kernels="sse9")
