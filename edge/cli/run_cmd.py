@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from edge.runtime.engine import Engine, GenerationParams
     from edge.runtime.sampling import SamplingParams
 
+    text = schema_text(args.schema, args.defect_types) if args.schema else None  # a bad file fails before loading
     engine = Engine.load(args.bundle, threads=args.threads, verify=not args.no_verify)
-    schema = engine.compile_schema(schema_text(args.schema, args.defect_types)) if args.schema else None
+    schema = engine.compile_schema(text) if text is not None else None
     default_tokens = engine.defaults.max_new_tokens
     if schema is not None:
         from edge.station.report import DEFAULT_REPORT_TOKENS

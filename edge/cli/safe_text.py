@@ -10,7 +10,6 @@ write to a terminal; piped output stays byte-exact for the programs that read it
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from typing import TextIO
 
@@ -18,17 +17,20 @@ KEEP = frozenset("\n\t")
 
 
 def for_terminal(text: str) -> str:
-    """``text`` with every control or format character except newline and tab written as ``\\xNN``/``\\uNNNN``."""
+    """``text`` with every character Python does not call printable (controls, format and unassigned code
+    points, separators other than the space) except newline and tab written as ``\\xNN``/``\\uNNNN``."""
     if text.isprintable():
         return text
     out = []
     for ch in text:
-        if ch in KEEP or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+        if ch in KEEP or ch.isprintable():
             out.append(ch)
         elif ord(ch) < 0x100:
             out.append(f"\\x{ord(ch):02x}")
-        else:
+        elif ord(ch) < 0x10000:
             out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
     return "".join(out)
 
 

@@ -1,4 +1,4 @@
-"""``edge demo`` as a new user runs it: the story in order, where it wrote things, no raw control bytes."""
+"""``edge demo`` as a new user runs it: the story in order, where it wrote things, no raw control bytes, reuse."""
 
 from __future__ import annotations
 
@@ -12,19 +12,20 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
+def demo(work: Path) -> subprocess.CompletedProcess[str]:
+    # the tiny preset and the small data set keep CI fast; `./scripts/demo` trains and uses the full set
+    args = ["--workdir", str(work), "--preset", "tiny", "--dataset", "small", "--max-new-tokens", "24"]
+    return subprocess.run([sys.executable, "-m", "edge", "demo", *args], capture_output=True, text=True, timeout=1200)
+
+
 def test_demo_tells_its_story(tmp_path: Path) -> None:
     work = tmp_path / "demo"
-    proc = subprocess.run(
-        [sys.executable, "-m", "edge", "demo", "--workdir", str(work), "--max-new-tokens", "24"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    proc = demo(work)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert f"Everything it writes goes to {work}/" in out.splitlines()[1]
-    steps = re.findall(r"^== (\d)/5 ", out, re.M)
-    assert steps == ["1", "2", "3", "4", "5"]
+    steps = re.findall(r"^== (\d)/7 ", out, re.M)
+    assert steps == ["1", "2", "3", "4", "5", "6", "7"]
     # the random-weight caveat comes before the answer it explains, and the parity table prints once
     lines = out.splitlines()
     caveat = next(i for i, line in enumerate(lines) if "Random weights give gibberish" in line)
@@ -32,8 +33,17 @@ def test_demo_tells_its_story(tmp_path: Path) -> None:
     prose = " ".join(out.split())  # notes are re-wrapped paragraphs
     assert prose.index("RANDOM weights") < prose.index("every case diverges at once") < prose.index("parity text ")
     assert len(re.findall(r"parity text ", out)) == 1
+    # the inspection loop: every frame's score, anomalies with their region and a valid structured report
+    scores = re.findall(r"^   > frame, (\w+)\s+score (\d\.\d\d)  (passed|ANOMALY at x \d+-\d+, y \d+-\d+)", out, re.M)
+    assert len(scores) == 20, scores
+    assert any(verdict.startswith("ANOMALY") for _, _, verdict in scores)
+    assert re.search(r"^   > sound \d\.\d-\d\.\d s\s+score \d\.\d\d  ANOMALY", out, re.M)  # the knock
+    assert re.search(r"^   >     frame, \w+: report: anomaly (true|false), ", out, re.M)
     assert "the daemon exited with 0" in out and f"Done. Everything is in {work}/" in out
-    assert (work / "tiny-int4-bundle" / "manifest.json").exists() and (work / "frame.jpg").exists()
+    assert (work / "tiny-int4-bundle" / "manifest.json").exists() and (work / "gate-small" / "manifest.json").exists()
     printable = set("\n\t")
     assert all(ch.isprintable() or ch in printable for ch in out), "raw control characters reached the terminal"
     assert "\r" not in proc.stderr  # no library progress bars redrawn in a log
+    again = demo(work)  # a second run reuses the checkpoint, the bundle and the gate
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count(": reused") == 3 and "(already fitted: reused)" in again.stdout

@@ -65,8 +65,10 @@ def test_every_report_is_a_valid_document_of_its_schema(engine: Engine, schema: 
     sampling = SamplingParams() if greedy else SamplingParams(temperature=1.0, top_p=0.95, seed=seed)
     params = GenerationParams(max_new_tokens=600, sampling=sampling, schema=engine.compile_schema(json.dumps(schema)))
     result = engine.generate("Report the defect as JSON.", params=params)
-    assert result.stop_reason == "eos", (schema, result.text[:200])  # the grammar closed the document in time
-    assert not result.report_error, result.report_error
+    if result.stop_reason == "max_new_tokens":  # an unbounded number's digits can outlast any budget: said, not faked
+        assert result.report is None and result.report_error.startswith("max_new_tokens (600) ran out"), result
+        return
+    assert result.stop_reason == "eos" and not result.report_error, result.report_error
     jsonschema.validate(result.report, schema)
     assert json.loads(result.text) == result.report
 
