@@ -146,3 +146,27 @@ def test_a_reconnect_storm_leaves_threads_fds_and_memory_flat() -> None:
     assert max(fds[2:]) <= fds[2] + 4, samples
     assert max(rss[2:]) <= rss[2] + 40, samples
     assert runner.status().reconnects >= 8
+
+
+def test_probe_prints_what_the_integrator_needs_and_saves_a_frame(rtsp: RtspServer, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "frame.jpg"
+    run_ = subprocess.run(
+        [sys.executable, "-m", "edge", "cameras", "probe", rtsp.url(), "--save", str(out), "--frames", "5"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run_.returncode == 0, run_.stderr
+    lines = dict(line.split(None, 1) for line in run_.stdout.splitlines()[1:] if line.strip())
+    assert lines["resolution"] == "320x240" and lines["codec"] == "h264" and "declared" in lines["fps"]
+    assert lines["first"].startswith("frame ") and "pcm_alaw 8000 Hz mono" in lines["audio"]
+    assert out.stat().st_size > 1000
+    bad = subprocess.run(
+        [sys.executable, "-m", "edge", "cameras", "probe", rtsp.url("/nope", "admin:hunter22")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 10 and "hunter22" not in bad.stdout + bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "edge cameras: error: no such stream (404): check the path after the host in the URL"
+    )
