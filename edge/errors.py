@@ -24,7 +24,7 @@ gRPC servicer later) can map them to exit codes and status codes in one place.
     │   ├── SchemaError             a response schema that is not JSON or cannot be compiled
     │   └── ThresholdError          a gate threshold override outside (0, 1)
     ├── EngineError                 onnxruntime failed while running a valid request
-    ├── SourceError                 a camera or microphone cannot be opened or read (``permanent``: a person must fix it)
+    ├── SourceError                 a camera or microphone cannot be opened or read (``permanent``: needs a person)
     ├── GateError                   an anomaly gate cannot be fitted, loaded or trusted
     │   ├── GateNotFoundError       no gate (or no manifest) at the path
     │   ├── GateIntegrityError      bytes differ from the gate manifest; file missing or extra

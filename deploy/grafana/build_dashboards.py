@@ -363,13 +363,22 @@ def station() -> dict[str, Any]:
     )
     lay.row("Cameras")
     timeseries(
-        lay, "Cameras up (0 = connecting, backoff or failed)", [q(f"max by (camera) ({N}camera_up{{{SEL}}})", "{{camera}}")],
-        "none", w=8,
-    )  # fmt: skip
-    timeseries(lay, "Camera frames/s received", [q(rate(f"{N}camera_frames_received_total", "camera"), "{{camera}}")],
-               "none", w=8)  # fmt: skip
-    timeseries(lay, "Camera frame age", [q(f"max by (camera) ({N}camera_frame_age_seconds{{{SEL}}})", "{{camera}}")],
-               "s", w=8)  # fmt: skip
+        lay,
+        "Cameras up (0 = connecting, backoff or failed)",
+        [q(f"max by (camera) ({N}camera_up{{{SEL}}})", "{{camera}}")],
+        "none",
+        w=8,
+    )
+    timeseries(
+        lay,
+        "Camera frames/s received",
+        [q(rate(f"{N}camera_frames_received_total", "camera"), "{{camera}}")],
+        "none",
+        w=8,
+    )
+    timeseries(
+        lay, "Camera frame age", [q(f"max by (camera) ({N}camera_frame_age_seconds{{{SEL}}})", "{{camera}}")], "s", w=8
+    )
     timeseries(
         lay,
         "Camera reconnects and decode errors",

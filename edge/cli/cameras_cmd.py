@@ -1,4 +1,4 @@
-"""``edge cameras probe URL [--transport udp] [--frames N] [--save frame.jpg]``: check a camera before configuring it."""
+"""``edge cameras probe URL [--transport udp] [--frames N] [--save F]``: check a camera before configuring it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import argparse
 
 def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    pr = sub.add_parser("probe", help="open a source, print resolution, codec, fps and first-frame latency, save a frame")
+    pr = sub.add_parser(
+        "probe", help="open a source, print resolution, codec, fps and first-frame latency, save a frame"
+    )
     pr.add_argument("url", help="rtsp://…, http(s)://… (MJPEG), /dev/videoN or a video file")
     pr.add_argument("--transport", choices=("tcp", "udp"), default="tcp", help="RTSP transport (default tcp)")
     pr.add_argument("--frames", type=int, default=10, help="frames to read for the measured fps (default 10)")
@@ -25,9 +27,12 @@ def run(args: argparse.Namespace) -> int:
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our lines say what went wrong
     camera = CameraConfig(
-        id="probe", url=args.url, transport=args.transport, open_timeout_seconds=args.timeout,
+        id="probe",
+        url=args.url,
+        transport=args.transport,
+        open_timeout_seconds=args.timeout,
         stall_seconds=args.timeout,
-    )  # fmt: skip
+    )
     print(f"probing {camera.redacted_url} …", flush=True)
     r = probe(camera, frames=args.frames, save=Path(args.save) if args.save else None)
     i = r.info

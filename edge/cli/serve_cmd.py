@@ -37,11 +37,10 @@ def run(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
+    from edge.serve.camera_config import SINGLE
     from edge.serve.config import ServeConfig, load_config
     from edge.serve.files import check_path
     from edge.serve.server import run as serve
-
-    from edge.serve.camera_config import SINGLE
 
     flags = {f.name: getattr(args, f.name) for f in fields(ServeConfig) if f.name != "cameras"}
     flags |= {f"camera_{key}": getattr(args, f"camera_{key}") for key in SINGLE}

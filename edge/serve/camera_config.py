@@ -24,7 +24,9 @@ SINGLE = ("id", "url", "transport", "fps", "trigger", "interval_seconds", "line"
 DEFAULT_ID = "camera"
 
 
-def load_cameras(tables: Any, flags: Mapping[str, Any], env: Mapping[str, str], source: str = "") -> tuple[CameraConfig, ...]:
+def load_cameras(
+    tables: Any, flags: Mapping[str, Any], env: Mapping[str, str], source: str = ""
+) -> tuple[CameraConfig, ...]:
     """The file's cameras (``tables``: the parsed ``cameras`` array, or None), then the single camera's overrides."""
     cameras = [camera_from_table(t, i, source) for i, t in enumerate(_tables(tables, source))]
     ids = [c.id for c in cameras]

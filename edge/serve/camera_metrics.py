@@ -55,13 +55,19 @@ class CameraCollector:
         return [
             GaugeMetricFamily(f"{p}_up", "1 while the camera delivers frames (state streaming).", labels=["camera"]),
             GaugeMetricFamily(
-                f"{p}_state", "1 for the camera's state: connecting, streaming, backoff or failed.", labels=["camera", "state"]
+                f"{p}_state",
+                "1 for the camera's state: connecting, streaming, backoff or failed.",
+                labels=["camera", "state"],
             ),
-            CounterMetricFamily(f"{p}_frames_received", "Frames read from the camera (before the fps cap).", labels=["camera"]),
+            CounterMetricFamily(
+                f"{p}_frames_received", "Frames read from the camera (before the fps cap).", labels=["camera"]
+            ),
             CounterMetricFamily(f"{p}_reconnects", "Connections made after the first one.", labels=["camera"]),
             CounterMetricFamily(f"{p}_decode_errors", "Frames read that could not be converted.", labels=["camera"]),
             GaugeMetricFamily(f"{p}_frame_age_seconds", "Seconds since the camera's last frame.", labels=["camera"]),
-            CounterMetricFamily(f"{p}_events", "Session events of the camera's pipeline, by kind.", labels=["camera", "event"]),
+            CounterMetricFamily(
+                f"{p}_events", "Session events of the camera's pipeline, by kind.", labels=["camera", "event"]
+            ),
             GaugeMetricFamily(f"{p}_audio_up", "1 while the camera's microphone delivers audio.", labels=["camera"]),
             CounterMetricFamily(
                 f"{p}_audio_received_seconds", "Seconds of audio read from the camera's microphone.", labels=["camera"]

@@ -17,6 +17,7 @@ the metrics count it and the log line). Subscribers added with :meth:`CameraSess
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -39,7 +40,7 @@ from edge.sources.config import CameraConfig
 from edge.station.actions import Ended
 from edge.station.events import Accepted, Dropped, DropReason, Event, Failed, Finished, Scored, Started, Token
 from edge.station.gating import GateRunner
-from edge.station.inputs import AudioIn, FrameIn, PartContext, SessionLimits, TriggerIn
+from edge.station.inputs import AudioIn, FrameIn, SessionLimits, TriggerIn
 from edge.station.session import SessionCore
 from edge.station.worker import Scheduler
 from edge.v1 import inspector_pb2 as pb
@@ -81,10 +82,8 @@ class Latest:
             if self.scheduled:
                 return
             self.scheduled = True
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed under a reader that is just ending
             self.loop.call_soon_threadsafe(self._take)
-        except RuntimeError:  # the loop closed under a reader that is just ending
-            pass
 
     def _take(self) -> None:  # the event loop
         with self.lock:
@@ -99,10 +98,10 @@ def camera_settings(camera: CameraConfig, cfg: ServeConfig, conv: Converter) -> 
     has_gate = conv.gate is not None and conv.gate.image is not None and camera.gate
     trigger = camera.trigger or ("gated" if has_gate else "")
     if not trigger:
-        raise ConfigError(f"{where}.trigger: there is no image gate; set trigger = \"interval\" or \"external\"")
+        raise ConfigError(f'{where}.trigger: there is no image gate; set trigger = "interval" or "external"')
     if trigger == "gated" and not has_gate:
         raise ConfigError(
-            f"{where}.trigger = \"gated\" needs the station's image gate (gate = DIR) and gate = true for the camera"
+            f'{where}.trigger = "gated" needs the station\'s image gate (gate = DIR) and gate = true for the camera'
         )
     options = pb.GenerationOptions(max_new_tokens=camera.max_new_tokens, max_soft_tokens=camera.max_soft_tokens)
     msg = pb.InspectConfig(
@@ -169,10 +168,8 @@ class _Camera:
             self.chunks.append(AudioIn(t, samples))
             self.chunk_ready.set()
 
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed under a reader that is just ending
             self.driver.loop.call_soon_threadsafe(put)
-        except RuntimeError:
-            pass
 
     async def _sound(self) -> None:
         while True:
@@ -229,7 +226,9 @@ class CameraSessions:
         elif isinstance(event, Failed):
             log.warning("camera %s: %s", camera_id, event.error)
         elif isinstance(event, Dropped) and event.reason not in (DropReason.SUPERSEDED, DropReason.SHUTDOWN):
-            log.info("camera %s: frame %d dropped (%s): %s", camera_id, event.sequence, event.reason.value, event.detail)
+            log.info(
+                "camera %s: frame %d dropped (%s): %s", camera_id, event.sequence, event.reason.value, event.detail
+            )
         for sink in self.sinks:
             try:
                 sink(camera_id, event)
@@ -247,8 +246,8 @@ class CameraSessions:
             raise FieldError("camera_id", f"no camera {camera_id!r} (cameras: {known})")
         if cam.trigger == "gated":
             raise SessionError(
-                f"camera {camera_id} has trigger = \"gated\": the gate judges every frame; set trigger = "
-                "\"external\" to describe on the line's trigger"
+                f'camera {camera_id} has trigger = "gated": the gate judges every frame; set trigger = '
+                '"external" to describe on the line\'s trigger'
             )
         with cam.driver.lock:
             if cam.core.state != "open":
@@ -259,8 +258,13 @@ class CameraSessions:
                 raise SessionError(f"camera {camera_id} has no frame to describe (it is {state})")
             context = dataclasses.replace(cam.core.settings.context, part_id=part_id) if part_id else None
             cam.driver.feed(cam.core.trigger, TriggerIn(capture_time, context), time.monotonic())
-        log.info("camera %s: trigger%s%s → frame %d", camera_id, f" part {part_id}" if part_id else "",
-                 f" ({reason})" if reason else "", frame.sequence)  # fmt: skip
+        log.info(
+            "camera %s: trigger%s%s → frame %d",
+            camera_id,
+            f" part {part_id}" if part_id else "",
+            f" ({reason})" if reason else "",
+            frame.sequence,
+        )
         return frame.sequence, frame.capture_time
 
     def shutdown(self, force: bool = False) -> None:

@@ -97,9 +97,11 @@ def check_cameras(cfg: ServeConfig) -> None:
         if cam.audio and cam.audio != "stream" and not cam.audio.startswith("alsa:"):
             check_path(Path(cam.audio), f"{where}.audio", "file")
         if cam.trigger == "gated" and (cfg.gate is None or not cam.gate):
-            raise ConfigError(f"{where}.trigger = \"gated\" needs the station's gate (gate = DIR) and gate = true")
+            raise ConfigError(f'{where}.trigger = "gated" needs the station\'s gate (gate = DIR) and gate = true')
         if not cam.trigger and (cfg.gate is None or not cam.gate):
-            raise ConfigError(f"{where}.trigger: there is no gate for this camera; set trigger = \"interval\" or \"external\"")
+            raise ConfigError(
+                f'{where}.trigger: there is no gate for this camera; set trigger = "interval" or "external"'
+            )
 
 
 #: Run in order by ``run_preflight``; each raises ConfigError naming the setting.

@@ -102,7 +102,9 @@ class AudioRunner:
             have, start, sent = 0, time.time(), 0
             if self.state is not LinkState.FAILED:
                 self.state = LinkState.CONNECTING
-            self.log.info("camera %s: audio from %s (%s, %d Hz)", self.camera.id, self.shown, stream.codec_context.name, rate)
+            self.log.info(
+                "camera %s: audio from %s (%s, %d Hz)", self.camera.id, self.shown, stream.codec_context.name, rate
+            )
             while not self.stopping.is_set():
                 for frame in container.decode(stream):
                     for out in mono.resample(frame):

@@ -219,4 +219,6 @@ class CameraRunner:
         level = logging.ERROR if problem.permanent else logging.WARNING
         if first or problem.permanent or self.link.failures % 10 == 0:  # a long outage is not a log flood
             verb = "cannot open" if opening else "lost"
-            self.log.log(level, "camera %s: %s %s: %s%s", self.camera.id, verb, self.camera.redacted_url, problem.message, wait)
+            self.log.log(
+                level, "camera %s: %s %s: %s%s", self.camera.id, verb, self.camera.redacted_url, problem.message, wait
+            )

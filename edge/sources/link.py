@@ -133,7 +133,9 @@ class CameraLink:
         limit = self.policy.stall_seconds + (0.0 if self._opened else self.policy.open_timeout_seconds)
         if now - self._since > limit:
             what = "no frame" if self._opened else "the stream did not open"
-            problem = Problem(f"stalled: {what} for {now - self._since:.1f} s (stall_seconds {self.policy.stall_seconds:g})")
+            problem = Problem(
+                f"stalled: {what} for {now - self._since:.1f} s (stall_seconds {self.policy.stall_seconds:g})"
+            )
             self._back_off(now, problem)
             return [Abandon(self.attempt, problem)]
         return []

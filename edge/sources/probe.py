@@ -75,7 +75,7 @@ def probe(camera: CameraConfig, frames: int = 10, save: Path | None = None) -> P
 def audio_track(camera: CameraConfig) -> str:
     """The first audio track's codec, rate and layout, as PyAV (FFmpeg) sees it."""
     if camera.kind == "device":
-        return "none (V4L2 devices carry no audio; give a microphone with audio = \"alsa:DEVICE\")"
+        return 'none (V4L2 devices carry no audio; give a microphone with audio = "alsa:DEVICE")'
     import av
     import av.error
 

@@ -164,20 +164,18 @@ def scrapes(
 ) -> tuple[Series, Series]:
     """The daemon's live exposition before and after a real Describe, a real Inspect session and a gated one,
     with a pulled camera (a looping video file) streaming."""
+    import cv2
     import grpc
+    import numpy as np
     from prometheus_client import generate_latest
 
     from edge.build.parity import synthetic_audio, synthetic_image
     from edge.gate import load_gate
     from edge.runtime.engine import Engine
+    from edge.sources.config import CameraConfig
     from edge.v1 import inspector_pb2 as pb
     from edge.v1 import inspector_pb2_grpc as pb_grpc
     from tests.serve.conftest import RunningDaemon, serve_config
-
-    import cv2
-    import numpy as np
-
-    from edge.sources.config import CameraConfig
     from tests.sources.conftest import eventually
 
     video = tmp_path_factory.mktemp("camera") / "parts.avi"
@@ -218,7 +216,9 @@ def scrapes(
         assert len(resp.token_ids) >= 2  # inter-token gaps need two tokens
         assert scored.count("scored") == 1 and scored.count("finished") >= 1, scored
         assert "dropped" in events and "finished" in events, events
-        eventually(lambda: daemon.sample("edge_inspector_camera_frames_received_total", {"camera": "cam-1"}) > 10, "more")
+        eventually(
+            lambda: daemon.sample("edge_inspector_camera_frames_received_total", {"camera": "cam-1"}) > 10, "more"
+        )
         after = parse(generate_latest(daemon.registry).decode())
     finally:
         daemon.stop()

@@ -7,12 +7,12 @@ stderr of exactly one ``edge serve: error:`` line and exit 2 means it stopped be
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -72,7 +72,9 @@ def main() -> None:
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
         server.set_auth(auth)
         factory.add_role_from_structure(
-            Gst.Structure.new_from_string("user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")
+            Gst.Structure.new_from_string(
+                "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+            )
         )
     server.get_mount_points().add_factory(args.mount, factory)
     if server.attach(None) == 0:

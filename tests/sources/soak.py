@@ -30,8 +30,15 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     server = RtspServer("--audio", "pcma")
     frames = [0]
-    cam = CameraConfig(id="soak", url=server.url(), stall_seconds=2, open_timeout_seconds=3, audio="stream",
-                       backoff_initial_seconds=0.2, backoff_max_seconds=2)  # fmt: skip
+    cam = CameraConfig(
+        id="soak",
+        url=server.url(),
+        stall_seconds=2,
+        open_timeout_seconds=3,
+        audio="stream",
+        backoff_initial_seconds=0.2,
+        backoff_max_seconds=2,
+    )
     runner = CameraRunner(cam, lambda rgb, t: frames.__setitem__(0, frames[0] + 1), logging.getLogger("soak"))
     runner.start()
     rows, start, minute = [], time.monotonic(), 0
@@ -44,9 +51,20 @@ def main() -> int:
             if time.monotonic() - start >= (minute + 1) * 60:
                 minute += 1
                 s = runner.status()
-                rows.append({"minute": minute, "threads": threading.active_count(), "fds": len(os.listdir("/proc/self/fd")),
-                             "rss_mib": round(rss_mib(), 1), "reconnects": s.reconnects, "frames": frames[0]})  # fmt: skip
-                print("{minute:>6} {threads:>8} {fds:>6} {rss_mib:>9} {reconnects:>11} {frames:>8}".format(**rows[-1]), flush=True)
+                rows.append(
+                    {
+                        "minute": minute,
+                        "threads": threading.active_count(),
+                        "fds": len(os.listdir("/proc/self/fd")),
+                        "rss_mib": round(rss_mib(), 1),
+                        "reconnects": s.reconnects,
+                        "frames": frames[0],
+                    }
+                )
+                print(
+                    "{minute:>6} {threads:>8} {fds:>6} {rss_mib:>9} {reconnects:>11} {frames:>8}".format(**rows[-1]),
+                    flush=True,
+                )
     finally:
         runner.stop()
         server.stop()
@@ -54,7 +72,8 @@ def main() -> int:
     for r in rows:
         r |= {k + "_ratio": round(r[k] / ref[k], 3) for k in ("threads", "fds", "rss_mib")}
     args.json.write_text(json.dumps({"reference_minute": ref["minute"], "rows": rows}, indent=1))
-    print(f"last/reference: threads {rows[-1]['threads_ratio']}, fds {rows[-1]['fds_ratio']}, rss {rows[-1]['rss_mib_ratio']}")
+    last = rows[-1]
+    print(f"last/reference: threads {last['threads_ratio']}, fds {last['fds_ratio']}, rss {last['rss_mib_ratio']}")
     return 0
 
 

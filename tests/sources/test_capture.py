@@ -45,7 +45,9 @@ def test_rtsp_frames_arrive_cut_to_the_roi(rtsp: RtspServer, transport: str) -> 
         eventually(lambda: len(frames.times) >= 5, "frames")
         assert frames.shapes == {(50, 100, 3)}
         s = runner.status()
-        assert s.state == "streaming" and s.info is not None and s.info.codec == "h264" and s.frames >= len(frames.times)
+        assert (
+            s.state == "streaming" and s.info is not None and s.info.codec == "h264" and s.frames >= len(frames.times)
+        )
     finally:
         assert runner.stop()
 
@@ -86,8 +88,16 @@ def test_a_file_loops_and_respects_the_fps_cap(video_file: Path) -> None:
 
 def test_a_server_that_never_answers_is_reconnected_by_the_watchdog() -> None:
     silent = SilentServer()
-    runner, _ = run(CameraConfig(id="s", url=f"rtsp://127.0.0.1:{silent.port}/x", stall_seconds=1,
-                                 open_timeout_seconds=1, backoff_initial_seconds=0.2, backoff_max_seconds=0.5))  # fmt: skip
+    runner, _ = run(
+        CameraConfig(
+            id="s",
+            url=f"rtsp://127.0.0.1:{silent.port}/x",
+            stall_seconds=1,
+            open_timeout_seconds=1,
+            backoff_initial_seconds=0.2,
+            backoff_max_seconds=0.5,
+        )
+    )
     try:
         s = eventually(lambda: (x := runner.status()).reconnects >= 2 and x, "two reconnects")
         assert s.state in ("backoff", "connecting") and s.frame_age is None and s.error
@@ -99,8 +109,16 @@ def test_a_server_that_never_answers_is_reconnected_by_the_watchdog() -> None:
 
 def test_a_stream_that_freezes_mid_read_is_reconnected(rtsp: RtspServer) -> None:
     relay = FreezingRelay(rtsp.port)
-    runner, frames = run(CameraConfig(id="r", url=f"rtsp://127.0.0.1:{relay.port}/cam", stall_seconds=2,
-                                      open_timeout_seconds=5, backoff_initial_seconds=0.2, backoff_max_seconds=1))  # fmt: skip
+    runner, frames = run(
+        CameraConfig(
+            id="r",
+            url=f"rtsp://127.0.0.1:{relay.port}/cam",
+            stall_seconds=2,
+            open_timeout_seconds=5,
+            backoff_initial_seconds=0.2,
+            backoff_max_seconds=1,
+        )
+    )
     try:
         eventually(lambda: len(frames.times) >= 3, "frames through the relay")
         relay.freeze()  # the TCP connection stays open; no byte moves: the read blocks
@@ -126,13 +144,21 @@ def test_a_reconnect_storm_leaves_threads_fds_and_memory_flat() -> None:
 
     require_rtsp_server()
     server = RtspServer("--audio", "pcma")
-    cam = CameraConfig(id="storm", url=server.url(), stall_seconds=2, open_timeout_seconds=3, audio="stream",
-                       backoff_initial_seconds=0.1, backoff_max_seconds=0.5)  # fmt: skip
+    cam = CameraConfig(
+        id="storm",
+        url=server.url(),
+        stall_seconds=2,
+        open_timeout_seconds=3,
+        audio="stream",
+        backoff_initial_seconds=0.1,
+        backoff_max_seconds=0.5,
+    )
     runner, frames = run(cam)
     samples = []
     try:
         for cycle in range(8):
-            eventually(lambda n=len(frames.times): len(frames.times) > n + 2, f"frames in cycle {cycle}")
+            seen = len(frames.times)
+            eventually(lambda seen=seen: len(frames.times) > seen + 2, f"frames in cycle {cycle}")
             samples.append((threading.active_count(), open_fds(), rss_mib()))
             server.stop()
             eventually(lambda: runner.status().state != "streaming", "the outage is seen")
@@ -155,8 +181,10 @@ def test_probe_prints_what_the_integrator_needs_and_saves_a_frame(rtsp: RtspServ
     out = tmp_path / "frame.jpg"
     run_ = subprocess.run(
         [sys.executable, "-m", "edge", "cameras", "probe", rtsp.url(), "--save", str(out), "--frames", "5"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run_.returncode == 0, run_.stderr
     lines = dict(line.split(None, 1) for line in run_.stdout.splitlines()[1:] if line.strip())
     assert lines["resolution"] == "320x240" and lines["codec"] == "h264" and "declared" in lines["fps"]
@@ -164,8 +192,11 @@ def test_probe_prints_what_the_integrator_needs_and_saves_a_frame(rtsp: RtspServ
     assert out.stat().st_size > 1000
     bad = subprocess.run(
         [sys.executable, "-m", "edge", "cameras", "probe", rtsp.url("/nope", "admin:hunter22")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 10 and "hunter22" not in bad.stdout + bad.stderr
     assert bad.stderr.strip().splitlines()[-1] == (
         "edge cameras: error: no such stream (404): check the path after the host in the URL"

@@ -20,7 +20,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_cameras_tables_flags_and_environment(tmp_path: Path) -> None:
-    toml = write(tmp_path, """
+    toml = write(
+        tmp_path,
+        """
 [serve]
 queue_depth = 4
 
@@ -35,8 +37,11 @@ id = "usb"
 url = "/dev/video0"
 trigger = "external"
 fps = 2
-""")
-    cfg = load_config({}, {"EDGE_CAMERA_ID": "press-1", "EDGE_CAMERA_URL": "rtsp://admin:s3cret@10.0.0.7/stream1"}, toml)
+""",
+    )
+    cfg = load_config(
+        {}, {"EDGE_CAMERA_ID": "press-1", "EDGE_CAMERA_URL": "rtsp://admin:s3cret@10.0.0.7/stream1"}, toml
+    )
     press, usb = cfg.cameras
     assert press.url == "rtsp://admin:s3cret@10.0.0.7/stream1" and press.roi == (10, 20, 330, 260)  # env overrides
     assert (usb.kind, usb.fps, usb.trigger) == ("device", 2.0, "external") and cfg.queue_depth == 4

@@ -52,9 +52,18 @@ def test_rtsp_camera_streams_backs_off_and_resumes_without_a_restart(
     fp32_bundle: Path, engine: Any, rtsp: RtspServer
 ) -> None:
     cam = CameraConfig(
-        id="press-1", url=rtsp.url(), trigger="external", fps=5, line="L2", station="st-7", stall_seconds=3,
-        open_timeout_seconds=5, backoff_initial_seconds=0.5, backoff_max_seconds=2, audio="stream",
-    )  # fmt: skip
+        id="press-1",
+        url=rtsp.url(),
+        trigger="external",
+        fps=5,
+        line="L2",
+        station="st-7",
+        stall_seconds=3,
+        open_timeout_seconds=5,
+        backoff_initial_seconds=0.5,
+        backoff_max_seconds=2,
+        audio="stream",
+    )
     d = RunningDaemon(serve_config(fp32_bundle, cameras=(cam,)), engine)
     events = Events(d)
     try:
@@ -105,8 +114,13 @@ def test_wrong_credentials_fail_clearly_and_never_leak(
     require_rtsp_server()
     secret = "Wr0ngPa55"
     with_auth = RtspServer("--user", "admin", "--password", "right-one")
-    cam = CameraConfig(id="gate-cam", url=with_auth.url(credentials=f"admin:{secret}"), trigger="interval",
-                       backoff_initial_seconds=0.5, backoff_max_seconds=2)  # fmt: skip
+    cam = CameraConfig(
+        id="gate-cam",
+        url=with_auth.url(credentials=f"admin:{secret}"),
+        trigger="interval",
+        backoff_initial_seconds=0.5,
+        backoff_max_seconds=2,
+    )
     caplog.set_level(logging.DEBUG)
     d = RunningDaemon(serve_config(fp32_bundle, cameras=(cam,)), engine)
     try:
