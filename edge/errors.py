@@ -24,6 +24,7 @@ gRPC servicer later) can map them to exit codes and status codes in one place.
     │   ├── SchemaError             a response schema that is not JSON or cannot be compiled
     │   └── ThresholdError          a gate threshold override outside (0, 1)
     ├── EngineError                 onnxruntime failed while running a valid request
+    ├── SourceError                 a camera or microphone cannot be opened or read (``permanent``: needs a person)
     ├── GateError                   an anomaly gate cannot be fitted, loaded or trusted
     │   ├── GateNotFoundError       no gate (or no manifest) at the path
     │   ├── GateIntegrityError      bytes differ from the gate manifest; file missing or extra
@@ -120,6 +121,16 @@ class ThresholdError(InputError):
 
 class EngineError(EdgeError):
     exit_code = 7
+
+
+class SourceError(EdgeError):
+    """A pulled source failed; ``permanent`` when retrying is unlikely to help (a wrong password, no such file)."""
+
+    exit_code = 10
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class GateError(EdgeError):

@@ -361,6 +361,34 @@ def station() -> dict[str, Any]:
         "s",
         w=8,
     )
+    lay.row("Cameras")
+    timeseries(
+        lay,
+        "Cameras up (0 = connecting, backoff or failed)",
+        [q(f"max by (camera) ({N}camera_up{{{SEL}}})", "{{camera}}")],
+        "none",
+        w=8,
+    )
+    timeseries(
+        lay,
+        "Camera frames/s received",
+        [q(rate(f"{N}camera_frames_received_total", "camera"), "{{camera}}")],
+        "none",
+        w=8,
+    )
+    timeseries(
+        lay, "Camera frame age", [q(f"max by (camera) ({N}camera_frame_age_seconds{{{SEL}}})", "{{camera}}")], "s", w=8
+    )
+    timeseries(
+        lay,
+        "Camera reconnects and decode errors",
+        [
+            q(rate(f"{N}camera_reconnects_total", "camera"), "reconnects {{camera}}", "A"),
+            q(rate(f"{N}camera_decode_errors_total", "camera"), "decode errors {{camera}}", "B"),
+        ],
+        "none",
+        w=24,
+    )
     lay.row("Resources")
     timeseries(
         lay,

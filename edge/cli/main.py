@@ -29,6 +29,10 @@ COMMANDS = {
     "fidelity": ("edge.cli.fidelity_cmd", "compare quantization recipes on a checkpoint (use the trained preset)"),
     "run": ("edge.cli.run_cmd", "run one prompt (text, image, audio) through a bundle and stream the answer"),
     "serve": ("edge.cli.serve_cmd", "run the station daemon: gRPC API, health, reflection and Prometheus metrics"),
+    "cameras": (
+        "edge.cli.cameras_cmd",
+        "check a camera before configuring it: resolution, codec, fps, first-frame latency, one saved frame",
+    ),
     "describe": ("edge.cli.describe_cmd", "send an image and/or audio clip to a running daemon and print the answer"),
     "gate": ("edge.cli.gate_cmd", "fit, verify and evaluate anomaly gates (image and sound) from good samples"),
     "bench": (

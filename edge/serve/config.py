@@ -13,9 +13,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edge.sources.config import CameraConfig
 
 MiB = 1024 * 1024
 
@@ -67,6 +70,8 @@ class ServeConfig:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     token_file: Path | None = None
+    # pulled cameras: [[cameras]] tables (edge.serve.camera_config), not flags of their own
+    cameras: tuple[CameraConfig, ...] = ()
 
     def __post_init__(self) -> None:
         positive = (
@@ -124,7 +129,8 @@ class ServeConfig:
 
     def redacted(self) -> dict[str, Any]:
         """For logs: paths are fine, but nothing secret is ever inside this object (tokens stay in their file)."""
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        out: dict[str, Any] = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name != "cameras"}
+        return out | {"cameras": [c.redacted() for c in self.cameras]}  # camera URLs may hold passwords
 
 
 _FLOATS = tuple(f.name for f in fields(ServeConfig) if str(f.type) == "float")
@@ -139,10 +145,14 @@ def split_hostport(value: str, name: str = "address") -> tuple[str, int]:
 
 def load_config(flags: Mapping[str, Any], env: Mapping[str, str], toml_path: Path | None) -> ServeConfig:
     """Merge the three sources; unknown keys and wrong types are ConfigErrors naming the key and source."""
-    types = {f.name: f.type for f in fields(ServeConfig)}
+    from edge.serve.camera_config import load_cameras
+
+    types = {f.name: f.type for f in fields(ServeConfig) if f.name != "cameras"}
     merged: dict[str, Any] = {}
+    tables = None
     if toml_path is not None:
-        merged.update(_from_toml(toml_path, types))
+        values, tables = _from_toml(toml_path, types)
+        merged.update(values)
     for key in types:
         var = f"EDGE_{key.upper()}"
         if var in env and env[var] != "":
@@ -150,22 +160,27 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], toml_path: Pat
     for key, value in flags.items():
         if value is None:
             continue
+        if key.startswith("camera_"):
+            continue  # one camera's settings: load_cameras
         if key not in types:
             raise ConfigError(f"unknown setting {key!r}")
         merged[key] = _coerce(key, value, types[key], f"flag --{key.replace('_', '-')}")
+    merged["cameras"] = load_cameras(tables, flags, env, str(toml_path or "config"))
     try:
         return ServeConfig(**merged)
     except TypeError as exc:  # pragma: no cover - guarded by the key checks above
         raise ConfigError(str(exc)) from exc
 
 
-def _from_toml(path: Path, types: dict[str, Any]) -> dict[str, Any]:
+def _from_toml(path: Path, types: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The [serve] table's settings, and the [[cameras]] array (None without one)."""
     try:
         data = tomllib.loads(Path(path).read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    cameras = data.pop("cameras", None)
     table = data.get("serve", data)
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [serve] must be a table")
@@ -174,7 +189,7 @@ def _from_toml(path: Path, types: dict[str, Any]) -> dict[str, Any]:
         if key not in types:
             raise ConfigError(f"{path}: unknown key {key!r} in [serve]; see deploy/edge-inspector.toml")
         out[key] = _coerce(key, value, types[key], f"{path} key {key!r}")
-    return out
+    return out, cameras
 
 
 def _coerce(key: str, value: Any, typ: Any, source: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from edge.errors import ConfigError
 
-Kind = Literal["file", "folder"]
+Kind = Literal["file", "folder", "device"]  # device: a character device such as /dev/video0
 
 
 def check_path(path: Path, setting: str, kind: Kind, *, writable: bool = False) -> os.stat_result:
@@ -36,6 +36,10 @@ def check_path(path: Path, setting: str, kind: Kind, *, writable: bool = False) 
         raise ConfigError(f"{setting} {path}: is a folder; {setting} must name a file")
     if kind == "file" and not stat.S_ISREG(st.st_mode):
         raise ConfigError(f"{setting} {path}: is not a regular file ({stat.filemode(st.st_mode)[0]}); name a file")
+    if kind == "device" and not stat.S_ISCHR(st.st_mode):
+        raise ConfigError(f"{setting} {path}: is not a device; name a V4L2 camera such as /dev/video0")
+    if kind == "device":
+        writable = True  # V4L2 opens the device read-write
     if kind == "folder" and not stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"{setting} {path}: is a file; {setting} must name a folder")
     need = os.R_OK | (os.X_OK if kind == "folder" else 0) | (os.W_OK if writable else 0)

@@ -24,7 +24,7 @@ from edge import __version__
 from edge.station.events import DropReason
 
 # Label values are closed sets so a client can never create series (STYLE rule 10).
-RPCS = ("Describe", "DescribeStream", "Inspect", "GetInfo")  # anything else is counted as "other"
+RPCS = ("Describe", "DescribeStream", "Inspect", "GetInfo", "Trigger")  # anything else is counted as "other"
 # grpc.StatusCode names, spelled out so the metrics module does not import grpc; anything else is "UNKNOWN".
 CODES = frozenset(
     "OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS "  # noqa: SIM905 (compact)
@@ -140,6 +140,11 @@ class Metrics:
             self.gate_latency.labels(kind)
 
         registry.register(_MemoryCollector(namespace, proc_self, cgroup_root))
+        # pulled cameras (edge.serve.cameras attaches their snapshot): up, state, frames, reconnects, frame age…
+        from edge.serve.camera_metrics import CameraCollector
+
+        self.cameras = CameraCollector(namespace)
+        registry.register(self.cameras)
         # process_start_time_seconds is what a restart-loop alert watches with changes().
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)

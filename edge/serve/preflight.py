@@ -85,12 +85,32 @@ def check_report_schema(cfg: ServeConfig) -> None:
             raise ConfigError(f"report_schema {cfg.report_schema}: {exc}") from None
 
 
+def check_cameras(cfg: ServeConfig) -> None:
+    """Each camera's file or device exists and can be read, and a gated camera has a gate to use.
+
+    Network cameras are not contacted here: one that is down must not stop the daemon (it retries in backoff).
+    """
+    for cam in cfg.cameras:
+        where = f"cameras[{cam.id!r}]"
+        if cam.kind in ("file", "device"):
+            check_path(Path(cam.url), f"{where}.url", "file" if cam.kind == "file" else "device")
+        if cam.audio and cam.audio != "stream" and not cam.audio.startswith("alsa:"):
+            check_path(Path(cam.audio), f"{where}.audio", "file")
+        if cam.trigger == "gated" and (cfg.gate is None or not cam.gate):
+            raise ConfigError(f'{where}.trigger = "gated" needs the station\'s gate (gate = DIR) and gate = true')
+        if not cam.trigger and (cfg.gate is None or not cam.gate):
+            raise ConfigError(
+                f'{where}.trigger: there is no gate for this camera; set trigger = "interval" or "external"'
+            )
+
+
 #: Run in order by ``run_preflight``; each raises ConfigError naming the setting.
 CHECKS: tuple[Callable[[ServeConfig], None], ...] = (
     check_paths,
     check_tls,
     check_tokens,
     check_report_schema,
+    check_cameras,
     check_addresses,
 )
 

@@ -1,4 +1,4 @@
-"""Domain results out as protobuf: description responses and Inspect session events."""
+"""Domain results out as protobuf: description responses, Inspect session events and camera states."""
 
 from __future__ import annotations
 
@@ -115,3 +115,36 @@ def inspect_event(ev: Event, model: pb.ModelIdentity) -> pb.InspectResponse:
     if isinstance(ev, Failed):
         return pb.InspectResponse(error=error_message(ev.error, ev.sequence))
     raise TypeError(f"not a session event: {ev!r}")
+
+
+_STATES = {
+    "connecting": pb.SOURCE_STATE_CONNECTING,
+    "streaming": pb.SOURCE_STATE_STREAMING,
+    "backoff": pb.SOURCE_STATE_BACKOFF,
+    "failed": pb.SOURCE_STATE_FAILED,
+}
+
+
+def source_message(s: Any) -> pb.SourceStatus:
+    """A camera's ``edge.serve.cameras.SourceSnapshot`` for GetInfo."""
+    st = s.status
+    msg = pb.SourceStatus(
+        id=st.id,
+        url=st.url,
+        state=_STATES.get(st.state, pb.SOURCE_STATE_UNSPECIFIED),
+        fps=st.fps,
+        reconnects=st.reconnects,
+        frames_received=st.frames,
+        decode_errors=st.decode_errors,
+        last_error=st.error,
+        trigger=s.trigger,
+        width=st.info.width if st.info else 0,
+        height=st.info.height if st.info else 0,
+        codec=st.info.codec if st.info else "",
+        audio_state=_STATES.get(s.audio_state, pb.SOURCE_STATE_UNSPECIFIED),
+        audio_error=s.audio_error,
+        audio_seconds=s.audio_seconds,
+    )
+    if st.frame_age is not None:
+        msg.last_frame_age_seconds = st.frame_age
+    return msg

@@ -95,6 +95,7 @@ class Daemon:
         if not bound:
             raise ConfigError(f"listen {self.cfg.listen}: cannot bind; is the port in use?")
         self.scheduler.start()
+        self.service.cameras.start()
         await self.server.start()
         await self.set_serving(True)
         return bound
@@ -126,13 +127,16 @@ class Daemon:
         was_running = self.scheduler.busy
         dropped = len(self.scheduler.close())
         self.service.sessions.shutdown()
+        self.service.cameras.shutdown()
         finished = await asyncio.to_thread(self.scheduler.drain, until(deadline))
         if not finished:
             self.scheduler.cancel_running()
             await asyncio.to_thread(self.scheduler.drain, min(CANCEL_WAIT_SECONDS, until(hard)))
             self.service.sessions.shutdown(force=True)  # whatever the engine still holds ends as shutdown now
+            self.service.cameras.shutdown(force=True)
         delivered = await self.service.wait_answered(until(hard))
         delivered = await self.service.sessions.wait_closed(until(hard)) and delivered
+        delivered = await self.service.cameras.wait_closed(until(hard)) and delivered
         await self.server.stop(until(hard) or 0.05)
         if self.gate is not None:
             self.gate.close()

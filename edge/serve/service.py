@@ -16,11 +16,13 @@ import grpc
 
 from edge import __version__
 from edge.errors import FieldError, ShuttingDownError
+from edge.serve.cameras import CameraSessions
 from edge.serve.config import ServeConfig
 from edge.serve.convert import Converter, gate_result, parse
 from edge.serve.inspect_rpc import InspectSessions
 from edge.serve.replies import describe_response, gate_message
 from edge.serve.rpc import Rpc
+from edge.station.admission import finite
 from edge.station.describe import with_gate
 from edge.station.engine import Request
 from edge.station.gating import GateRunner
@@ -67,6 +69,7 @@ class InspectorService:
         self.inflight = 0  # Describe/DescribeStream calls not yet answered (the drain waits for them)
         self.answered = asyncio.Event()
         self.sessions = InspectSessions(cfg, self.conv, scheduler, metrics, self.model, gate)
+        self.cameras = CameraSessions(cfg, self.conv, scheduler, metrics, gate)  # started with the server
 
     async def wait_answered(self, timeout: float) -> bool:
         """Wait until every Describe/DescribeStream call has sent its answer (for draining)."""
@@ -190,6 +193,7 @@ class InspectorService:
             ),
             parity=summary,
             gate=self._gate_info(),
+            sources=self.cameras.info(),
         )
 
     def _gate_info(self) -> pb.GateInfo | None:
@@ -204,3 +208,13 @@ class InspectorService:
             reference_images=len(self.conv.references),
             sound_window_seconds=g.sound.window_seconds if g.sound is not None else 0.0,
         )
+
+    # -- pulled cameras -------------------------------------------------------------------------------
+    async def Trigger(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.TriggerResponse:
+        return await self.rpc.unary("Trigger", context, self._trigger(raw))
+
+    async def _trigger(self, raw: bytes) -> pb.TriggerResponse:
+        t = parse(pb.TriggerRequest, raw)
+        when = finite(t.capture_time, "capture_time") if t.capture_time else None
+        sequence, captured = self.cameras.trigger(t.camera_id, when, t.part_id, t.reason)
+        return pb.TriggerResponse(frame_sequence=sequence, frame_capture_time=captured)

@@ -47,14 +47,19 @@ class FrameBuffer:
             out.append(self._frames.popleft())
         return out
 
-    def take_nearest(self, when: float | None) -> BufferedFrame | None:
-        """Remove and return the frame captured nearest ``when`` (the latest when None)."""
+    def nearest(self, when: float | None) -> BufferedFrame | None:
+        """The frame captured nearest ``when`` (the latest when None), left in place."""
         if not self._frames:
             return None
         if when is None:
-            return self._frames.pop()
-        best = min(self._frames, key=lambda f: abs(f.capture_time - when))
-        self._frames.remove(best)
+            return self._frames[-1]
+        return min(self._frames, key=lambda f: abs(f.capture_time - when))
+
+    def take_nearest(self, when: float | None) -> BufferedFrame | None:
+        """Remove and return the frame captured nearest ``when`` (the latest when None)."""
+        best = self.nearest(when)
+        if best is not None:
+            self._frames.remove(best)
         return best
 
     def take_all(self) -> list[BufferedFrame]:

@@ -59,7 +59,7 @@ class SessionLimits:
 @dataclass(frozen=True)
 class FrameIn:
     capture_time: float
-    image: PendingImage
+    image: PendingImage | np.ndarray  # an array: RGB uint8 [H, W, 3] already decoded (a pulled camera's frame)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 DEFAULT_DEFECTS = (
     "scratch",
     "dent",
@@ -116,10 +118,10 @@ def inputs_sha256(
     (their ``kind`` and ``data`` as received) or decoded arrays."""
     d = InputsDigest()
     for im in images:
-        if hasattr(im, "data"):
-            d.add(f"image {im.kind}", im.data)
-        else:
+        if isinstance(im, np.ndarray):  # first: an array has a ``data`` attribute too (a memoryview)
             d.add(f"image array {im.shape} {im.dtype}", im.tobytes())
+        else:
+            d.add(f"image {im.kind}", im.data)
     for data in audio:
         d.add("audio", data)
     d.add("prompt", prompt.encode())

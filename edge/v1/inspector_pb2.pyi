@@ -52,6 +52,14 @@ class DropReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DROP_REASON_NO_FRAME: _ClassVar[DropReason]
     DROP_REASON_SHUTDOWN: _ClassVar[DropReason]
     DROP_REASON_CANCELLED: _ClassVar[DropReason]
+
+class SourceState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SOURCE_STATE_UNSPECIFIED: _ClassVar[SourceState]
+    SOURCE_STATE_CONNECTING: _ClassVar[SourceState]
+    SOURCE_STATE_STREAMING: _ClassVar[SourceState]
+    SOURCE_STATE_BACKOFF: _ClassVar[SourceState]
+    SOURCE_STATE_FAILED: _ClassVar[SourceState]
 PIXEL_FORMAT_UNSPECIFIED: PixelFormat
 PIXEL_FORMAT_GRAY8: PixelFormat
 PIXEL_FORMAT_RGB8: PixelFormat
@@ -80,6 +88,11 @@ DROP_REASON_INVALID: DropReason
 DROP_REASON_NO_FRAME: DropReason
 DROP_REASON_SHUTDOWN: DropReason
 DROP_REASON_CANCELLED: DropReason
+SOURCE_STATE_UNSPECIFIED: SourceState
+SOURCE_STATE_CONNECTING: SourceState
+SOURCE_STATE_STREAMING: SourceState
+SOURCE_STATE_BACKOFF: SourceState
+SOURCE_STATE_FAILED: SourceState
 
 class RawImage(_message.Message):
     __slots__ = ("width", "height", "stride", "format", "data")
@@ -494,7 +507,7 @@ class GateInfo(_message.Message):
     def __init__(self, gate_id: _Optional[str] = ..., image: _Optional[bool] = ..., sound: _Optional[bool] = ..., threshold: _Optional[float] = ..., reference_images: _Optional[int] = ..., sound_window_seconds: _Optional[float] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("model", "version", "schema_version", "context_tokens", "default_max_soft_tokens", "has_vision", "has_audio", "limits", "parity", "gate")
+    __slots__ = ("model", "version", "schema_version", "context_tokens", "default_max_soft_tokens", "has_vision", "has_audio", "limits", "parity", "gate", "sources")
     class ParityEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -512,6 +525,7 @@ class GetInfoResponse(_message.Message):
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     PARITY_FIELD_NUMBER: _ClassVar[int]
     GATE_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
     model: ModelIdentity
     version: str
     schema_version: int
@@ -522,4 +536,61 @@ class GetInfoResponse(_message.Message):
     limits: Limits
     parity: _containers.ScalarMap[str, str]
     gate: GateInfo
-    def __init__(self, model: _Optional[_Union[ModelIdentity, _Mapping]] = ..., version: _Optional[str] = ..., schema_version: _Optional[int] = ..., context_tokens: _Optional[int] = ..., default_max_soft_tokens: _Optional[int] = ..., has_vision: _Optional[bool] = ..., has_audio: _Optional[bool] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., parity: _Optional[_Mapping[str, str]] = ..., gate: _Optional[_Union[GateInfo, _Mapping]] = ...) -> None: ...
+    sources: _containers.RepeatedCompositeFieldContainer[SourceStatus]
+    def __init__(self, model: _Optional[_Union[ModelIdentity, _Mapping]] = ..., version: _Optional[str] = ..., schema_version: _Optional[int] = ..., context_tokens: _Optional[int] = ..., default_max_soft_tokens: _Optional[int] = ..., has_vision: _Optional[bool] = ..., has_audio: _Optional[bool] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., parity: _Optional[_Mapping[str, str]] = ..., gate: _Optional[_Union[GateInfo, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ...) -> None: ...
+
+class SourceStatus(_message.Message):
+    __slots__ = ("id", "url", "state", "fps", "last_frame_age_seconds", "reconnects", "frames_received", "decode_errors", "last_error", "trigger", "width", "height", "codec", "audio_state", "audio_error", "audio_seconds")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FPS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FRAME_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RECONNECTS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    DECODE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_STATE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_ERROR_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    url: str
+    state: SourceState
+    fps: float
+    last_frame_age_seconds: float
+    reconnects: int
+    frames_received: int
+    decode_errors: int
+    last_error: str
+    trigger: str
+    width: int
+    height: int
+    codec: str
+    audio_state: SourceState
+    audio_error: str
+    audio_seconds: float
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., state: _Optional[_Union[SourceState, str]] = ..., fps: _Optional[float] = ..., last_frame_age_seconds: _Optional[float] = ..., reconnects: _Optional[int] = ..., frames_received: _Optional[int] = ..., decode_errors: _Optional[int] = ..., last_error: _Optional[str] = ..., trigger: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., codec: _Optional[str] = ..., audio_state: _Optional[_Union[SourceState, str]] = ..., audio_error: _Optional[str] = ..., audio_seconds: _Optional[float] = ...) -> None: ...
+
+class TriggerRequest(_message.Message):
+    __slots__ = ("camera_id", "capture_time", "part_id", "reason")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PART_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    capture_time: float
+    part_id: str
+    reason: str
+    def __init__(self, camera_id: _Optional[str] = ..., capture_time: _Optional[float] = ..., part_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class TriggerResponse(_message.Message):
+    __slots__ = ("frame_sequence", "frame_capture_time")
+    FRAME_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FRAME_CAPTURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    frame_sequence: int
+    frame_capture_time: float
+    def __init__(self, frame_sequence: _Optional[int] = ..., frame_capture_time: _Optional[float] = ...) -> None: ...

@@ -54,6 +54,11 @@ class InspectorServiceStub:
                 request_serializer=edge_dot_v1_dot_inspector__pb2.GetInfoRequest.SerializeToString,
                 response_deserializer=edge_dot_v1_dot_inspector__pb2.GetInfoResponse.FromString,
                 _registered_method=True)
+        self.Trigger = channel.unary_unary(
+                '/edge.v1.InspectorService/Trigger',
+                request_serializer=edge_dot_v1_dot_inspector__pb2.TriggerRequest.SerializeToString,
+                response_deserializer=edge_dot_v1_dot_inspector__pb2.TriggerResponse.FromString,
+                _registered_method=True)
 
 
 class InspectorServiceServicer:
@@ -88,6 +93,14 @@ class InspectorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Trigger(self, request, context):
+        """An external trigger for a camera the daemon pulls itself ([[cameras]] with trigger = "external"): the
+        frame captured nearest capture_time is described; the description is an event of that camera.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InspectorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +123,11 @@ def add_InspectorServiceServicer_to_server(servicer, server):
                     servicer.GetInfo,
                     request_deserializer=edge_dot_v1_dot_inspector__pb2.GetInfoRequest.FromString,
                     response_serializer=edge_dot_v1_dot_inspector__pb2.GetInfoResponse.SerializeToString,
+            ),
+            'Trigger': grpc.unary_unary_rpc_method_handler(
+                    servicer.Trigger,
+                    request_deserializer=edge_dot_v1_dot_inspector__pb2.TriggerRequest.FromString,
+                    response_serializer=edge_dot_v1_dot_inspector__pb2.TriggerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +238,33 @@ class InspectorService:
             '/edge.v1.InspectorService/GetInfo',
             edge_dot_v1_dot_inspector__pb2.GetInfoRequest.SerializeToString,
             edge_dot_v1_dot_inspector__pb2.GetInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Trigger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edge.v1.InspectorService/Trigger',
+            edge_dot_v1_dot_inspector__pb2.TriggerRequest.SerializeToString,
+            edge_dot_v1_dot_inspector__pb2.TriggerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -159,20 +159,34 @@ def parse(text: str) -> Series:
 
 
 @pytest.fixture(scope="module")
-def scrapes(fp32_bundle: Path, fitted_gate: Path, small_dataset: Path) -> tuple[Series, Series]:
-    """The daemon's live exposition before and after a real Describe, a real Inspect session and a gated one."""
+def scrapes(
+    fp32_bundle: Path, fitted_gate: Path, small_dataset: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Series, Series]:
+    """The daemon's live exposition before and after a real Describe, a real Inspect session and a gated one,
+    with a pulled camera (a looping video file) streaming."""
+    import cv2
     import grpc
+    import numpy as np
     from prometheus_client import generate_latest
 
     from edge.build.parity import synthetic_audio, synthetic_image
     from edge.gate import load_gate
     from edge.runtime.engine import Engine
+    from edge.sources.config import CameraConfig
     from edge.v1 import inspector_pb2 as pb
     from edge.v1 import inspector_pb2_grpc as pb_grpc
     from tests.serve.conftest import RunningDaemon, serve_config
+    from tests.sources.conftest import eventually
 
-    cfg = serve_config(fp32_bundle, gate=fitted_gate)
+    video = tmp_path_factory.mktemp("camera") / "parts.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    camera = CameraConfig(id="cam-1", url=str(video), trigger="interval", interval_seconds=60, fps=2)
+    cfg = serve_config(fp32_bundle, gate=fitted_gate, cameras=(camera,))
     daemon = RunningDaemon(cfg, Engine(fp32_bundle, threads=1), load_gate(fitted_gate))
+    eventually(lambda: daemon.sample("edge_inspector_camera_frames_received_total", {"camera": "cam-1"}) > 0, "frames")
     try:
         before = parse(generate_latest(daemon.registry).decode())
         img = synthetic_image(64, 64)
@@ -202,6 +216,9 @@ def scrapes(fp32_bundle: Path, fitted_gate: Path, small_dataset: Path) -> tuple[
         assert len(resp.token_ids) >= 2  # inter-token gaps need two tokens
         assert scored.count("scored") == 1 and scored.count("finished") >= 1, scored
         assert "dropped" in events and "finished" in events, events
+        eventually(
+            lambda: daemon.sample("edge_inspector_camera_frames_received_total", {"camera": "cam-1"}) > 10, "more"
+        )
         after = parse(generate_latest(daemon.registry).decode())
     finally:
         daemon.stop()

@@ -236,7 +236,8 @@ def test_example_config_lists_every_key_with_its_default() -> None:
 
     from edge.serve.config import ServeConfig
 
-    text = (Path(__file__).parents[2] / "deploy" / "edge-inspector.toml").read_text()
+    full = (Path(__file__).parents[2] / "deploy" / "edge-inspector.toml").read_text()
+    text, _, camera = full.partition("\n# [[cameras]]\n")  # the camera example: checked below
     active = tomllib.loads(text)["serve"]
     commented = {m.group(1) for m in re.finditer(r"^# (\w+) = ", text, re.M)}
     names = {f.name for f in fields(ServeConfig)}
@@ -244,3 +245,13 @@ def test_example_config_lists_every_key_with_its_default() -> None:
     cfg = load_config({}, {}, Path(__file__).parents[2] / "deploy" / "edge-inspector.toml")
     defaults = ServeConfig()
     assert all(getattr(cfg, k) == getattr(defaults, k) for k in active), "the example must show the defaults"
+    # the [[cameras]] example: every key, and (uncommented) a valid camera whose values are the defaults
+    from edge.serve.camera_config import camera_from_table
+    from edge.sources.config import CameraConfig
+
+    example = tomllib.loads(re.sub(r"^# (?!#)", "", camera, flags=re.M))
+    assert set(example) == {f.name for f in fields(CameraConfig)}
+    parsed = camera_from_table(example, 0, "example")
+    base = CameraConfig(id=parsed.id, url=parsed.url)
+    differ = {k for k in example if getattr(parsed, k) != getattr(base, k)}
+    assert differ <= {"roi", "line", "station", "trigger"}, differ

@@ -7,6 +7,7 @@ stderr of exactly one ``edge serve: error:`` line and exit 2 means it stopped be
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ConfigError
+from edge.serve.config import ServeConfig
 from edge.serve.preflight import PathSetting, check_paths, probe_bind
 from edge.serve.security import check_tls_files, load_tokens
 from tests.serve.certs import make_certs
@@ -189,3 +191,21 @@ def test_probe_releases_the_port() -> None:
     with socket.socket() as s:  # the probe's socket is closed: the real server can bind right after it
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+def test_cameras_are_checked_before_the_bundle(tmp_path: Path) -> None:
+    from edge.serve.preflight import check_cameras
+    from edge.sources.config import CameraConfig
+
+    def cfg(**kw: object) -> ServeConfig:
+        return dataclasses.replace(ServeConfig(), cameras=(CameraConfig(id="c1", **kw),))  # type: ignore[arg-type]
+
+    with pytest.raises(ConfigError, match=r"cameras\['c1'\].url .*missing.avi: no such file"):
+        check_cameras(cfg(url=str(tmp_path / "missing.avi"), trigger="interval"))
+    with pytest.raises(ConfigError, match=r"cameras\['c1'\].url /dev/video99: no such device"):
+        check_cameras(cfg(url="/dev/video99", trigger="interval"))
+    with pytest.raises(ConfigError, match=r"trigger: there is no gate for this camera; set trigger"):
+        check_cameras(cfg(url="rtsp://10.0.0.7/s"))  # a network camera is not contacted: down is not fatal
+    with pytest.raises(ConfigError, match=r"audio .*no such file"):
+        check_cameras(cfg(url="rtsp://10.0.0.7/s", trigger="external", audio=str(tmp_path / "mic.wav")))
+    check_cameras(cfg(url="rtsp://u:p@10.0.0.7/s", trigger="external", audio="stream"))

@@ -1,0 +1,1 @@
+"""Pulled sources: cameras and microphones the daemon reads itself (RTSP, HTTP MJPEG, video files, V4L2)."""
