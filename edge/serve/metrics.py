@@ -24,7 +24,7 @@ from edge import __version__
 from edge.station.events import DropReason
 
 # Label values are closed sets so a client can never create series (STYLE rule 10).
-RPCS = ("Describe", "DescribeStream", "Inspect", "GetInfo")  # anything else is counted as "other"
+RPCS = ("Describe", "DescribeStream", "Inspect", "GetInfo", "ListEvents", "WatchEvents", "GetEvidence")  # anything else is counted as "other"
 # grpc.StatusCode names, spelled out so the metrics module does not import grpc; anything else is "UNKNOWN".
 CODES = frozenset(
     "OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS "  # noqa: SIM905 (compact)
@@ -33,6 +33,8 @@ CODES = frozenset(
 )
 DROP_REASONS = tuple(r.value for r in DropReason)
 OUTCOMES = ("ok", "error", "cancelled")
+EVIDENCE_CLASSES = ("anomaly", "normal")  # edge.journal.records.EvidenceClass
+MQTT_ERRORS = ("tls", "auth", "refused", "network")  # why a broker connection failed
 
 # A 12B model on a CPU takes seconds to minutes per description; the tiny test model takes under a millisecond.
 # 1-2.5-5 steps up to 10 s, then finer steps where latency alerts put their thresholds.
@@ -98,6 +100,25 @@ class Metrics:
         self.build_info = Info("build", "Daemon version and the loaded bundle.", namespace=namespace, registry=registry)
         self.build_info.info({"version": __version__, "bundle_id": "", "model": "", "quantization": ""})
 
+        # The event journal, its evidence store and the MQTT publisher (edge/journal).
+        self.journal_head = gauge("journal_head_sequence", "Sequence of the newest journaled event.")
+        self.journal_published = gauge("journal_published_sequence", "Last sequence the MQTT broker acknowledged.")
+        self.journal_backlog = gauge("journal_backlog_events", "Journaled events the broker has not acknowledged.")
+        self.journal_bytes = gauge("journal_bytes", "JSON payload bytes of the events the journal holds.")
+        self.journal_errors = counter("journal_write_errors_total", "Events that could not be journaled.")
+        self.mqtt_connected = gauge("mqtt_connected", "1 while connected to the MQTT broker.")
+        self.mqtt_published = counter("mqtt_published_total", "Events the MQTT broker acknowledged (QoS 1).")
+        self.mqtt_publish_errors = counter("mqtt_publish_errors_total", "Publishes the MQTT client refused.")
+        self.mqtt_connection_errors = counter(
+            "mqtt_connection_errors_total", "Failed connections to the MQTT broker, by reason.", ("reason",)
+        )
+        self.evidence_bytes = Gauge(
+            "evidence_bytes", "Evidence stored, by class.", ("class",), namespace=namespace, registry=registry
+        )
+        self.evidence_skipped = counter("evidence_skipped_total", "Evidence not stored (free space), by class.", ("class",))
+        self.evidence_free = gauge("evidence_free_bytes", "Free space on the evidence disk.")
+        self.evidence_floor = gauge("evidence_free_floor_bytes", "Free space below which evidence is skipped.")
+
         # Every fixed label value starts at 0 so ratios and rate() work from the first scrape.
         for rpc in RPCS:
             self.requests.labels(rpc, "OK")
@@ -106,6 +127,11 @@ class Metrics:
             self.frames_dropped.labels(reason)
         for outcome in OUTCOMES:
             self.descriptions.labels(outcome)
+        for cls in EVIDENCE_CLASSES:
+            self.evidence_bytes.labels(cls)
+            self.evidence_skipped.labels(cls)
+        for reason in MQTT_ERRORS:
+            self.mqtt_connection_errors.labels(reason)
 
         registry.register(_MemoryCollector(namespace, proc_self, cgroup_root))
         # process_start_time_seconds is what a restart-loop alert watches with changes().
