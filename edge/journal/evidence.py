@@ -150,9 +150,9 @@ class EvidenceStore:
         cls = record.evidence_class
         if record.evidence is None or not record.evidence:
             return [], ""
-        if record.kind is Kind.SCORED and cls is EvidenceClass.NORMAL:
-            if self.rng.random() >= self.budgets.normal_sample_rate:
-                return [], ""  # a normal frame outside the random share: nothing to keep
+        sampled = record.kind is Kind.SCORED and cls is EvidenceClass.NORMAL
+        if sampled and self.rng.random() >= self.budgets.normal_sample_rate:
+            return [], ""  # a normal frame outside the random share: nothing to keep
         try:
             pieces = encode(record, self.budgets.jpeg_quality)
         except Exception as exc:  # a bad array must not cost the decision its journal entry

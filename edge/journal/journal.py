@@ -16,6 +16,7 @@ that a publisher named in ``floor_cursors`` has not had acknowledged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -198,10 +199,8 @@ class Journal:
                 self.store.set_cursor(c.name, c.seq)
             conn.execute("COMMIT")
         except (sqlite3.Error, ValueError, OSError) as exc:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             err = JournalError(f"{self.settings.path}: cannot write to the event journal ({exc})")
             log.error("%s", err)
             if self.metrics is not None:
@@ -244,10 +243,8 @@ class Journal:
                 self.evidence.prune(now)
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             log.error("journal retention failed: %s", exc)
             return
         self._bytes -= freed

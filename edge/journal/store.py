@@ -13,6 +13,7 @@ both; see the README for the figures that made FULL the default.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -179,7 +180,5 @@ class EventStore:
 
     def close(self) -> None:
         for conn in (self.reader, self.writer):
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.close()
-            except sqlite3.Error:
-                pass
