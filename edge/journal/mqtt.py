@@ -38,6 +38,7 @@ RETRY_MIN_SECONDS = 0.25
 RETRY_MAX_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 10.0
 LOOP_SECONDS = 0.05
+GOODBYE_SECONDS = 0.3  # a clean stop waits this long for the broker to take the retained "offline"
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class _TlsContext(ssl.SSLContext):
 
     wrapped: ssl.SSLSocket | None = None
 
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:  # type: ignore[override]
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
         self.wrapped = super().wrap_socket(*args, **kwargs)
         return self.wrapped
 
@@ -232,7 +233,7 @@ class MqttPublisher:
                 self._lost(client, f"connection lost ({paho.error_string(rc)})")
         if self.connected:  # stopping: say goodbye so the status is not left to the last will
             info = client.publish(s.status_topic, b"offline", qos=1, retain=True)
-            deadline = time.monotonic() + 1.0
+            deadline = time.monotonic() + GOODBYE_SECONDS
             while not info.is_published() and time.monotonic() < deadline:
                 client.loop(LOOP_SECONDS)
             client.disconnect()

@@ -228,6 +228,18 @@ def error_body(error: BaseException) -> ErrorBody:
     return ErrorBody(type(error).__name__, str(error), error.field if isinstance(error, FieldError) else "")
 
 
+def describe_record(source: str, outcome: Any, context: Any, images: Any = (), audio: Any = ()) -> Record:
+    """The ``finished`` record of a Describe call (no session, no frame sequence), with its first image and
+    audio clip as evidence."""
+    body = finished_body(0, outcome)
+    ev = Evidence(
+        frame=images[0] if len(images) else None,
+        audio=audio[0] if len(audio) else None,
+        report=body.report_json,
+    )
+    return Record(source, body, 0, 0.0, context_of(context), report_anomalous(body.report_json), ev)
+
+
 def from_event(
     source: str,
     event: Any,
@@ -244,11 +256,12 @@ def from_event(
     """
     name = type(event).__name__
     ctx = context_of(context if context is not None else getattr(event, "context", None))
+    body: Body
     if name == "Finished":
-        body: Body = finished_body(event.description_id, event.outcome)
+        done = finished_body(event.description_id, event.outcome)
         if anomalous is None:
-            anomalous = report_anomalous(body.report_json)
-        return Record(source, body, int(event.frame_sequence), 0.0, ctx, anomalous, evidence)
+            anomalous = report_anomalous(done.report_json)
+        return Record(source, done, int(event.frame_sequence), 0.0, ctx, anomalous, evidence)
     if name == "Dropped":
         body = DroppedBody(str(getattr(event.reason, "value", event.reason)), str(event.detail))
         return Record(source, body, int(event.sequence), float(event.capture_time), ctx, anomalous, evidence)

@@ -14,26 +14,44 @@ import itertools
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from edge.errors import EdgeError, FieldError, InputError, OverloadedError, SessionError, ShuttingDownError
+from edge.journal.records import Evidence, from_event
 from edge.serve.config import ServeConfig
 from edge.serve.convert import Converter, parse
 from edge.serve.replies import inspect_event
-from edge.station.events import Accepted, Dropped, DropReason
+from edge.station.events import Accepted, Dropped, DropReason, Finished, is_final_for_frame
 from edge.station.inputs import SessionLimits
 from edge.station.session import Cancel, Ended, Output, SessionCore, Submit
 from edge.station.worker import FINAL, Job, JobEvent, Scheduler
 from edge.v1 import inspector_pb2 as pb
 
 
+@dataclass(frozen=True)
+class _Journaled:
+    """A final event's reply, held back until the journal has committed the decision."""
+
+    future: Future[int]
+    reply: pb.InspectResponse
+
+
 class InspectSessions:
     """Every open Inspect stream of the daemon."""
 
     def __init__(
-        self, cfg: ServeConfig, conv: Converter, scheduler: Scheduler, metrics: Any, model: pb.ModelIdentity
+        self,
+        cfg: ServeConfig,
+        conv: Converter,
+        scheduler: Scheduler,
+        metrics: Any,
+        model: pb.ModelIdentity,
+        journaling: Any = None,
     ) -> None:
         self.cfg, self.conv, self.scheduler, self.metrics, self.model = cfg, conv, scheduler, metrics, model
+        self.journaling = journaling  # edge.serve.journaling.Journaling: final events are journaled first
         self.streams: set[_Stream] = set()
         self.ids = itertools.count(1)
         self.draining = False
@@ -100,8 +118,9 @@ class _Stream:
         self.conv, self.scheduler, self.metrics = owner.conv, owner.scheduler, owner.metrics
         self.lock = threading.RLock()
         self.loop = asyncio.get_running_loop()
-        self.out: asyncio.Queue[pb.InspectResponse | Ended] = asyncio.Queue()
+        self.out: asyncio.Queue[pb.InspectResponse | Ended | _Journaled] = asyncio.Queue()
         self.jobs: dict[int, Job] = {}
+        self.described: dict[int, Any] = {}  # frame sequence → its image, kept as evidence of its decision
 
     def feed(self, step: Callable[..., list[Output]], *args: Any) -> None:
         with self.lock:
@@ -123,7 +142,17 @@ class _Stream:
                 self.metrics.frame_received()
             elif isinstance(o, Dropped) and (o.sequence or o.reason is DropReason.NO_FRAME):
                 self.metrics.frame_dropped(o.reason.value)
-            self.out.put_nowait(inspect_event(o, self.owner.model))
+            reply = inspect_event(o, self.owner.model)
+            journaling = self.owner.journaling
+            if journaling is not None and (is_final_for_frame(o) or isinstance(o, Dropped)):
+                image = self.described.pop(getattr(o, "frame_sequence", getattr(o, "sequence", 0)), None)
+                report = o.outcome.result.text if isinstance(o, Finished) and o.outcome.result.report else ""
+                evidence = Evidence(frame=image, report=report) if isinstance(o, Finished) else None
+                rec = from_event(self.key, o, context=getattr(o, "context", None) or self.core.settings.context,
+                                 evidence=evidence)  # fmt: skip
+                self.out.put_nowait(_Journaled(journaling.journal.append(rec), reply))
+            else:
+                self.out.put_nowait(reply)
 
     def _submit(self, job_id: int) -> None:
         def emit(ev: JobEvent) -> None:  # the engine thread
@@ -133,6 +162,11 @@ class _Stream:
             with self.lock:
                 return self.core.claim(job_id, time.monotonic())
 
+        if self.owner.journaling is not None:
+            with self.lock:
+                pending = self.core.jobs.get(job_id)
+            if pending is not None:
+                self.described[pending.frame.sequence] = pending.frame.image
         job = Job(key=self.key, emit=emit, resolve=resolve)
         try:
             self.scheduler.submit(job)
@@ -159,6 +193,9 @@ class _Stream:
                     if item.status == "UNAVAILABLE":
                         raise ShuttingDownError(item.message)
                     return
+                if isinstance(item, _Journaled):  # reported only once journaled
+                    await self.owner.journaling.settle(item.future)
+                    item = item.reply
                 yield item
         finally:
             for task in (reader, ticker):

@@ -24,7 +24,15 @@ from edge import __version__
 from edge.station.events import DropReason
 
 # Label values are closed sets so a client can never create series (STYLE rule 10).
-RPCS = ("Describe", "DescribeStream", "Inspect", "GetInfo", "ListEvents", "WatchEvents", "GetEvidence")  # anything else is counted as "other"
+RPCS = (
+    "Describe",
+    "DescribeStream",
+    "Inspect",
+    "GetInfo",
+    "ListEvents",
+    "WatchEvents",
+    "GetEvidence",
+)  # anything else is counted as "other"
 # grpc.StatusCode names, spelled out so the metrics module does not import grpc; anything else is "UNKNOWN".
 CODES = frozenset(
     "OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS "  # noqa: SIM905 (compact)
@@ -115,7 +123,9 @@ class Metrics:
         self.evidence_bytes = Gauge(
             "evidence_bytes", "Evidence stored, by class.", ("class",), namespace=namespace, registry=registry
         )
-        self.evidence_skipped = counter("evidence_skipped_total", "Evidence not stored (free space), by class.", ("class",))
+        self.evidence_skipped = counter(
+            "evidence_skipped_total", "Evidence not stored (free space), by class.", ("class",)
+        )
         self.evidence_free = gauge("evidence_free_bytes", "Free space on the evidence disk.")
         self.evidence_floor = gauge("evidence_free_floor_bytes", "Free space below which evidence is skipped.")
 

@@ -54,9 +54,12 @@ class Daemon:
     """The running pieces of one ``edge serve``: engine scheduler, gRPC server, health."""
 
     def __init__(self, cfg: ServeConfig, engine: Any, metrics: Any) -> None:
+        from edge.serve.journaling import open_journaling
+
         self.cfg, self.engine, self.metrics = cfg, engine, metrics
         self.scheduler = Scheduler(engine, metrics, cfg.queue_depth)
-        self.service = InspectorService(cfg, engine, self.scheduler, metrics)
+        self.journaling = open_journaling(cfg, metrics)  # before serving: every decision is journaled
+        self.service = InspectorService(cfg, engine, self.scheduler, metrics, self.journaling)
         self.health = health.aio.HealthServicer()
         interceptors = []
         if cfg.token_file is not None:
@@ -122,6 +125,7 @@ class Daemon:
 
         await self.set_serving(False)
         self.service.draining = True
+        self.service.events.shutdown()
         was_running = self.scheduler.busy
         dropped = len(self.scheduler.close())
         self.service.sessions.shutdown()
@@ -133,6 +137,8 @@ class Daemon:
         delivered = await self.service.wait_answered(until(hard))
         delivered = await self.service.sessions.wait_closed(until(hard)) and delivered
         await self.server.stop(until(hard) or 0.05)
+        if self.journaling is not None:  # every final event was journaled before it was sent: drain and close
+            await asyncio.to_thread(self.journaling.close, max(until(hard), 0.2))
         if not was_running and finished:
             what = "nothing was running"
         else:
@@ -157,7 +163,12 @@ async def create_server(cfg: ServeConfig, engine: Any, metrics: Any | None = Non
 
         metrics = Metrics(CollectorRegistry())
     daemon = Daemon(cfg, engine, metrics)
-    port = await daemon.start()
+    try:
+        port = await daemon.start()
+    except BaseException:
+        if daemon.journaling is not None:
+            daemon.journaling.close(1.0)
+        raise
     return daemon, port
 
 
@@ -201,6 +212,9 @@ async def _serve(cfg: ServeConfig) -> int:
     except OSError as exc:
         raise ConfigError(f"metrics_listen {cfg.metrics_listen}: cannot bind ({exc.strerror})") from exc
     try:
+        from edge.serve.journaling import check_journaling
+
+        check_journaling(cfg)  # before the bundle loads (preflight.py, once merged, is its home)
         engine = await asyncio.to_thread(load_engine, cfg, metrics)
         daemon, port = await create_server(cfg, engine, metrics)
         log.info("serving edge.v1 on %s (port %d), metrics on %s:%d", cfg.listen, port, mhost, bound_metrics)

@@ -16,8 +16,10 @@ import grpc
 
 from edge import __version__
 from edge.errors import ShuttingDownError
+from edge.journal.records import Record, context_of, describe_record, error_body
 from edge.serve.config import ServeConfig
 from edge.serve.convert import Converter, parse
+from edge.serve.events_rpc import EventsRpc
 from edge.serve.inspect_rpc import InspectSessions
 from edge.serve.replies import describe_response
 from edge.serve.rpc import Rpc
@@ -49,8 +51,11 @@ async def job_events(scheduler: Scheduler, key: str, request: Request) -> AsyncI
 class InspectorService:
     """``edge.v1.InspectorService`` over one engine, through the scheduler."""
 
-    def __init__(self, cfg: ServeConfig, engine: Any, scheduler: Scheduler, metrics: Any) -> None:
+    def __init__(
+        self, cfg: ServeConfig, engine: Any, scheduler: Scheduler, metrics: Any, journaling: Any = None
+    ) -> None:
         self.cfg, self.engine, self.scheduler, self.metrics = cfg, engine, scheduler, metrics
+        self.journaling = journaling  # edge.serve.journaling.Journaling, or None: nothing is journaled
         self.rpc = Rpc(metrics)
         self.conv = Converter(cfg, engine, engine.defaults.max_new_tokens)
         m = engine.manifest
@@ -62,7 +67,8 @@ class InspectorService:
         self.draining = False
         self.inflight = 0  # Describe/DescribeStream calls not yet answered (the drain waits for them)
         self.answered = asyncio.Event()
-        self.sessions = InspectSessions(cfg, self.conv, scheduler, metrics, self.model)
+        self.sessions = InspectSessions(cfg, self.conv, scheduler, metrics, self.model, journaling)
+        self.events = EventsRpc(journaling, cfg)
 
     async def wait_answered(self, timeout: float) -> bool:
         """Wait until every Describe/DescribeStream call has sent its answer (for draining)."""
@@ -89,8 +95,15 @@ class InspectorService:
                 if isinstance(ev, JobToken) and stream:
                     yield pb.TokenChunk(token_id=ev.token_id, text=ev.text)
                 elif isinstance(ev, JobDone):
+                    if self.journaling is not None:  # journaled before it is reported
+                        rec = describe_record(key, ev.outcome, request.context, req.images, req.audio)
+                        await self.journaling.record(rec)
                     yield describe_response(ev.outcome, self.model, request.context)
                 elif isinstance(ev, JobFailed):
+                    if self.journaling is not None:
+                        await self.journaling.record(
+                            Record(key, error_body(ev.error), context=context_of(request.context))
+                        )
                     raise ev.error
                 elif isinstance(ev, JobSkipped | JobCancelled):
                     raise ShuttingDownError("the description was not finished: the daemon is shutting down")
@@ -129,6 +142,18 @@ class InspectorService:
     ) -> AsyncGenerator[pb.InspectResponse, None]:
         async for reply in self.rpc.guarded("Inspect", context, self.sessions.run(requests)):
             yield reply
+
+    async def ListEvents(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.ListEventsResponse:
+        return await self.rpc.unary("ListEvents", context, self.events.list(raw))
+
+    async def WatchEvents(
+        self, raw: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncGenerator[pb.WatchEventsResponse, None]:
+        async for reply in self.rpc.guarded("WatchEvents", context, self.events.watch(raw)):
+            yield reply
+
+    async def GetEvidence(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.GetEvidenceResponse:
+        return await self.rpc.unary("GetEvidence", context, self.events.evidence(raw))
 
     async def GetInfo(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.GetInfoResponse:
         return await self.rpc.unary("GetInfo", context, self._info(raw))

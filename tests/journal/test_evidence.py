@@ -42,7 +42,7 @@ def payload(j: Journal, seq: int) -> dict:
 
 def test_frames_are_kept_as_received_and_raw_frames_are_encoded_once(tmp_path: Path) -> None:
     j, _ = journal(tmp_path, EvidenceBudgets(min_free_bytes=0))
-    ok, jpg = cv2.imencode(".jpg", noise(1))
+    _, jpg = cv2.imencode(".jpg", noise(1))
     limits = ImageLimits()
     as_received = encoded_image(jpg.tobytes(), "frame.image.encoded", limits)
     raw = raw_frame(noise(2).tobytes(), 64, 64, None, PixelFormat.RGB8, "frame.image.raw", limits)

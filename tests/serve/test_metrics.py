@@ -11,7 +11,16 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from edge import __version__
-from edge.serve.metrics import DROP_REASONS, OUTCOMES, RPCS, STAGE_BUCKETS, Metrics, start_http
+from edge.serve.metrics import (
+    DROP_REASONS,
+    EVIDENCE_CLASSES,
+    MQTT_ERRORS,
+    OUTCOMES,
+    RPCS,
+    STAGE_BUCKETS,
+    Metrics,
+    start_http,
+)
 from tests.tools import required_tool
 
 STAGES = ("preprocess", "queue_wait", "prefill", "time_to_first_token", "description")
@@ -72,7 +81,13 @@ def test_no_label_value_outside_the_fixed_sets(registry: CollectorRegistry, metr
         metrics.observe_description(0, 0, 0, 0, 0, 0, 0, outcome="frame-99")
     metrics.request_done("Bogus", "BOGUS")
     codes = {"OK", "UNKNOWN"}
-    allowed = {"reason": set(DROP_REASONS), "outcome": set(OUTCOMES), "rpc": {*RPCS, "other"}, "code": codes}
+    allowed = {
+        "reason": {*DROP_REASONS, *MQTT_ERRORS},
+        "outcome": set(OUTCOMES),
+        "rpc": {*RPCS, "other"},
+        "code": codes,
+        "class": set(EVIDENCE_CLASSES),
+    }
     for family in registry.collect():
         if not family.name.startswith("edge_inspector_") or family.name == "edge_inspector_build":
             continue
