@@ -30,6 +30,10 @@ COMMANDS = {
     "run": ("edge.cli.run_cmd", "run one prompt (text, image, audio) through a bundle and stream the answer"),
     "serve": ("edge.cli.serve_cmd", "run the station daemon: gRPC API, health, reflection and Prometheus metrics"),
     "describe": ("edge.cli.describe_cmd", "send an image and/or audio clip to a running daemon and print the answer"),
+    "events": (
+        "edge.cli.events_cmd",
+        "list or follow a daemon's journaled decisions, and save their evidence (frames, maps, audio, reports)",
+    ),
     "gate": ("edge.cli.gate_cmd", "fit, verify and evaluate anomaly gates (image and sound) from good samples"),
     "bench": (
         "edge.cli.bench_cmd",

@@ -151,3 +151,47 @@ def test_below_the_free_space_floor_descriptions_go_on_and_evidence_is_skipped_a
     assert all("evidence_min_free_bytes" in e["evidence_skipped"] for e in events)
     assert d.sample("edge_inspector_evidence_skipped_total", {"class": "normal"}) == 3
     assert not list((tmp_path / "state" / "evidence").rglob("*.jpg"))
+
+
+def test_edge_events_cli_lists_tails_and_saves_evidence(journaled: RunningDaemon, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    image = jpeg(3)
+    with grpc.insecure_channel(journaled.target) as ch:
+        stub = pb_grpc.InspectorServiceStub(ch)
+        for part in ("A-1", "A-2"):
+            ctx = pb.PartContext(part_id=part)
+            stub.Describe(
+                pb.DescribeRequest(images=[pb.Image(encoded=image)], prompt="D.", context=ctx, options=OPTS), timeout=60
+            )
+    edge = [sys.executable, "-m", "edge", "events"]
+    target = ["--target", journaled.target]
+    out = subprocess.run([*edge, "list", *target], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 and "finished" in lines[0] and "A-1" in lines[0] and "A-2" in lines[1]
+    assert "next page: --since 2" in out.stderr
+    out = subprocess.run([*edge, "list", "--json", "--kind", "dropped", *target], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout == ""
+    docs = [json.loads(x) for x in subprocess.check_output([*edge, "list", "--json", *target], text=True).splitlines()]
+    frame_id = docs[0]["evidence"][0]["id"]
+    saved = tmp_path / "frame.jpg"
+    out = subprocess.run([*edge, "evidence", frame_id, "-o", str(saved), *target], capture_output=True, text=True)
+    assert out.returncode == 0 and saved.read_bytes() == image and "image/jpeg" in out.stderr
+    out = subprocess.run([*edge, "evidence", "f" * 64, "-o", str(saved), *target], capture_output=True, text=True)
+    assert out.returncode == 8 and "NOT_FOUND" in out.stderr  # exit code of "anything else" from a daemon
+
+    tail = subprocess.Popen([*edge, "tail", "-n", "1", *target], stdout=subprocess.PIPE, text=True)
+    try:
+        assert tail.stdout is not None
+        assert "A-2" in tail.stdout.readline()  # the last one, then it follows
+        with grpc.insecure_channel(journaled.target) as ch:
+            ctx = pb.PartContext(part_id="A-3")
+            pb_grpc.InspectorServiceStub(ch).Describe(
+                pb.DescribeRequest(prompt="D.", context=ctx, options=OPTS), timeout=60
+            )
+        assert "A-3" in tail.stdout.readline()
+    finally:
+        tail.kill()
+        tail.communicate()
