@@ -142,6 +142,9 @@ class EvidenceStore:
         self.totals = {c: 0 for c in EvidenceClass}
         for cls, total in conn.execute("SELECT class, SUM(bytes) FROM evidence GROUP BY class"):
             self.totals[EvidenceClass(cls)] = int(total)
+        if metrics is not None:  # read at every scrape, so the disk-near-floor alert never sees a stale value
+            metrics.evidence_free.set_function(lambda: self.free_bytes(self.root))
+            metrics.evidence_floor.set(budgets.min_free_bytes)
         self._report()
 
     # -- writing (the journal's writer thread) --------------------------------------------------------------
@@ -234,8 +237,6 @@ class EvidenceStore:
             return
         for cls, total in self.totals.items():
             self.metrics.evidence_bytes.labels(cls.value).set(total)
-        self.metrics.evidence_free.set(self.free_bytes(self.root))
-        self.metrics.evidence_floor.set(self.budgets.min_free_bytes)
 
 
 def read_evidence(root: Path, evidence_id: str) -> tuple[str, bytes]:

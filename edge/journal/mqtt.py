@@ -132,6 +132,8 @@ class MqttPublisher:
         self.connected = False
 
     def start(self) -> None:
+        if self.metrics is not None:
+            self.metrics.mqtt_enabled.set(1)
         self._gauges()
         self._thread.start()
 
