@@ -152,16 +152,18 @@ class MqttPublisher:
                 self._stop.wait(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
                 continue
-            delay = RETRY_MIN_SECONDS
             self._serve(client)
+            delay = RETRY_MIN_SECONDS
+            self._stop.wait(delay)  # a session that just broke is not retried in a tight loop
 
     def _client(self) -> paho.Client:
         s = self.settings
         client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=s.client_id or f"edge-inspector-{s.line}-{s.station}"
         )
-        client.max_inflight_messages_set(s.window)
-        client.max_queued_messages_set(s.window)
+        # The window's events and the status message: the cursor never hands paho more, so nothing waits in it.
+        client.max_inflight_messages_set(s.window + 1)
+        client.max_queued_messages_set(s.window + 2)
         client.will_set(s.status_topic, b"offline", qos=1, retain=True)
         if s.username:
             client.username_pw_set(s.username, s.password or None)

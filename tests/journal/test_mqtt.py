@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from prometheus_client import CollectorRegistry
 
+from edge.bench.mosquitto import Mosquitto
 from edge.journal.journal import Journal, JournalSettings
 from edge.journal.mqtt import MqttPublisher, MqttSettings
 from edge.journal.records import DroppedBody, Record
@@ -38,7 +39,7 @@ def record(i: int) -> Record:
 class Station:
     """A journal and its publisher, as ``edge serve`` runs them (metrics on a private registry)."""
 
-    def __init__(self, state: Path, broker: Broker, **mqtt: object) -> None:
+    def __init__(self, state: Path, broker: Mosquitto, **mqtt: object) -> None:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         settings = JournalSettings(state, floor_cursors=("mqtt",), origin=("line-1", "st-7"))
@@ -59,13 +60,13 @@ class Station:
 
 
 @pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[Broker]:
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     b = Broker(tmp_path / "broker").start()
     yield b
     b.stop()
 
 
-def test_broker_outage_mid_run_subscriber_gets_all_100_in_order_without_gaps(broker: Broker, tmp_path: Path) -> None:
+def test_broker_outage_mid_run_subscriber_gets_all_100_in_order_without_gaps(broker: Mosquitto, tmp_path: Path) -> None:
     sub = Subscriber(broker, TOPIC)
     station = Station(tmp_path / "state", broker)
     try:
@@ -101,7 +102,7 @@ def test_broker_outage_mid_run_subscriber_gets_all_100_in_order_without_gaps(bro
         reopened.close()
 
 
-def test_status_is_retained_online_and_the_last_will_says_offline(broker: Broker, tmp_path: Path) -> None:
+def test_status_is_retained_online_and_the_last_will_says_offline(broker: Mosquitto, tmp_path: Path) -> None:
     station = Station(tmp_path / "state", broker)
     status = "edge-inspector/line-1/st-7/status"
     try:
@@ -120,7 +121,7 @@ def test_status_is_retained_online_and_the_last_will_says_offline(broker: Broker
         late.close()
 
 
-def test_the_payloads_follow_the_schema_for_every_kind(broker: Broker, tmp_path: Path) -> None:
+def test_the_payloads_follow_the_schema_for_every_kind(broker: Mosquitto, tmp_path: Path) -> None:
     import numpy as np
 
     from edge.journal.records import ErrorBody, Evidence, FinishedBody, ScoredBody
