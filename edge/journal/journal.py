@@ -165,7 +165,7 @@ class Journal:
     # -- the writer thread ----------------------------------------------------------------------------------
     def _run(self) -> None:
         stop = False
-        while not stop:
+        while not stop:  # no waiting for company: what queued during the last commit (its fsync) is the batch
             batch = [self._queue.get()]
             while len(batch) < MAX_BATCH:
                 try:

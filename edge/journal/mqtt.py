@@ -38,6 +38,7 @@ RETRY_MIN_SECONDS = 0.25
 RETRY_MAX_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 10.0
 LOOP_SECONDS = 0.05
+CURSOR_SAVE_SECONDS = 1.0  # the cursor is persisted at most this often (and at every disconnect and stop)
 GOODBYE_SECONDS = 0.3  # a clean stop waits this long for the broker to take the retained "offline"
 
 
@@ -128,6 +129,8 @@ class MqttPublisher:
         self._remove_listener = journal.add_listener(self._journaled)
         self._mids: dict[int, int] = {}  # paho message id → journal sequence, this connection only
         self._session_ok: bool | None = None
+        self._unsaved: int | None = None  # a cursor the core asked to save, not yet handed to the journal
+        self._saved_at = 0.0
         self._outage_logged = False
         self.connected = False
 
@@ -235,14 +238,15 @@ class MqttPublisher:
             rc = client.loop(LOOP_SECONDS)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self.connected:
                 self._lost(client, f"connection lost ({paho.error_string(rc)})")
+            self._save_cursor()
         if self.connected:  # stopping: say goodbye so the status is not left to the last will
             info = client.publish(s.status_topic, b"offline", qos=1, retain=True)
             deadline = time.monotonic() + GOODBYE_SECONDS
             while not info.is_published() and time.monotonic() < deadline:
                 client.loop(LOOP_SECONDS)
             client.disconnect()
-            self._execute(client, self.core.disconnected())
             self._set_connected(False)
+            self._execute(client, self.core.disconnected())
         _close(client)
 
     def _lost(self, client: paho.Client, why: str) -> None:
@@ -271,8 +275,17 @@ class MqttPublisher:
                     return
                 self._mids[info.mid] = a.sequence
             elif isinstance(a, SaveCursor):
-                self.journal.save_cursor(CURSOR, a.sequence)
+                self._unsaved = a.sequence
+        self._save_cursor(force=not self.connected)
         self._gauges()
+
+    def _save_cursor(self, force: bool = False) -> None:
+        """Hand the cursor to the journal, at most every CURSOR_SAVE_SECONDS: saving after every acknowledgement
+        would cost a commit per event; a crash in between only means a few events are published twice."""
+        now = time.monotonic()
+        if self._unsaved is not None and (force or now - self._saved_at >= CURSOR_SAVE_SECONDS):
+            self.journal.save_cursor(CURSOR, self._unsaved)
+            self._unsaved, self._saved_at = None, now
 
     # -- paho callbacks (on this thread, inside client.loop) --------------------------------------------------
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:

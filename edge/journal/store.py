@@ -1,8 +1,10 @@
 """The journal's SQLite file: events by sequence, the publishers' cursors and the evidence index, in WAL mode.
 
 One writer connection (the journal's writer thread) and one reader connection (shared under a lock by the
-MQTT publisher and the gRPC handlers; WAL lets readers run while the writer commits). Sequences come from
-``AUTOINCREMENT``, so they only ever grow, also after retention has deleted every row.
+MQTT publisher and the gRPC handlers; WAL lets readers run while the writer commits). Sequences only ever
+grow: before retention deletes rows, the highest sequence is kept as the cursor ``_head``. (Not
+``AUTOINCREMENT``, which rewrites ``sqlite_sequence`` on every insert: one more page per commit.) Events are
+kept in sequence order only, without a time index, for the same reason: retention walks them oldest first.
 
 ``synchronous``: ``FULL`` (the default) syncs the WAL at every commit; the writer commits a whole batch at
 once, so that is one fsync per batch, not per event. A power cut then loses nothing a caller was told was
@@ -26,13 +28,12 @@ SCHEMA_VERSION = 1
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA", "OFF")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events(
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     time REAL NOT NULL,
     kind TEXT NOT NULL,
     source TEXT NOT NULL,
     payload TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE TABLE IF NOT EXISTS cursors(name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS evidence(
     id TEXT PRIMARY KEY,
@@ -102,8 +103,11 @@ class EventStore:
     # -- the writer thread --------------------------------------------------------------------------------
     def head(self) -> int:
         """The highest sequence ever assigned (also after retention deleted it)."""
-        row = self.writer.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
-        return int(row[0]) if row else 0
+        row = self.writer.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0), COALESCE((SELECT seq FROM cursors "
+            "WHERE name = '_head'), 0))"
+        ).fetchone()
+        return int(row[0])
 
     def insert(self, rows: Iterable[tuple[int, float, str, str, str]]) -> None:
         self.writer.executemany("INSERT INTO events(seq, time, kind, source, payload) VALUES (?, ?, ?, ?, ?)", rows)
@@ -118,31 +122,25 @@ class EventStore:
         return int(self.writer.execute("SELECT COALESCE(SUM(length(payload)), 0) FROM events").fetchone()[0])
 
     def prune(self, max_bytes: int, before: float, floor: int, total: int) -> tuple[int, int]:
-        """Delete events at or below ``floor`` that are older than ``before`` or, oldest first, over
-        ``max_bytes`` of payload in all (``total`` now); returns (events, bytes) deleted."""
-        deleted = freed = 0
-        n, size = self.writer.execute(
-            "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM events WHERE seq <= ? AND time < ?",
-            (floor, before),
-        ).fetchone()
-        if n:
-            self.writer.execute("DELETE FROM events WHERE seq <= ? AND time < ?", (floor, before))
-            deleted, freed = int(n), int(size)
-        excess = total - freed - max_bytes
-        while excess > 0:
+        """Delete, oldest first, events at or below ``floor`` that are older than ``before`` or that put the
+        payload (``total`` bytes now) over ``max_bytes``; returns (events, bytes) deleted."""
+        deleted = freed = cut = 0
+        excess = total - max_bytes
+        done = False
+        while not done:
             rows = self.writer.execute(
-                "SELECT seq, length(payload) FROM events WHERE seq <= ? ORDER BY seq LIMIT 2000", (floor,)
+                "SELECT seq, time, length(payload) FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT 2000",
+                (cut, floor),
             ).fetchall()
-            if not rows:
-                break  # what is left is not published yet: never deleted
-            cut, acc = 0, 0
-            for seq, length in rows:
-                cut, acc = seq, acc + length
-                deleted += 1
-                if acc >= excess:
+            done = not rows
+            for seq, t, length in rows:
+                if t >= before and freed >= excess:
+                    done = True
                     break
+                cut, freed, deleted = seq, freed + length, deleted + 1
+        if cut:
+            self.set_cursor("_head", self.head())  # the sequence goes on after the newest row, even if it goes
             self.writer.execute("DELETE FROM events WHERE seq <= ?", (cut,))
-            freed, excess = freed + acc, excess - acc
         return deleted, freed
 
     # -- any thread ---------------------------------------------------------------------------------------
