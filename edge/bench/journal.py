@@ -28,7 +28,8 @@ import numpy as np
 from edge.bench.mosquitto import Mosquitto
 from edge.journal.evidence import EvidenceBudgets
 from edge.journal.journal import Journal, JournalSettings
-from edge.journal.mqtt import CURSOR, MqttPublisher, MqttSettings
+from edge.journal.mqtt import CURSOR, MqttPublisher
+from edge.journal.mqtt_settings import MqttSettings
 from edge.journal.records import DroppedBody, Evidence, Record, ScoredBody
 
 TARGET_EVENTS_S = 2000.0

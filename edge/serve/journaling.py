@@ -25,7 +25,8 @@ from typing import Any
 from edge.errors import ConfigError, JournalError
 from edge.journal.evidence import EvidenceBudgets
 from edge.journal.journal import Journal, JournalSettings
-from edge.journal.mqtt import CURSOR, MqttPublisher, MqttSettings, tls_context
+from edge.journal.mqtt import CURSOR, MqttPublisher
+from edge.journal.mqtt_settings import MqttSettings, tls_context
 from edge.journal.records import Record
 from edge.serve.config import ServeConfig
 

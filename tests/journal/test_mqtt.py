@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from edge.bench.mosquitto import Mosquitto
 from edge.journal.journal import Journal, JournalSettings
-from edge.journal.mqtt import MqttPublisher, MqttSettings
+from edge.journal.mqtt import MqttPublisher
+from edge.journal.mqtt_settings import MqttSettings
 from edge.journal.records import DroppedBody, Record
 from edge.serve.metrics import Metrics
 from tests.journal.broker import Broker, Subscriber, first_occurrences
