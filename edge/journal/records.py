@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.errors import EdgeError, FieldError
+from edge.station.inputs import PartContext
 
 SCHEMA_ID = "edge-inspector.event/1"
 
@@ -66,14 +67,6 @@ class Evidence:
 
     def __bool__(self) -> bool:
         return self.frame is not None or self.anomaly_map is not None or self.audio is not None or bool(self.report)
-
-
-@dataclass(frozen=True)
-class Context:
-    station_id: str = ""
-    camera_id: str = ""
-    part_id: str = ""
-    line_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,7 +128,7 @@ class Record:
     body: Body
     frame_sequence: int = 0
     capture_time: float = 0.0
-    context: Context = field(default_factory=Context)
+    context: PartContext = field(default_factory=PartContext)
     anomalous: bool | None = None
     evidence: Evidence | None = None
     time: float | None = None
@@ -185,11 +178,11 @@ def payload(
 
 
 # -- from the station's events ------------------------------------------------------------------------------
-def context_of(ctx: Any) -> Context:
-    """A :class:`Context` from anything with station/camera/part/line ids (PartContext, pb.PartContext)."""
+def context_of(ctx: Any) -> PartContext:
+    """A :class:`PartContext` from anything with station/camera/part/line ids (also ``pb.PartContext``)."""
     if ctx is None:
-        return Context()
-    return Context(
+        return PartContext()
+    return PartContext(
         str(getattr(ctx, "station_id", "")),
         str(getattr(ctx, "camera_id", "")),
         str(getattr(ctx, "part_id", "")),
