@@ -1,4 +1,5 @@
-"""A small synchronous client for the station daemon: channels, auth metadata, media messages, Describe.
+"""A small synchronous client for the station daemon: channels, auth metadata, media messages, Describe,
+and the event journal (ListEvents, WatchEvents, GetEvidence).
 
 Used by ``edge describe`` and by integrators who want a starting point:
 
@@ -12,7 +13,7 @@ Used by ``edge describe`` and by integrators who want a starting point:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -147,3 +148,70 @@ def describe(
     if done is None:
         raise ServiceError("the server closed the stream without a final answer")
     return done
+
+
+def event_filter(kinds: Sequence[str] = (), source: str = "") -> pb.EventFilter:
+    """``kinds`` by name: "scored", "finished", "dropped", "error"; ConfigError for another."""
+    values = []
+    for k in kinds:
+        try:
+            values.append(pb.EventKind.Value("EVENT_KIND_" + k.upper()))
+        except ValueError:
+            raise ConfigError(f"unknown event kind {k!r}; use scored, finished, dropped or error") from None
+    return pb.EventFilter(kinds=values, source=source)
+
+
+def list_events(
+    stub: pb_grpc.InspectorServiceStub,
+    metadata: list[tuple[str, str]],
+    since_sequence: int = 0,
+    kinds: Sequence[str] = (),
+    source: str = "",
+    limit: int = 0,
+    *,
+    timeout: float | None = None,
+) -> pb.ListEventsResponse:
+    """One page of journaled events after ``since_sequence`` (``next_sequence`` continues it).
+
+    >>> page = client.list_events(stub, metadata, since_sequence=0, kinds=["finished"], limit=50)
+    >>> [json.loads(e.json)["finished"]["report_json"] for e in page.events]
+    """
+    request = pb.ListEventsRequest(since_sequence=since_sequence, filter=event_filter(kinds, source), limit=limit)
+    response: pb.ListEventsResponse = stub.ListEvents(request, metadata=metadata, timeout=timeout)
+    return response
+
+
+def watch_events(
+    stub: pb_grpc.InspectorServiceStub,
+    metadata: list[tuple[str, str]],
+    since_sequence: int,
+    kinds: Sequence[str] = (),
+    source: str = "",
+) -> Iterator[pb.Event]:
+    """Journaled events after ``since_sequence``, then each new one as it is journaled, until cancelled.
+
+    The daemon ends the stream with UNAVAILABLE when it shuts down; resume with the last sequence seen.
+    """
+    request = pb.WatchEventsRequest(
+        since_sequence=since_sequence, filter=pb.EventFilter(kinds=kinds or [], source=source)
+    )
+    call = stub.WatchEvents(request, metadata=metadata)
+    try:
+        for message in call:
+            yield message.event
+    finally:
+        call.cancel()
+
+
+def get_evidence(
+    stub: pb_grpc.InspectorServiceStub,
+    metadata: list[tuple[str, str]],
+    evidence_id: str,
+    *,
+    timeout: float | None = None,
+) -> pb.GetEvidenceResponse:
+    """The bytes of one evidence file named in an event (its ``evidence[].id``)."""
+    response: pb.GetEvidenceResponse = stub.GetEvidence(
+        pb.GetEvidenceRequest(id=evidence_id), metadata=metadata, timeout=timeout
+    )
+    return response

@@ -25,6 +25,7 @@ gRPC servicer later) can map them to exit codes and status codes in one place.
     │   └── ThresholdError          a gate threshold override outside (0, 1)
     ├── EngineError                 onnxruntime failed while running a valid request
     ├── SourceError                 a camera or microphone cannot be opened or read (``permanent``: needs a person)
+    ├── NotFoundError               a journal event or evidence file that does not exist (any more)
     ├── GateError                   an anomaly gate cannot be fitted, loaded or trusted
     │   ├── GateNotFoundError       no gate (or no manifest) at the path
     │   ├── GateIntegrityError      bytes differ from the gate manifest; file missing or extra
@@ -32,6 +33,7 @@ gRPC servicer later) can map them to exit codes and status codes in one place.
     │   ├── GateContractError       the graph breaks anomalib's ONNX export contract
     │   ├── GateFitError            the good set cannot make a gate (too few, unreadable)
     │   └── GateScoreError          scoring produced a NaN or infinite score
+    ├── JournalError                the event journal cannot be opened or written (disk, corruption)
     └── ServiceError                the daemon cannot take this request now
         ├── OverloadedError         the description queue or the stream limit is full
         ├── ShuttingDownError       the daemon is draining for shutdown
@@ -159,6 +161,14 @@ class GateFitError(GateError):
 
 class GateScoreError(GateError):
     pass
+
+
+class NotFoundError(EdgeError):
+    exit_code = 6
+
+
+class JournalError(EdgeError):
+    exit_code = 11
 
 
 class ServiceError(EdgeError):

@@ -264,6 +264,23 @@ def fleet() -> dict[str, Any]:
         "percentunit",
         w=12,
     )
+    lay.row("Events, evidence and MQTT")
+    timeseries(lay, "MQTT connected", [q(f"max by (station) ({N}mqtt_connected{{{SEL}}})", "{{station}}")], "none", w=8)
+    timeseries(
+        lay,
+        "Events waiting for the broker (alert: growing 15 min)",
+        [q(f"max by (station) ({N}journal_backlog_events{{{SEL}}})", "{{station}}")],
+        "none",
+        w=8,
+    )
+    timeseries(
+        lay,
+        "Evidence disk: free space over its floor",
+        [q(f"min by (station) ({N}evidence_free_bytes{{{SEL}}})", "free {{station}}", "A"),
+         q(f"max by (station) ({N}evidence_free_floor_bytes{{{SEL}}})", "floor {{station}}", "B")],
+        "bytes",
+        w=8,
+    )  # fmt: skip
     link = {"title": "Station", "type": "dashboards", "tags": ["edge-inspector"], "asDropdown": True,
             "includeVars": True, "keepTime": True}  # fmt: skip
     return dashboard("edge-inspector-fleet", "Edge Inspector / Fleet", lay, True, [link])
@@ -388,6 +405,38 @@ def station() -> dict[str, Any]:
         ],
         "none",
         w=24,
+    )
+    lay.row("Events, evidence and MQTT")
+    stat(lay, "MQTT connected", [q(f"max({N}mqtt_connected{{{SEL}}})", "connected")])
+    stat(lay, "Events waiting for the broker", [q(f"max({N}journal_backlog_events{{{SEL}}})", "backlog")])
+    stat(lay, "Journal head", [q(f"max({N}journal_head_sequence{{{SEL}}})", "head")])
+    stat(lay, "Published (acknowledged)", [q(f"max({N}journal_published_sequence{{{SEL}}})", "published")])
+    stat(lay, "Journal size", [q(f"max({N}journal_bytes{{{SEL}}})", "bytes")], "bytes")
+    stat(lay, "Evidence free space", [q(f"min({N}evidence_free_bytes{{{SEL}}})", "free")], "bytes")
+    timeseries(
+        lay,
+        "MQTT: acknowledged, publish errors, connection errors",
+        [
+            q(rate(f"{N}mqtt_published_total"), "acknowledged", "A"),
+            q(rate(f"{N}mqtt_publish_errors_total"), "publish errors", "B"),
+            q(rate(f"{N}mqtt_connection_errors_total", "reason"), "connection {{reason}}", "C"),
+        ],
+        "none",
+        w=8,
+    )
+    timeseries(
+        lay,
+        "Evidence stored by class",
+        [q(f"max by (class) ({N}evidence_bytes{{{SEL}}})", "{{class}}")],
+        "bytes",
+        w=8,
+    )
+    timeseries(
+        lay,
+        "Evidence skipped for space, by class",
+        [q(rate(f"{N}evidence_skipped_total", "class"), "{{class}}")],
+        "none",
+        w=8,
     )
     lay.row("Resources")
     timeseries(

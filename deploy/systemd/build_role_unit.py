@@ -25,6 +25,7 @@ TEMPLATED: dict[str, str] = {
     "User": "{{ edge_inspector_user }}",
     "Group": "{{ edge_inspector_group }}",
     "ReadOnlyPaths": "-{{ edge_inspector_prefix }}/releases",
+    "ReadWritePaths": "{{ edge_inspector_state_dir }}",  # the journal and evidence (serve.state_dir)
     "WorkingDirectory": "{{ edge_inspector_prefix }}",
     "MemoryHigh": "{{ edge_inspector_memory_high }}",  # stations with more or less than 16 GiB
     "MemoryMax": "{{ edge_inspector_memory_max }}",

@@ -39,6 +39,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="instead: onnxruntime's weight-matmul kernels on the decoder's shapes (int4 vs int8 GEMM vs fp32)",
     )
+    p.add_argument(
+        "--journal",
+        action="store_true",
+        help="instead: the event journal (throughput by durability), its cost to the gate, and the MQTT drain "
+        "after an outage (needs Debian's mosquitto; works in --work)",
+    )
     p.add_argument("--block-size", type=int, help="with --preset: int4 block size (default: the recipe's 32)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 
@@ -50,6 +56,14 @@ def run(args: argparse.Namespace) -> int:
 
     from edge.errors import ConfigError
 
+    if args.journal:
+        from edge.bench.journal import bench_journal, format_journal
+
+        report = bench_journal(Path(args.work) / "journal")
+        print(format_journal(report))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2))
+        return 0
     contexts = tuple(int(c) for c in args.contexts.split(",") if c.strip())
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
     if args.preset == "12b":

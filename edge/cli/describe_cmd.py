@@ -14,7 +14,8 @@ EXIT_CODES = {"INVALID_ARGUMENT": 6, "OUT_OF_RANGE": 6, "INTERNAL": 7, "UNAUTHEN
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", default="localhost:50051", metavar="HOST:PORT", help="daemon address (%(default)s)")
+    from edge.cli.connection import add_connection_args
+
     p.add_argument("--image", action="append", default=[], help="image file (JPEG/PNG/BMP/TIFF); repeatable")
     p.add_argument("--audio", action="append", default=[], help="WAV file; repeatable")
     p.add_argument("--prompt", default="", help="instruction (default: the daemon's default instruction)")
@@ -32,13 +33,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="FILE|default",
         help="answer as JSON constrained to this JSON Schema file; 'default' = the station's report schema",
     )
-    tls = p.add_argument_group("TLS and auth (mirror the daemon's tls_* and token_file settings)")
-    tls.add_argument("--tls", action="store_true", help="use TLS with the system's trusted roots")
-    tls.add_argument("--ca", metavar="FILE", help="CA certificate that signed the daemon's certificate (implies TLS)")
-    tls.add_argument("--cert", metavar="FILE", help="client certificate for mTLS (with --key)")
-    tls.add_argument("--key", metavar="FILE", help="client private key for mTLS")
-    tls.add_argument("--server-name", metavar="NAME", help="name to verify in the daemon's certificate")
-    tls.add_argument("--token-file", metavar="FILE", help="bearer token file, mode 600 (default: $EDGE_TOKEN)")
+    add_connection_args(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,6 +34,10 @@ COMMANDS = {
         "check a camera before configuring it: resolution, codec, fps, first-frame latency, one saved frame",
     ),
     "describe": ("edge.cli.describe_cmd", "send an image and/or audio clip to a running daemon and print the answer"),
+    "events": (
+        "edge.cli.events_cmd",
+        "list or follow a daemon's journaled decisions, and save their evidence (frames, maps, audio, reports)",
+    ),
     "gate": ("edge.cli.gate_cmd", "fit, verify and evaluate anomaly gates (image and sound) from good samples"),
     "bench": (
         "edge.cli.bench_cmd",

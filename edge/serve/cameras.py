@@ -11,7 +11,8 @@ never changes the daemon's health; GetInfo and the metrics show it.
 
 Where the events go: :meth:`CameraSessions.camera_event` is the one place every camera event passes (after
 the metrics count it and the log line). Subscribers added with :meth:`CameraSessions.subscribe` get each
-``(camera_id, event)`` there, on the event loop: the event journal hooks in at that point.
+``(camera_id, event)`` there, on the event loop. The event journal does not need them: the driver journals
+every decision with its evidence (``edge.serve.recorder``) before the event reaches this point.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from edge.errors import ConfigError, EdgeError, FieldError, SessionError, Shutti
 from edge.serve.config import ServeConfig
 from edge.serve.convert import Converter
 from edge.serve.driver import SessionDriver
+from edge.serve.recorder import Recorded, SessionRecorder
 from edge.serve.replies import source_message
 from edge.sources.audio import AudioRunner
 from edge.sources.camera import CameraRunner, CameraStatus
@@ -132,9 +134,8 @@ class _Camera:
         self.core = SessionCore(settings, limits, time.monotonic())
         self.events: Counter[str] = Counter()
         self.ended = asyncio.Event()
-        self.driver = SessionDriver(
-            self.core, f"camera:{camera.id}", owner.scheduler, owner.metrics, owner.gate, self._emit
-        )
+        key, o = f"camera:{camera.id}", owner
+        self.driver = SessionDriver(self.core, key, o.scheduler, o.metrics, o.gate, self._emit, o.recorder)
         loop = asyncio.get_running_loop()
         self.frames = Latest(loop, self._frame)
         self.runner = CameraRunner(camera, lambda rgb, t: self.frames.put((rgb, t)), log)
@@ -152,10 +153,12 @@ class _Camera:
             self.sound = asyncio.create_task(self._sound())
             self.audio.start()
 
-    def _emit(self, item: Event | Ended) -> None:
+    def _emit(self, item: Event | Recorded | Ended) -> None:
         if isinstance(item, Ended):
             self.ended.set()
             return
+        if isinstance(item, Recorded):  # journaled by the driver (nobody waits for a camera's decision)
+            item = item.event
         self.owner.camera_event(self.camera.id, item)
         self.events[_KINDS[type(item)]] += 1
 
@@ -194,9 +197,16 @@ class CameraSessions:
     """Every configured camera of the daemon."""
 
     def __init__(
-        self, cfg: ServeConfig, conv: Converter, scheduler: Scheduler, metrics: Any, gate: GateRunner | None = None
+        self,
+        cfg: ServeConfig,
+        conv: Converter,
+        scheduler: Scheduler,
+        metrics: Any,
+        gate: GateRunner | None = None,
+        recorder: SessionRecorder | None = None,
     ) -> None:
         self.cfg, self.conv, self.scheduler, self.metrics, self.gate = cfg, conv, scheduler, metrics, gate
+        self.recorder = recorder  # every camera decision is journaled by its driver
         self.cameras: dict[str, _Camera] = {}
         self.sinks: list[EventSink] = []
         # checked now (before the server starts): a camera that cannot be set up is a config error, exit 2

@@ -72,6 +72,27 @@ class ServeConfig:
     token_file: Path | None = None
     # pulled cameras: [[cameras]] tables (edge.serve.camera_config), not flags of their own
     cameras: tuple[CameraConfig, ...] = ()
+    # event journal, evidence and MQTT (edge/journal; README "Events, evidence and MQTT")
+    state_dir: Path | None = None  # journal.db and evidence/; unset = decisions are not journaled
+    line_id: str = ""  # the topic levels edge-inspector/<line_id>/<station_id>/…, and in every event
+    station_id: str = ""
+    journal_synchronous: str = "FULL"
+    journal_max_bytes: int = 256 * MiB
+    journal_max_age_seconds: float = 30 * 86400.0
+    evidence_anomaly_max_bytes: int = 2048 * MiB
+    evidence_anomaly_max_age_seconds: float = 90 * 86400.0
+    evidence_normal_max_bytes: int = 512 * MiB
+    evidence_normal_max_age_seconds: float = 7 * 86400.0
+    evidence_normal_sample_rate: float = 0.01
+    evidence_min_free_bytes: int = 1024 * MiB
+    mqtt_host: str = ""  # unset = no MQTT
+    mqtt_port: int = 1883
+    mqtt_tls_ca: Path | None = None
+    mqtt_tls_cert: Path | None = None
+    mqtt_tls_key: Path | None = None
+    mqtt_username: str = ""
+    mqtt_password_file: Path | None = None
+    mqtt_client_id: str = ""
 
     def __post_init__(self) -> None:
         positive = (
@@ -126,6 +147,29 @@ class ServeConfig:
             raise ConfigError("tls_client_ca (mTLS) needs tls_cert and tls_key")
         for name in ("listen", "metrics_listen"):
             split_hostport(getattr(self, name), name)
+        self._check_journal()
+
+    def _check_journal(self) -> None:
+        if self.journal_synchronous not in ("FULL", "NORMAL"):
+            raise ConfigError(f"journal_synchronous must be FULL or NORMAL, got {self.journal_synchronous!r}")
+        for name in (n for n in _JOURNAL_SIZES if getattr(self, n) < 0):
+            raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in (n for n in _JOURNAL_AGES if not getattr(self, n) > 0):
+            raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if not 0.0 <= self.evidence_normal_sample_rate <= 1.0:
+            raise ConfigError(f"evidence_normal_sample_rate must be in [0, 1], got {self.evidence_normal_sample_rate}")
+        if not self.mqtt_host:
+            return
+        if self.state_dir is None:
+            raise ConfigError("mqtt_host needs state_dir: events are published from the journal kept there")
+        if not self.line_id or not self.station_id:
+            raise ConfigError("mqtt_host needs line_id and station_id (the topic edge-inspector/<line>/<station>/…)")
+        if not 0 < self.mqtt_port <= 65535:
+            raise ConfigError(f"mqtt_port must be in 1..65535, got {self.mqtt_port}")
+        if (self.mqtt_tls_cert is None) != (self.mqtt_tls_key is None):
+            raise ConfigError("mqtt_tls_cert and mqtt_tls_key must be given together")
+        if self.mqtt_password_file is not None and not self.mqtt_username:
+            raise ConfigError("mqtt_password_file needs mqtt_username")
 
     def redacted(self) -> dict[str, Any]:
         """For logs: paths are fine, but nothing secret is ever inside this object (tokens stay in their file)."""
@@ -134,6 +178,13 @@ class ServeConfig:
 
 
 _FLOATS = tuple(f.name for f in fields(ServeConfig) if str(f.type) == "float")
+_JOURNAL_SIZES = (
+    "journal_max_bytes",
+    "evidence_anomaly_max_bytes",
+    "evidence_normal_max_bytes",
+    "evidence_min_free_bytes",
+)
+_JOURNAL_AGES = tuple(n for n in _FLOATS if n.endswith("max_age_seconds"))
 
 
 def split_hostport(value: str, name: str = "address") -> tuple[str, int]:

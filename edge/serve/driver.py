@@ -5,6 +5,9 @@ inputs to the :class:`~edge.station.session.SessionCore` under one lock (the eng
 runs what the core asks for (gate scoring on the gate's thread, description jobs on the scheduler,
 cancellation, the interval timer), feeds the results back, counts frames in the metrics, and hands every
 client-facing event (and the final :class:`~edge.station.actions.Ended`) to ``emit`` on the event loop.
+With a :class:`~edge.serve.recorder.SessionRecorder`, each decision is journaled with its evidence first
+and emitted as a :class:`~edge.serve.recorder.Recorded`; the driver keeps each frame's image (and each
+described request) only until its decision.
 
 >>> driver = SessionDriver(core, "inspect:7", scheduler, metrics, gate_runner, emit=queue.put_nowait)
 >>> driver.start()
@@ -20,8 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from edge.errors import EdgeError, OverloadedError, ShuttingDownError
+from edge.serve.recorder import Recorded, SessionRecorder, decision_sequence, is_decision
 from edge.station.actions import Cancel, Ended, Score, Submit
-from edge.station.events import Accepted, Dropped, DropReason, Event
+from edge.station.engine import Request
+from edge.station.events import Accepted, Dropped, DropReason, Event, Finished
 from edge.station.gating import GateRunner, SoundStream
 from edge.station.inputs import AudioIn
 from edge.station.session import Output, SessionCore
@@ -36,7 +41,8 @@ class SessionDriver:
         scheduler: Scheduler,
         metrics: Any,
         gate: GateRunner | None,
-        emit: Callable[[Event | Ended], None],
+        emit: Callable[[Event | Recorded | Ended], None],
+        recorder: SessionRecorder | None = None,
     ) -> None:
         self.core, self.key, self.scheduler, self.metrics, self.gate, self.emit = (
             core,
@@ -46,6 +52,10 @@ class SessionDriver:
             gate,
             emit,
         )
+        self.recorder = recorder
+        self.frames: dict[int, Any] = {}  # frame sequence → image, until its decision (with a recorder)
+        self.bound: dict[int, Request] = {}  # job id → the request described, until the job ends
+        self.finishing: Request | None = None  # the request of the job whose final event is being fed
         self.lock = threading.RLock()
         self.loop = asyncio.get_running_loop()
         self.jobs: dict[int, Job] = {}
@@ -84,6 +94,8 @@ class SessionDriver:
     # -- outputs --------------------------------------------------------------------------------------
     def _dispatch(self, o: Output) -> None:
         if isinstance(o, Score):
+            if self.recorder is not None:
+                self.frames[o.sequence] = o.image
             self._spawn(self._score(o.sequence, o.image))
         elif isinstance(o, Submit):
             self._submit(o.job_id)
@@ -98,7 +110,15 @@ class SessionDriver:
                 self.metrics.frame_received()
             elif isinstance(o, Dropped) and (o.sequence or o.reason is DropReason.NO_FRAME):
                 self.metrics.frame_dropped(o.reason.value)
-            self.emit(o)
+            self.emit(self._record(o) if self.recorder is not None and is_decision(o) else o)
+
+    def _record(self, event: Event) -> Recorded:
+        assert self.recorder is not None
+        seq = decision_sequence(event)
+        frame = self.frames.pop(seq, None) if seq else None
+        request = self.finishing if isinstance(event, Finished) else None
+        committed = self.recorder.record(self.key, event, self.core.settings.context, frame, request)
+        return Recorded(event, committed)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -111,7 +131,16 @@ class SessionDriver:
 
         def resolve() -> Any:  # the engine thread
             with self.lock:
-                return self.core.claim(job_id, time.monotonic())
+                request = self.core.claim(job_id, time.monotonic())
+                if self.recorder is not None:
+                    self.bound[job_id] = request
+                return request
+
+        if self.recorder is not None:
+            with self.lock:
+                pending = self.core.jobs.get(job_id)
+                if pending is not None and pending.final and pending.frame is not None:  # it decides its frame
+                    self.frames.setdefault(pending.frame.sequence, pending.frame.image)
 
         job = Job(key=self.key, emit=emit, resolve=resolve)
         try:
@@ -123,9 +152,16 @@ class SessionDriver:
         self.jobs[job_id] = job
 
     def _job_event(self, job_id: int, ev: JobEvent) -> None:
-        if isinstance(ev, FINAL):
-            self.jobs.pop(job_id, None)
-        self.feed(self.core.job_event, job_id, ev)
+        if not isinstance(ev, FINAL):
+            self.feed(self.core.job_event, job_id, ev)
+            return
+        self.jobs.pop(job_id, None)
+        with self.lock:
+            self.finishing = self.bound.pop(job_id, None)
+        try:
+            self.feed(self.core.job_event, job_id, ev)
+        finally:
+            self.finishing = None
 
     async def _score(self, sequence: int, image: Any) -> None:
         """Run the image gate on its thread; the verdict goes back to the core (errors end the frame)."""

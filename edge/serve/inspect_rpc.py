@@ -3,7 +3,8 @@
 It parses each message (wire bytes) into domain inputs for a :class:`~edge.serve.driver.SessionDriver`,
 which runs the :class:`~edge.station.session.SessionCore` with the gate, the scheduler and the clock, and
 writes the session's events out as protobuf. All decisions (buffering, triggers, staleness, the
-exactly-one-final-event accounting) are the core's; this module only moves messages.
+exactly-one-final-event accounting) are the core's; this module only moves messages. With a journal, a
+decision is written to the client only once the journal has committed it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import itertools
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from edge.errors import EdgeError, FieldError, InputError, OverloadedError, SessionError, ShuttingDownError
 from edge.serve.config import ServeConfig
 from edge.serve.convert import Converter, parse
 from edge.serve.driver import SessionDriver
+from edge.serve.recorder import Recorded, SessionRecorder
 from edge.serve.replies import inspect_event
 from edge.station.actions import Ended
 from edge.station.events import Event
@@ -40,9 +44,10 @@ class InspectSessions:
         metrics: Any,
         model: pb.ModelIdentity,
         gate: GateRunner | None = None,
+        recorder: SessionRecorder | None = None,
     ) -> None:
         self.cfg, self.conv, self.scheduler, self.metrics, self.model = cfg, conv, scheduler, metrics, model
-        self.gate = gate
+        self.gate, self.recorder = gate, recorder
         self.streams: set[_Stream] = set()
         self.ids = itertools.count(1)
         self.draining = False
@@ -103,17 +108,29 @@ class InspectSessions:
         return True
 
 
+@dataclass(frozen=True)
+class _Committing:
+    """A decision's reply, held back until the journal has committed the decision."""
+
+    committed: Future[int]
+    reply: pb.InspectResponse
+
+
 class _Stream:
     """One Inspect stream: parses its messages into the session driver, writes the driver's events out."""
 
     def __init__(self, owner: InspectSessions, core: SessionCore, key: str) -> None:
         self.owner, self.core, self.conv = owner, core, owner.conv
-        self.out: asyncio.Queue[pb.InspectResponse | Ended] = asyncio.Queue()
-        self.driver = SessionDriver(core, key, owner.scheduler, owner.metrics, owner.gate, self._emit)
+        self.out: asyncio.Queue[pb.InspectResponse | _Committing | Ended] = asyncio.Queue()
+        o = owner
+        self.driver = SessionDriver(core, key, o.scheduler, o.metrics, o.gate, self._emit, o.recorder)
         self.feed = self.driver.feed
 
-    def _emit(self, item: Event | Ended) -> None:
-        self.out.put_nowait(item if isinstance(item, Ended) else inspect_event(item, self.owner.model))
+    def _emit(self, item: Event | Recorded | Ended) -> None:
+        if isinstance(item, Recorded):
+            self.out.put_nowait(_Committing(item.committed, inspect_event(item.event, self.owner.model)))
+        else:
+            self.out.put_nowait(item if isinstance(item, Ended) else inspect_event(item, self.owner.model))
 
     async def serve(self, it: AsyncIterator[bytes]) -> AsyncGenerator[pb.InspectResponse, None]:
         self.driver.start()
@@ -125,6 +142,10 @@ class _Stream:
                     if item.status == "UNAVAILABLE":
                         raise ShuttingDownError(item.message)
                     return
+                if isinstance(item, _Committing):  # reported once journaled
+                    assert self.owner.recorder is not None
+                    await self.owner.recorder.journaling.settle(item.committed)
+                    item = item.reply
                 yield item
         finally:
             reader.cancel()

@@ -24,7 +24,16 @@ from edge import __version__
 from edge.station.events import DropReason
 
 # Label values are closed sets so a client can never create series (STYLE rule 10).
-RPCS = ("Describe", "DescribeStream", "Inspect", "GetInfo", "Trigger")  # anything else is counted as "other"
+RPCS = (
+    "Describe",
+    "DescribeStream",
+    "Inspect",
+    "GetInfo",
+    "Trigger",
+    "ListEvents",
+    "WatchEvents",
+    "GetEvidence",
+)  # anything else is counted as "other"
 # grpc.StatusCode names, spelled out so the metrics module does not import grpc; anything else is "UNKNOWN".
 CODES = frozenset(
     "OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS "  # noqa: SIM905 (compact)
@@ -38,6 +47,8 @@ GATE_LABELS = ("normal", "anomalous")
 # Gate scores are normalized: the calibrated threshold is 0.5 and anomalib clamps to [0, 1].
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.0)
 GATE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+EVIDENCE_CLASSES = ("anomaly", "normal")  # edge.journal.records.EvidenceClass
+MQTT_ERRORS = ("tls", "auth", "refused", "network")  # why a broker connection failed
 
 # A 12B model on a CPU takes seconds to minutes per description; the tiny test model takes under a millisecond.
 # 1-2.5-5 steps up to 10 s, then finer steps where latency alerts put their thresholds.
@@ -124,6 +135,28 @@ class Metrics:
         self.build_info = Info("build", "Daemon version and the loaded bundle.", namespace=namespace, registry=registry)
         self.build_info.info({"version": __version__, "bundle_id": "", "model": "", "quantization": ""})
 
+        # The event journal, its evidence store and the MQTT publisher (edge/journal).
+        self.journal_head = gauge("journal_head_sequence", "Sequence of the newest journaled event.")
+        self.journal_published = gauge("journal_published_sequence", "Last sequence the MQTT broker acknowledged.")
+        self.journal_backlog = gauge("journal_backlog_events", "Journaled events the broker has not acknowledged.")
+        self.journal_bytes = gauge("journal_bytes", "JSON payload bytes of the events the journal holds.")
+        self.journal_errors = counter("journal_write_errors_total", "Events that could not be journaled.")
+        self.mqtt_enabled = gauge("mqtt_enabled", "1 when the daemon publishes to an MQTT broker (mqtt_host).")
+        self.mqtt_connected = gauge("mqtt_connected", "1 while connected to the MQTT broker.")
+        self.mqtt_published = counter("mqtt_published_total", "Events the MQTT broker acknowledged (QoS 1).")
+        self.mqtt_publish_errors = counter("mqtt_publish_errors_total", "Publishes the MQTT client refused.")
+        self.mqtt_connection_errors = counter(
+            "mqtt_connection_errors_total", "Failed connections to the MQTT broker, by reason.", ("reason",)
+        )
+        self.evidence_bytes = Gauge(
+            "evidence_bytes", "Evidence stored, by class.", ("class",), namespace=namespace, registry=registry
+        )
+        self.evidence_skipped = counter(
+            "evidence_skipped_total", "Evidence not stored (free space), by class.", ("class",)
+        )
+        self.evidence_free = gauge("evidence_free_bytes", "Free space on the evidence disk.")
+        self.evidence_floor = gauge("evidence_free_floor_bytes", "Free space below which evidence is skipped.")
+
         # Every fixed label value starts at 0 so ratios and rate() work from the first scrape.
         for rpc in RPCS:
             self.requests.labels(rpc, "OK")
@@ -138,6 +171,11 @@ class Metrics:
         for kind in GATE_KINDS:
             self.gate_score.labels(kind)
             self.gate_latency.labels(kind)
+        for cls in EVIDENCE_CLASSES:
+            self.evidence_bytes.labels(cls)
+            self.evidence_skipped.labels(cls)
+        for reason in MQTT_ERRORS:
+            self.mqtt_connection_errors.labels(reason)
 
         registry.register(_MemoryCollector(namespace, proc_self, cgroup_root))
         # pulled cameras (edge.serve.cameras attaches their snapshot): up, state, frames, reconnects, frame age…

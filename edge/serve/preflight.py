@@ -24,6 +24,7 @@ from typing import Any
 from edge.errors import ConfigError
 from edge.serve.config import ServeConfig, split_hostport
 from edge.serve.files import Kind, check_path
+from edge.serve.journaling import check_journaling
 from edge.serve.security import check_tls_files, load_tokens
 
 
@@ -111,6 +112,7 @@ CHECKS: tuple[Callable[[ServeConfig], None], ...] = (
     check_tokens,
     check_report_schema,
     check_cameras,
+    check_journaling,  # state_dir writable, MQTT TLS files and the password file (edge.serve.journaling)
     check_addresses,
 )
 

@@ -55,9 +55,12 @@ class Daemon:
     """The running pieces of one ``edge serve``: engine scheduler, gRPC server, health."""
 
     def __init__(self, cfg: ServeConfig, engine: Any, metrics: Any, gate: GateRunner | None = None) -> None:
+        from edge.serve.journaling import open_journaling
+
         self.cfg, self.engine, self.metrics, self.gate = cfg, engine, metrics, gate
         self.scheduler = Scheduler(engine, metrics, cfg.queue_depth)
-        self.service = InspectorService(cfg, engine, self.scheduler, metrics, gate)
+        self.journaling = open_journaling(cfg, metrics)  # before serving: every decision is journaled
+        self.service = InspectorService(cfg, engine, self.scheduler, metrics, gate, self.journaling)
         self.health = health.aio.HealthServicer()
         interceptors = []
         if cfg.token_file is not None:
@@ -124,6 +127,7 @@ class Daemon:
 
         await self.set_serving(False)
         self.service.draining = True
+        self.service.events.shutdown()
         was_running = self.scheduler.busy
         dropped = len(self.scheduler.close())
         self.service.sessions.shutdown()
@@ -140,6 +144,8 @@ class Daemon:
         await self.server.stop(until(hard) or 0.05)
         if self.gate is not None:
             self.gate.close()
+        if self.journaling is not None:  # every final event was journaled before it was sent: drain and close
+            await asyncio.to_thread(self.journaling.close, max(until(hard), 0.2))
         if not was_running and finished:
             what = "nothing was running"
         else:
@@ -166,7 +172,12 @@ async def create_server(
 
         metrics = Metrics(CollectorRegistry())
     daemon = Daemon(cfg, engine, metrics, gate)
-    port = await daemon.start()
+    try:
+        port = await daemon.start()
+    except BaseException:
+        if daemon.journaling is not None:
+            daemon.journaling.close(1.0)
+        raise
     return daemon, port
 
 

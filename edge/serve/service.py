@@ -16,10 +16,14 @@ import grpc
 
 from edge import __version__
 from edge.errors import FieldError, ShuttingDownError
+from edge.journal.records import Record, context_of, describe_record, error_body
 from edge.serve.cameras import CameraSessions
 from edge.serve.config import ServeConfig
 from edge.serve.convert import Converter, gate_result, parse
+from edge.serve.events_rpc import EventsRpc
 from edge.serve.inspect_rpc import InspectSessions
+from edge.serve.journaling import Journaling
+from edge.serve.recorder import SessionRecorder
 from edge.serve.replies import describe_response, gate_message
 from edge.serve.rpc import Rpc
 from edge.station.admission import finite
@@ -54,9 +58,16 @@ class InspectorService:
     """``edge.v1.InspectorService`` over one engine, through the scheduler."""
 
     def __init__(
-        self, cfg: ServeConfig, engine: Any, scheduler: Scheduler, metrics: Any, gate: GateRunner | None = None
+        self,
+        cfg: ServeConfig,
+        engine: Any,
+        scheduler: Scheduler,
+        metrics: Any,
+        gate: GateRunner | None = None,
+        journaling: Journaling | None = None,
     ) -> None:
         self.cfg, self.engine, self.scheduler, self.metrics, self.gate = cfg, engine, scheduler, metrics, gate
+        self.journaling = journaling  # None: nothing is journaled
         self.rpc = Rpc(metrics)
         self.conv = Converter(cfg, engine, engine.defaults.max_new_tokens, gate.gate if gate is not None else None)
         m = engine.manifest
@@ -68,8 +79,11 @@ class InspectorService:
         self.draining = False
         self.inflight = 0  # Describe/DescribeStream calls not yet answered (the drain waits for them)
         self.answered = asyncio.Event()
-        self.sessions = InspectSessions(cfg, self.conv, scheduler, metrics, self.model, gate)
-        self.cameras = CameraSessions(cfg, self.conv, scheduler, metrics, gate)  # started with the server
+        recorder = SessionRecorder(journaling) if journaling is not None else None
+        self.sessions = InspectSessions(cfg, self.conv, scheduler, metrics, self.model, gate, recorder)
+        # started with the server
+        self.cameras = CameraSessions(cfg, self.conv, scheduler, metrics, gate, recorder)
+        self.events = EventsRpc(journaling, cfg)
 
     async def wait_answered(self, timeout: float) -> bool:
         """Wait until every Describe/DescribeStream call has sent its answer (for draining)."""
@@ -90,7 +104,7 @@ class InspectorService:
             raise ShuttingDownError("the daemon is shutting down and takes no new descriptions; retry on another")
         self.inflight += 1
         try:
-            req = await asyncio.to_thread(self.conv.describe_request, request)
+            req = received = await asyncio.to_thread(self.conv.describe_request, request)
             gate = await self._gate(request, req)
             if gate is not None:
                 req = with_gate(req, gate, self.conv.references)
@@ -99,8 +113,15 @@ class InspectorService:
                 if isinstance(ev, JobToken) and stream:
                     yield pb.TokenChunk(token_id=ev.token_id, text=ev.text)
                 elif isinstance(ev, JobDone):
+                    if self.journaling is not None:  # journaled before it is reported, with the frame as received
+                        rec = describe_record(key, ev.outcome, request.context, received.images, received.audio, gate)
+                        await self.journaling.record(rec)
                     yield describe_response(ev.outcome, self.model, request.context, gate_message(gate))
                 elif isinstance(ev, JobFailed):
+                    if self.journaling is not None:
+                        await self.journaling.record(
+                            Record(key, error_body(ev.error), context=context_of(request.context))
+                        )
                     raise ev.error
                 elif isinstance(ev, JobSkipped | JobCancelled):
                     raise ShuttingDownError("the description was not finished: the daemon is shutting down")
@@ -154,6 +175,18 @@ class InspectorService:
     ) -> AsyncGenerator[pb.InspectResponse, None]:
         async for reply in self.rpc.guarded("Inspect", context, self.sessions.run(requests)):
             yield reply
+
+    async def ListEvents(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.ListEventsResponse:
+        return await self.rpc.unary("ListEvents", context, self.events.list(raw))
+
+    async def WatchEvents(
+        self, raw: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncGenerator[pb.WatchEventsResponse, None]:
+        async for reply in self.rpc.guarded("WatchEvents", context, self.events.watch(raw)):
+            yield reply
+
+    async def GetEvidence(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.GetEvidenceResponse:
+        return await self.rpc.unary("GetEvidence", context, self.events.evidence(raw))
 
     async def GetInfo(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.GetInfoResponse:
         return await self.rpc.unary("GetInfo", context, self._info(raw))

@@ -10,6 +10,8 @@ from edge.errors import (
     EdgeError,
     EngineError,
     InputError,
+    JournalError,
+    NotFoundError,
     OverloadedError,
     SessionError,
     ShuttingDownError,
@@ -23,6 +25,8 @@ STATUS_TABLE: tuple[tuple[type[EdgeError], grpc.StatusCode], ...] = (
     (ShuttingDownError, grpc.StatusCode.UNAVAILABLE),
     (SessionError, grpc.StatusCode.FAILED_PRECONDITION),
     (BundleError, grpc.StatusCode.FAILED_PRECONDITION),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),  # an evidence file that retention removed, a malformed id
+    (JournalError, grpc.StatusCode.FAILED_PRECONDITION),  # no state_dir, or the journal cannot be read
     (EngineError, grpc.StatusCode.INTERNAL),
 )
 

@@ -60,6 +60,14 @@ class SourceState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SOURCE_STATE_STREAMING: _ClassVar[SourceState]
     SOURCE_STATE_BACKOFF: _ClassVar[SourceState]
     SOURCE_STATE_FAILED: _ClassVar[SourceState]
+
+class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_KIND_UNSPECIFIED: _ClassVar[EventKind]
+    EVENT_KIND_SCORED: _ClassVar[EventKind]
+    EVENT_KIND_FINISHED: _ClassVar[EventKind]
+    EVENT_KIND_DROPPED: _ClassVar[EventKind]
+    EVENT_KIND_ERROR: _ClassVar[EventKind]
 PIXEL_FORMAT_UNSPECIFIED: PixelFormat
 PIXEL_FORMAT_GRAY8: PixelFormat
 PIXEL_FORMAT_RGB8: PixelFormat
@@ -93,6 +101,11 @@ SOURCE_STATE_CONNECTING: SourceState
 SOURCE_STATE_STREAMING: SourceState
 SOURCE_STATE_BACKOFF: SourceState
 SOURCE_STATE_FAILED: SourceState
+EVENT_KIND_UNSPECIFIED: EventKind
+EVENT_KIND_SCORED: EventKind
+EVENT_KIND_FINISHED: EventKind
+EVENT_KIND_DROPPED: EventKind
+EVENT_KIND_ERROR: EventKind
 
 class RawImage(_message.Message):
     __slots__ = ("width", "height", "stride", "format", "data")
@@ -594,3 +607,77 @@ class TriggerResponse(_message.Message):
     frame_sequence: int
     frame_capture_time: float
     def __init__(self, frame_sequence: _Optional[int] = ..., frame_capture_time: _Optional[float] = ...) -> None: ...
+
+class EventFilter(_message.Message):
+    __slots__ = ("kinds", "source")
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    kinds: _containers.RepeatedScalarFieldContainer[EventKind]
+    source: str
+    def __init__(self, kinds: _Optional[_Iterable[_Union[EventKind, str]]] = ..., source: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("sequence", "time", "kind", "source", "json")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    time: float
+    kind: EventKind
+    source: str
+    json: str
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[float] = ..., kind: _Optional[_Union[EventKind, str]] = ..., source: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...
+
+class ListEventsRequest(_message.Message):
+    __slots__ = ("since_sequence", "filter", "limit")
+    SINCE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    since_sequence: int
+    filter: EventFilter
+    limit: int
+    def __init__(self, since_sequence: _Optional[int] = ..., filter: _Optional[_Union[EventFilter, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListEventsResponse(_message.Message):
+    __slots__ = ("events", "head_sequence", "oldest_sequence", "next_sequence")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    HEAD_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    head_sequence: int
+    oldest_sequence: int
+    next_sequence: int
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., head_sequence: _Optional[int] = ..., oldest_sequence: _Optional[int] = ..., next_sequence: _Optional[int] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ("since_sequence", "filter")
+    SINCE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    since_sequence: int
+    filter: EventFilter
+    def __init__(self, since_sequence: _Optional[int] = ..., filter: _Optional[_Union[EventFilter, _Mapping]] = ...) -> None: ...
+
+class WatchEventsResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: Event
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ...) -> None: ...
+
+class GetEvidenceRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetEvidenceResponse(_message.Message):
+    __slots__ = ("id", "media_type", "data")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    media_type: str
+    data: bytes
+    def __init__(self, id: _Optional[str] = ..., media_type: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...

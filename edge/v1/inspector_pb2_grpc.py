@@ -59,6 +59,21 @@ class InspectorServiceStub:
                 request_serializer=edge_dot_v1_dot_inspector__pb2.TriggerRequest.SerializeToString,
                 response_deserializer=edge_dot_v1_dot_inspector__pb2.TriggerResponse.FromString,
                 _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/edge.v1.InspectorService/ListEvents',
+                request_serializer=edge_dot_v1_dot_inspector__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=edge_dot_v1_dot_inspector__pb2.ListEventsResponse.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/edge.v1.InspectorService/WatchEvents',
+                request_serializer=edge_dot_v1_dot_inspector__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=edge_dot_v1_dot_inspector__pb2.WatchEventsResponse.FromString,
+                _registered_method=True)
+        self.GetEvidence = channel.unary_unary(
+                '/edge.v1.InspectorService/GetEvidence',
+                request_serializer=edge_dot_v1_dot_inspector__pb2.GetEvidenceRequest.SerializeToString,
+                response_deserializer=edge_dot_v1_dot_inspector__pb2.GetEvidenceResponse.FromString,
+                _registered_method=True)
 
 
 class InspectorServiceServicer:
@@ -101,6 +116,27 @@ class InspectorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEvents(self, request, context):
+        """Journaled decisions (scored, finished, dropped, error), oldest first, after a sequence.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """Replays the journal after since_sequence, then streams each new event once it is journaled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvidence(self, request, context):
+        """The stored bytes of one evidence file named in an event (frame, anomaly map, audio window, report).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InspectorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +164,21 @@ def add_InspectorServiceServicer_to_server(servicer, server):
                     servicer.Trigger,
                     request_deserializer=edge_dot_v1_dot_inspector__pb2.TriggerRequest.FromString,
                     response_serializer=edge_dot_v1_dot_inspector__pb2.TriggerResponse.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=edge_dot_v1_dot_inspector__pb2.ListEventsRequest.FromString,
+                    response_serializer=edge_dot_v1_dot_inspector__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=edge_dot_v1_dot_inspector__pb2.WatchEventsRequest.FromString,
+                    response_serializer=edge_dot_v1_dot_inspector__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'GetEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvidence,
+                    request_deserializer=edge_dot_v1_dot_inspector__pb2.GetEvidenceRequest.FromString,
+                    response_serializer=edge_dot_v1_dot_inspector__pb2.GetEvidenceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +316,87 @@ class InspectorService:
             '/edge.v1.InspectorService/Trigger',
             edge_dot_v1_dot_inspector__pb2.TriggerRequest.SerializeToString,
             edge_dot_v1_dot_inspector__pb2.TriggerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edge.v1.InspectorService/ListEvents',
+            edge_dot_v1_dot_inspector__pb2.ListEventsRequest.SerializeToString,
+            edge_dot_v1_dot_inspector__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/edge.v1.InspectorService/WatchEvents',
+            edge_dot_v1_dot_inspector__pb2.WatchEventsRequest.SerializeToString,
+            edge_dot_v1_dot_inspector__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edge.v1.InspectorService/GetEvidence',
+            edge_dot_v1_dot_inspector__pb2.GetEvidenceRequest.SerializeToString,
+            edge_dot_v1_dot_inspector__pb2.GetEvidenceResponse.FromString,
             options,
             channel_credentials,
             insecure,

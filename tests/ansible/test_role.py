@@ -100,6 +100,9 @@ class Fleet:
     def prefix(self, host: str) -> Path:
         return self.root / host / "opt"
 
+    def state(self, host: str) -> Path:
+        return self.root / host / "state"
+
     def write_inventory(self, version: str, bundles: dict[str, Path] | None = None) -> None:
         hosts: dict[str, Any] = {}
         for h in HOSTS:
@@ -116,6 +119,7 @@ class Fleet:
                 "edge_inspector_bundle_src": str((bundles or {}).get(h, self.bundle)),
                 "edge_inspector_station": f"st-{h}",
                 "edge_inspector_line": "line-a",
+                "edge_inspector_state_dir": str(self.state(h)),
             }
         group_vars = {
             "edge_inspector_version": version,
@@ -337,8 +341,11 @@ def test_upgrade_with_corrupt_bundle_rolls_that_host_back(fleet: Fleet) -> None:
 
 
 def test_rollback_restores_previous_release(fleet: Fleet) -> None:
+    journal = fleet.state("s1") / "journal.db"
+    before = journal.stat().st_ino  # the upgraded release journaled here
     fleet.playbook("rollback.yml", "--limit", "s1")
     wait_serving(fleet, "s1")
+    assert journal.stat().st_ino == before  # the state folder is outside the releases: the rollback keeps it
     assert served_version(fleet, "s1") == OLD
     assert served_version(fleet, "s2") == NEW
     assert os.readlink(fleet.prefix("s1") / "previous") == str(fleet.prefix("s1") / "releases" / NEW)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -41,10 +42,16 @@ def frame(data: bytes, t: float) -> pb.InspectRequest:
 
 
 @pytest.fixture(scope="module")
-def gated(fp32_bundle: Path, engine, fitted_gate: Path):
-    d = RunningDaemon(serve_config(fp32_bundle, gate=fitted_gate, gate_backlog=128), engine, load_gate(fitted_gate))
+def gated(fp32_bundle: Path, engine, fitted_gate: Path, tmp_path_factory: pytest.TempPathFactory):
+    state = tmp_path_factory.mktemp("state")  # every decision journaled; every normal frame's evidence kept
+    cfg = serve_config(fp32_bundle, gate=fitted_gate, gate_backlog=128, state_dir=state, evidence_normal_sample_rate=1)
+    d = RunningDaemon(cfg, engine, load_gate(fitted_gate))
     yield d
     d.stop()
+
+
+def journaled_since(daemon: RunningDaemon, after: int) -> list[dict]:
+    return [json.loads(e.payload) for e in daemon.daemon.journaling.journal.read(after, 10_000)]
 
 
 def test_100_frames_3_defective_give_3_descriptions_and_97_scored(gated, small_dataset: Path, fitted_gate) -> None:
@@ -64,6 +71,7 @@ def test_100_frames_3_defective_give_3_descriptions_and_97_scored(gated, small_d
         stream.insert(at, path)
     messages = [gated_config()] + [frame(p.read_bytes(), 100.0 + i / 10) for i, p in enumerate(stream)]
     before = {k: gated.sample("edge_inspector_gate_frames_total", {"label": k}) for k in ("normal", "anomalous")}
+    head = gated.daemon.journaling.journal.head
     events = session(gated, messages)
     kinds = Counter(e.WhichOneof("event") for e in events)
     assert kinds["accepted"] == 100 and kinds["scored"] == 97 and kinds["finished"] == 3, kinds
@@ -78,6 +86,18 @@ def test_100_frames_3_defective_give_3_descriptions_and_97_scored(gated, small_d
     assert all(not s.gate.anomalous and s.gate.score <= 0.5 for s in scored)
     after = {k: gated.sample("edge_inspector_gate_frames_total", {"label": k}) for k in ("normal", "anomalous")}
     assert (after["normal"] - before["normal"], after["anomalous"] - before["anomalous"]) == (97, 3)
+    # every decision was journaled before it was sent, with what justified it
+    docs = journaled_since(gated, head)
+    assert Counter(d["kind"] for d in docs) == {"scored": 97, "finished": 3}
+    for d in docs:
+        roles = sorted(r["role"] for r in d["evidence"])
+        assert roles == ["anomaly_map", "frame"], d  # normal frames too: evidence_normal_sample_rate = 1
+        assert d["anomalous"] is (d["kind"] == "finished")
+    described = sorted(d["frame"]["sequence"] for d in docs if d["kind"] == "finished")
+    assert described == [11, 51, 91]
+    frame_ids = {d["frame"]["sequence"]: next(r["id"] for r in d["evidence"] if r["role"] == "frame") for d in docs}
+    media, data = gated.daemon.journaling.journal.evidence_file(frame_ids[11])
+    assert media == "image/png" and data == defects[0].read_bytes()  # the frame as received, byte for byte
 
 
 def test_the_description_sees_the_close_up_and_the_score(gated, small_dataset: Path, fitted_gate: Path) -> None:
@@ -130,6 +150,7 @@ def test_a_sound_anomaly_is_described_with_its_window(gated, small_dataset: Path
     good_frame = sorted((small_dataset / "test/good").glob("*.png"))[0].read_bytes()
     t0 = 1_700_000_000.0
     messages = [gated_config(), frame(good_frame, t0)]
+    head = gated.daemon.journaling.journal.head
     for k in range(6):  # six 1 s chunks, contiguous in time
         pcm = (np.clip(wave[k * 16_000 : (k + 1) * 16_000], -1, 1) * 32767).astype("<i2").tobytes()
         audio = pb.Audio(encoding=pb.AUDIO_ENCODING_PCM_S16LE, sample_rate_hz=16_000, channels=1, data=pcm)
@@ -145,6 +166,10 @@ def test_a_sound_anomaly_is_described_with_its_window(gated, small_dataset: Path
         assert s.frame_sequence == 1  # the nearest frame is shown
     assert all(f.frame_sequence == 0 for f in finished)  # the frame itself already ended as scored
     assert [e.WhichOneof("event") for e in events].count("scored") == 1
+    sound_docs = [d for d in journaled_since(gated, head) if d["kind"] == "finished"]
+    assert len(sound_docs) == len(finished) and all(d["frame"]["sequence"] == 0 for d in sound_docs)
+    for d in sound_docs:  # the window the model heard, as WAV
+        assert [r["role"] for r in d["evidence"]] == ["audio"] and d["anomalous"] is True
 
 
 def test_gate_settings_are_checked(gated, fp32_bundle: Path, engine) -> None:

@@ -13,8 +13,10 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from edge import __version__
 from edge.serve.metrics import (
     DROP_REASONS,
+    EVIDENCE_CLASSES,
     GATE_KINDS,
     GATE_LABELS,
+    MQTT_ERRORS,
     OUTCOMES,
     RPCS,
     STAGE_BUCKETS,
@@ -84,12 +86,13 @@ def test_no_label_value_outside_the_fixed_sets(registry: CollectorRegistry, metr
     with pytest.raises(ValueError, match="not one of"):
         metrics.observe_gate("camera-7", 0.3, False, 0.001)
     allowed = {
-        "reason": set(DROP_REASONS),
+        "reason": {*DROP_REASONS, *MQTT_ERRORS},
         "outcome": set(OUTCOMES),
         "rpc": {*RPCS, "other"},
         "code": codes,
         "label": set(GATE_LABELS),
         "kind": set(GATE_KINDS),
+        "class": set(EVIDENCE_CLASSES),
     }
     for family in registry.collect():
         if not family.name.startswith("edge_inspector_") or family.name == "edge_inspector_build":

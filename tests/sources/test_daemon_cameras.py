@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import logging
 from pathlib import Path
 from typing import Any
@@ -166,7 +168,9 @@ def test_a_gated_rtsp_camera_describes_anomalies_with_no_client(
     n = defect_frames(small_dataset, fitted_gate, tmp_path / "frames")
     server = RtspServer("--images", str(tmp_path / "frames"), "--fps", "5")
     cam = CameraConfig(id="line-cam", url=server.url(), fps=5, line="L1", station="st-1")
-    cfg = serve_config(fp32_bundle, cameras=(cam,), gate=fitted_gate, gate_backlog=32, queue_depth=4)
+    cfg = serve_config(
+        fp32_bundle, cameras=(cam,), gate=fitted_gate, gate_backlog=32, queue_depth=4, state_dir=tmp_path / "state"
+    )
     d = RunningDaemon(cfg, engine, load_gate(fitted_gate))
     events = Events(d)
     try:
@@ -178,6 +182,14 @@ def test_a_gated_rtsp_camera_describes_anomalies_with_no_client(
         assert f.context.camera_id == "line-cam" and f.outcome.result.token_ids
         assert all(not s.gate.label for s in events.of(Scored))
         assert d.sample("edge_inspector_camera_events_total", {"camera": "line-cam", "event": "finished"}) >= 1
+        # the camera's decisions are journaled with their evidence, as an Inspect session's are
+        journal = d.daemon.journaling.journal
+        docs = [json.loads(e.payload) for e in journal.read(0, 1000)]
+        assert {doc["source"] for doc in docs} == {"camera:line-cam"}
+        finished = [doc for doc in docs if doc["kind"] == "finished" and doc["frame"]["sequence"] == f.frame_sequence]
+        assert finished and finished[0]["anomalous"] is True and finished[0]["context"]["camera_id"] == "line-cam"
+        assert {r["role"] for r in finished[0]["evidence"]} == {"frame", "anomaly_map"}
+        assert any(doc["kind"] == "scored" and doc["scored"]["label"] is False for doc in docs)
     finally:
         d.stop()
         server.stop()

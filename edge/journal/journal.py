@@ -1,0 +1,259 @@
+"""The durable event journal: ``append(record)`` returns a future that resolves once the event is committed.
+
+One writer thread takes everything queued since its last commit and commits it as one transaction (group
+commit): under load a batch holds many events and costs one fsync, idle it holds one and adds no wait.
+Evidence files are written by the same thread, before the commit that references them, never on an
+event loop. The future resolves with the event's sequence (or a :class:`~edge.errors.JournalError`), so
+the daemon reports a decision to its client only once it is journaled. Listeners (the MQTT publisher,
+``WatchEvents``) are told the new head after every commit. Retention runs on the same thread between
+batches: events older than ``max_age_seconds`` or beyond ``max_bytes`` go, oldest first, but never one
+that a publisher named in ``floor_cursors`` has not had acknowledged.
+
+>>> journal = Journal(JournalSettings(Path("/var/lib/edge-inspector")))
+>>> seq = await asyncio.wrap_future(journal.append(from_event("inspect:1", event)))
+>>> journal.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.errors import JournalError
+from edge.journal.evidence import EvidenceBudgets, EvidenceStore, read_evidence
+from edge.journal.records import Record, payload
+from edge.journal.store import EventStore, StoredEvent
+
+log = logging.getLogger("edge.journal")
+MAX_BATCH = 512
+PRUNE_EVERY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class JournalSettings:
+    state_dir: Path
+    synchronous: str = "FULL"
+    max_bytes: int = 256 * 1024**2  # JSON payload of published events kept
+    max_age_seconds: float = 30 * 86400.0
+    floor_cursors: tuple[str, ...] = ()  # publishers whose unacknowledged events retention must keep
+    origin: tuple[str, str] = ("", "")  # (line, station) written into every event
+    evidence: EvidenceBudgets | None = field(default_factory=EvidenceBudgets)
+
+    @property
+    def path(self) -> Path:
+        return self.state_dir / "journal.db"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.state_dir / "evidence"
+
+
+@dataclass(frozen=True)
+class _Append:
+    record: Record
+    future: Future[int]
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    name: str
+    seq: int
+
+
+_STOP = object()
+
+
+class Journal:
+    """See the module docstring. Thread-safe; ``append`` never blocks on the disk."""
+
+    def __init__(self, settings: JournalSettings, *, metrics: Any = None, clock: Callable[[], float] = time.time):
+        self.settings, self.metrics, self.clock = settings, metrics, clock
+        self.store = EventStore(settings.path, settings.synchronous)
+        self.evidence = (
+            EvidenceStore(
+                settings.evidence_dir,
+                settings.evidence,
+                self.store.writer,
+                durable=settings.synchronous in ("FULL", "EXTRA"),
+                metrics=metrics,
+            )
+            if settings.evidence is not None
+            else None
+        )
+        self._next = self.store.head() + 1
+        self._head = self._next - 1
+        self._bytes = self.store.payload_bytes()
+        self._cursors = {n: self.store.cursor(n) for n in settings.floor_cursors}
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._listeners: list[Callable[[int], None]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._last_prune = 0.0
+        self._thread = threading.Thread(target=self._run, name="edge-journal", daemon=True)
+        self._thread.start()
+        self._gauges()
+
+    # -- any thread ---------------------------------------------------------------------------------------
+    def append(self, record: Record) -> Future[int]:
+        """Queue ``record``; the future resolves with its sequence once committed (JournalError if not)."""
+        fut: Future[int] = Future()
+        with self._lock:
+            if self._closed:
+                fut.set_exception(JournalError("the journal is closed (the daemon is shutting down)"))
+                return fut
+            self._queue.put(_Append(record, fut))
+        return fut
+
+    def save_cursor(self, name: str, seq: int) -> None:
+        """Persist a publisher's cursor (the last sequence its broker acknowledged), in the next batch."""
+        with self._lock:
+            if not self._closed:
+                self._queue.put(_Cursor(name, seq))
+
+    def add_listener(self, fn: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``fn(head)`` on the writer thread after each commit; returns the function that removes it."""
+        with self._lock:
+            self._listeners.append(fn)
+
+        def remove() -> None:
+            with self._lock:
+                if fn in self._listeners:
+                    self._listeners.remove(fn)
+
+        return remove
+
+    @property
+    def head(self) -> int:
+        """The sequence of the last committed event (0 for an empty journal)."""
+        return self._head
+
+    def read(
+        self, after: int, limit: int, kinds: Sequence[str] = (), source: str = "", before: int = 0
+    ) -> list[StoredEvent]:
+        return self.store.read(after, limit, kinds, source, before)
+
+    def cursor(self, name: str) -> int:
+        return self.store.cursor(name)
+
+    def evidence_file(self, evidence_id: str) -> tuple[str, bytes]:
+        return read_evidence(self.settings.evidence_dir, evidence_id)
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Commit what is queued, stop the writer and close the file; True if it finished within ``timeout``."""
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join(timeout)
+        done = not self._thread.is_alive()
+        if done:
+            self.store.close()
+        else:
+            log.warning("the journal writer did not finish within %.1f s; queued events may be lost", timeout)
+        return done
+
+    # -- the writer thread ----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        stop = False
+        while not stop:  # no waiting for company: what queued during the last commit (its fsync) is the batch
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is _STOP for item in batch)
+            items = [item for item in batch if item is not _STOP]
+            if items:
+                self._commit(items)
+            if stop or self.clock() - self._last_prune >= PRUNE_EVERY_SECONDS:
+                self._prune()
+
+    def _commit(self, items: list[Any]) -> None:
+        appends = [i for i in items if isinstance(i, _Append)]
+        cursors = [i for i in items if isinstance(i, _Cursor)]
+        rows, done = [], []
+        conn = self.store.writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            seq = self._next
+            for item in appends:
+                rec, now = item.record, item.record.time if item.record.time is not None else self.clock()
+                refs, skipped = self.evidence.put(rec, now) if self.evidence is not None else ([], "")
+                text = payload(rec, seq, now, self.settings.origin, refs, skipped)
+                rows.append((seq, now, rec.kind.value, rec.source, text))
+                done.append((item.future, seq, len(text)))
+                seq += 1
+            self.store.insert(rows)
+            for c in cursors:
+                self.store.set_cursor(c.name, c.seq)
+            conn.execute("COMMIT")
+        except (sqlite3.Error, ValueError, OSError) as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            err = JournalError(f"{self.settings.path}: cannot write to the event journal ({exc})")
+            log.error("%s", err)
+            if self.metrics is not None:
+                self.metrics.journal_errors.inc(len(appends))
+            for item in appends:
+                item.future.set_exception(err)
+            return
+        self._next = seq
+        for c in cursors:
+            if c.name in self._cursors:
+                self._cursors[c.name] = max(self._cursors[c.name], c.seq)
+        if done:
+            self._head = seq - 1
+            self._bytes += sum(n for _, _, n in done)
+        for fut, s, _ in done:
+            fut.set_result(s)
+        self._gauges()
+        if done:
+            with self._lock:
+                listeners = list(self._listeners)
+            for fn in listeners:
+                try:
+                    fn(self._head)
+                except Exception:
+                    log.exception("a journal listener failed")
+
+    def floor(self) -> int:
+        """The highest sequence retention may delete: every floor cursor's acknowledged sequence."""
+        return min(self._cursors.values(), default=self._head)
+
+    def _prune(self) -> None:
+        now = self.clock()
+        self._last_prune = now
+        s = self.settings
+        conn = self.store.writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            deleted, freed = self.store.prune(s.max_bytes, now - s.max_age_seconds, self.floor(), self._bytes)
+            if self.evidence is not None:
+                self.evidence.prune(now)
+            conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            log.error("journal retention failed: %s", exc)
+            return
+        self._bytes -= freed
+        if deleted:
+            log.debug("journal retention deleted %d event(s), %d bytes", deleted, freed)
+        self._gauges()
+
+    def _gauges(self) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.journal_head.set(self._head)
+        self.metrics.journal_bytes.set(self._bytes)

@@ -1,0 +1,66 @@
+"""The journal's and the publisher's settings: refused at start with one line naming the key, before any model loads."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from edge.errors import ConfigError
+from edge.serve.config import ServeConfig
+from edge.serve.journaling import check_journaling, mqtt_settings
+from tests.serve.certs import make_certs
+
+MQTT = {"state_dir": Path("/tmp/x"), "line_id": "line-1", "station_id": "st-7", "mqtt_host": "broker"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"mqtt_host": "broker"}, "mqtt_host needs state_dir"),
+        ({**MQTT, "station_id": ""}, "mqtt_host needs line_id and station_id"),
+        ({**MQTT, "mqtt_port": 0}, "mqtt_port must be in 1..65535"),
+        ({**MQTT, "mqtt_tls_cert": Path("c.crt")}, "mqtt_tls_cert and mqtt_tls_key must be given together"),
+        ({**MQTT, "mqtt_password_file": Path("p")}, "mqtt_password_file needs mqtt_username"),
+        ({"journal_synchronous": "OFF"}, "journal_synchronous must be FULL or NORMAL"),
+        ({"evidence_normal_sample_rate": 1.5}, r"evidence_normal_sample_rate must be in \[0, 1\]"),
+        ({"evidence_min_free_bytes": -1}, "evidence_min_free_bytes must be >= 0"),
+        ({"journal_max_age_seconds": 0.0}, "journal_max_age_seconds must be > 0 seconds"),
+    ],
+)
+def test_bad_settings_are_named(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ServeConfig(**overrides)
+
+
+def test_a_topic_level_cannot_hold_a_wildcard() -> None:
+    cfg = ServeConfig(**{**MQTT, "station_id": "st/7"})
+    with pytest.raises(ConfigError, match="must not contain '/', '\\+', '#'"):
+        mqtt_settings(cfg)
+
+
+def test_state_dir_must_be_writable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"state_dir .*file.*not a folder this user can write"):
+        check_journaling(ServeConfig(state_dir=blocker / "state"))
+    check_journaling(ServeConfig(state_dir=tmp_path / "new" / "state"))
+    assert (tmp_path / "new" / "state").is_dir() and not list((tmp_path / "new" / "state").iterdir())
+
+
+def test_the_password_file_must_be_owner_only_and_the_tls_files_must_load(tmp_path: Path) -> None:
+    password = tmp_path / "password"
+    password.write_text("s3cret\n")
+    password.chmod(0o644)
+    cfg = ServeConfig(**{**MQTT, "state_dir": tmp_path, "mqtt_username": "st7", "mqtt_password_file": password})
+    with pytest.raises(ConfigError, match="too open; chmod 600"):
+        check_journaling(cfg)
+    password.chmod(0o600)
+    check_journaling(cfg)
+    assert mqtt_settings(cfg).password == "s3cret"  # type: ignore[union-attr]
+    pki = make_certs(tmp_path / "pki")
+    bad = dataclasses.replace(cfg, mqtt_tls_ca=pki["ca"], mqtt_tls_cert=pki["client"], mqtt_tls_key=pki["server_key"])
+    with pytest.raises(ConfigError, match=r"mqtt TLS files .*cannot load them"):
+        check_journaling(bad)  # a key that is not the certificate's
+    check_journaling(dataclasses.replace(bad, mqtt_tls_key=pki["client_key"]))
