@@ -67,6 +67,10 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     b.stop()
 
 
+def refused(station: Station) -> float:
+    return station.sample("edge_inspector_mqtt_connection_errors_total", {"reason": "network"})
+
+
 def test_broker_outage_mid_run_subscriber_gets_all_100_in_order_without_gaps(broker: Mosquitto, tmp_path: Path) -> None:
     sub = Subscriber(broker, TOPIC)
     station = Station(tmp_path / "state", broker)
@@ -81,8 +85,7 @@ def test_broker_outage_mid_run_subscriber_gets_all_100_in_order_without_gaps(bro
             if i == 70:
                 assert station.sample("edge_inspector_journal_backlog_events") >= 40  # on disk, waiting
                 assert station.sample("edge_inspector_mqtt_connected") == 0
-                refused = ("edge_inspector_mqtt_connection_errors_total", {"reason": "network"})
-                sub.wait(lambda: station.sample(*refused) >= 1, WAIT, "no reconnect attempt failed during the outage")
+                sub.wait(lambda: refused(station) >= 1, WAIT, "no reconnect attempt failed during the outage")
                 broker.start()
         sub.wait(lambda: set(range(1, 101)) <= {e["sequence"] for e in sub.events()}, WAIT, "not all 100 arrived")
         sub.wait(lambda: station.sample("edge_inspector_journal_backlog_events") == 0, WAIT, "backlog not drained")
