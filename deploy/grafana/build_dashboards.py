@@ -415,11 +415,12 @@ def station() -> dict[str, Any]:
     stat(lay, "Evidence free space", [q(f"min({N}evidence_free_bytes{{{SEL}}})", "free")], "bytes")
     timeseries(
         lay,
-        "MQTT: acknowledged, publish errors, connection errors",
+        "MQTT: acknowledged, publish errors, connection errors, triggers",
         [
             q(rate(f"{N}mqtt_published_total"), "acknowledged", "A"),
             q(rate(f"{N}mqtt_publish_errors_total"), "publish errors", "B"),
             q(rate(f"{N}mqtt_connection_errors_total", "reason"), "connection {{reason}}", "C"),
+            q(rate(f"{N}mqtt_triggers_total", "result"), "triggers {{result}}", "D"),
         ],
         "none",
         w=8,

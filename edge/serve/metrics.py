@@ -49,6 +49,7 @@ SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.0)
 GATE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 EVIDENCE_CLASSES = ("anomaly", "normal")  # edge.journal.records.EvidenceClass
 MQTT_ERRORS = ("tls", "auth", "refused", "network")  # why a broker connection failed
+TRIGGER_RESULTS = ("accepted", "refused")  # a message on the MQTT trigger topic
 
 # A 12B model on a CPU takes seconds to minutes per description; the tiny test model takes under a millisecond.
 # 1-2.5-5 steps up to 10 s, then finer steps where latency alerts put their thresholds.
@@ -148,6 +149,9 @@ class Metrics:
         self.mqtt_connection_errors = counter(
             "mqtt_connection_errors_total", "Failed connections to the MQTT broker, by reason.", ("reason",)
         )
+        self.mqtt_triggers = counter(
+            "mqtt_triggers_total", "Trigger messages from the MQTT trigger topic, taken or refused.", ("result",)
+        )
         self.evidence_bytes = Gauge(
             "evidence_bytes", "Evidence stored, by class.", ("class",), namespace=namespace, registry=registry
         )
@@ -176,6 +180,8 @@ class Metrics:
             self.evidence_skipped.labels(cls)
         for reason in MQTT_ERRORS:
             self.mqtt_connection_errors.labels(reason)
+        for result in TRIGGER_RESULTS:
+            self.mqtt_triggers.labels(result)
 
         registry.register(_MemoryCollector(namespace, proc_self, cgroup_root))
         # pulled cameras (edge.serve.cameras attaches their snapshot): up, state, frames, reconnects, frame age…

@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from edge import __version__
 from edge.errors import ConfigError
 from edge.serve.config import ServeConfig, split_hostport
+from edge.serve.mqtt_trigger import TriggerSubscriber, start_triggers
 from edge.serve.reflection import enable_reflection
 from edge.serve.service import InspectorService
 from edge.station.gating import GateRunner
@@ -60,6 +61,7 @@ class Daemon:
         self.cfg, self.engine, self.metrics, self.gate = cfg, engine, metrics, gate
         self.scheduler = Scheduler(engine, metrics, cfg.queue_depth)
         self.journaling = open_journaling(cfg, metrics)  # before serving: every decision is journaled
+        self.triggers: TriggerSubscriber | None = None  # the MQTT trigger topic, once started
         self.service = InspectorService(cfg, engine, self.scheduler, metrics, gate, self.journaling)
         self.health = health.aio.HealthServicer()
         interceptors = []
@@ -99,6 +101,7 @@ class Daemon:
             raise ConfigError(f"listen {self.cfg.listen}: cannot bind; is the port in use?")
         self.scheduler.start()
         self.service.cameras.start()
+        self.triggers = start_triggers(self.cfg, self.service.cameras, self.metrics)
         await self.server.start()
         await self.set_serving(True)
         return bound
@@ -126,6 +129,8 @@ class Daemon:
             return max(t - time.monotonic(), 0.0)
 
         await self.set_serving(False)
+        if self.triggers is not None:  # no new triggers from the line while draining
+            await asyncio.to_thread(self.triggers.stop)
         self.service.draining = True
         self.service.events.shutdown()
         was_running = self.scheduler.busy

@@ -20,6 +20,7 @@ from edge.serve.metrics import (
     OUTCOMES,
     RPCS,
     STAGE_BUCKETS,
+    TRIGGER_RESULTS,
     Metrics,
     start_http,
 )
@@ -93,6 +94,7 @@ def test_no_label_value_outside_the_fixed_sets(registry: CollectorRegistry, metr
         "label": set(GATE_LABELS),
         "kind": set(GATE_KINDS),
         "class": set(EVIDENCE_CLASSES),
+        "result": set(TRIGGER_RESULTS),
     }
     for family in registry.collect():
         if not family.name.startswith("edge_inspector_") or family.name == "edge_inspector_build":
