@@ -51,6 +51,7 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
         "step_overhead_fraction",
         "image_ttft_vs_torch",
         "frames_per_s",
+        "structured_vs_unconstrained",
     }
     assert all(t["met"] in (True, False) for t in report["targets"].values())
     # which kernels ran, and the same bundle on MatMulNBits in the same run
@@ -59,6 +60,11 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
     assert set(report["decode_vs_matmulnbits_by_context"]) == {"128", "1024"}
     assert report["decode_vs_matmulnbits"] == min(report["decode_vs_matmulnbits_by_context"].values())
     assert 0 < report["step_overhead_fraction"] < 1
+    structured = report["structured"]  # the default report schema against unconstrained, same tokens, same run
+    assert structured["report_complete"] and structured["new_tokens"] > 10, structured
+    assert report["structured_vs_unconstrained"] == structured["ratio"] > 0
+    assert structured["ratio"] == pytest.approx(structured["decode_tok_s"] / structured["unconstrained_decode_tok_s"])
+    assert 0 < structured["grammar_fraction"] < 1 and structured["grammar_s_per_token"] > 0
     for label in (
         "read bandwidth (best of runs)",
         "decode @ context 1024",
@@ -68,6 +74,7 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
         "weight-matmul kernels",
         "MatMulNBits: decode @ context 128",
         "per-step overhead",
+        "structured (default report schema)",
         "targets",
     ):
         assert label in proc.stdout, label
