@@ -39,6 +39,11 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="instead: onnxruntime's weight-matmul kernels on the decoder's shapes (int4 vs int8 GEMM vs fp32)",
     )
+    p.add_argument(
+        "--structured",
+        action="store_true",
+        help="instead: only the structured row (decode with the default report schema vs unconstrained)",
+    )
     p.add_argument("--block-size", type=int, help="with --preset: int4 block size (default: the recipe's 32)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 
@@ -95,6 +100,14 @@ def run(args: argparse.Namespace) -> int:
                 Path(args.json).write_text(
                     json.dumps({"kernels": rows, "read_bandwidth_bytes_s": bandwidth}, indent=2) + "\n"
                 )
+            return 0
+        if args.structured:
+            from edge.bench.structured import bench_structured, format_structured_table
+
+            report = bench_structured(bundle, threads=args.threads, repeats=args.repeats)
+            print(format_structured_table(report))
+            if args.json:
+                Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
             return 0
         if args.sweep:
             rows = sweep(bundle, repeats=args.repeats)
