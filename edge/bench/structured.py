@@ -3,8 +3,8 @@
 Each constrained run (greedy, the station's default inspection report) is paired with an unconstrained run of
 the same prompt and the same number of new tokens, so both decode at the same contexts; the pairs alternate
 within one process run, and the figure is the ratio of the two medians. The time the decode loop waits for
-the grammar (the token mask, following the chosen token) is reported too, so a ratio below target says where
-the time went.
+the grammar (the token mask, sampling under it, following the chosen token) is reported too, so a ratio
+below target says where the time went.
 """
 
 from __future__ import annotations

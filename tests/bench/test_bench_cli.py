@@ -80,6 +80,18 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
         assert label in proc.stdout, label
 
 
+def test_bench_structured_prints_the_row_alone(tmp_path: Path, int4_bundle: Path) -> None:
+    out = tmp_path / "structured.json"
+    cmd = [sys.executable, "-m", "edge", "bench", str(int4_bundle), "--structured", "--repeats", "3"]
+    proc = subprocess.run([*cmd, "--threads", "1", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    s = report["structured"]
+    assert s["report_complete"] and s["decode_tok_s"] > 0 and s["unconstrained_decode_tok_s"] > 0, s
+    assert s["grammar_s_per_token"] > 0 and s["paired_ratio"] > 0
+    assert "structured (default report schema)" in proc.stdout and "× unconstrained" in proc.stdout
+
+
 def test_bytes_per_token_counts_weights_and_attended_kv(int4_bundle: Path) -> None:
     engine = Engine(int4_bundle, threads=1)
     spec = engine.spec
