@@ -33,7 +33,8 @@ def structured_decode(engine: Any, repeats: int) -> dict[str, Any]:
     n = first.timings.new_tokens
     free = GenerationParams(max_new_tokens=n, min_new_tokens=n)
     engine.generate(prompt, params=free)
-    with_schema, without = [], []
+    with_schema: list[Any] = []
+    without: list[Any] = []
     for i in range(max(repeats, MIN_PAIRS)):
         # ABBA order: a machine getting busier or quieter during the run does not favour either side
         order = ((with_schema, constrained), (without, free))
