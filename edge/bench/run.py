@@ -24,6 +24,7 @@ import numpy as np
 
 from edge.bench.bandwidth import read_bandwidth_isolated
 from edge.bench.kernels import matmul_ceiling
+from edge.bench.structured import format_structured, structured_decode
 from edge.bundle.manifest import graph_bytes
 from edge.spec import SLIDING, ModelSpec
 
@@ -43,6 +44,7 @@ TARGETS = {
     "step_overhead_fraction": ("<=", 0.05),
     "image_ttft_vs_torch": ("<=", 0.30),
     "frames_per_s": (">=", 30.0),
+    "structured_vs_unconstrained": (">=", 0.95),  # issue 12: decode with the default report schema
 }
 
 PARAGRAPH = (
@@ -191,6 +193,7 @@ def measure_engine(bundle: Path, threads: int, repeats: int, contexts: tuple[int
     out["decode_tok_s_by_context"] = decode
     out["prefill_tok_s"] = prefill_rate(engine, repeats)
     out["step_overhead_fraction"] = step_overhead(engine, repeats)
+    out["structured"] = structured_decode(engine, repeats)
 
     jpeg = jpeg_bytes(part_image(*FRAME_SIZE, seed=3))
     wav = wav_bytes(machine_audio(AUDIO_SECONDS))
@@ -291,6 +294,7 @@ def bench(
     before = read_bandwidth_isolated(threads)
     eng = measure_engine(bundle, threads, repeats, contexts)
     report.update(eng)
+    report["structured_vs_unconstrained"] = eng["structured"]["ratio"]
     try:  # after the engine's peak RSS was taken; building the graph needs the onnx package (export extra)
         report["matmul_ceiling"] = matmul_ceiling(bundle, threads)
     except ImportError:
@@ -388,6 +392,7 @@ def format_report(r: dict[str, Any]) -> str:
         add(f"decode @ context {ctx}", f"{rate:.1f} tok/s", f"{bpt / 1e6:.0f} MB/token, {frac:.0%} of bandwidth bound")
     add(f"prefill ({PREFILL_TOKENS} text tokens)", f"{r['prefill_tok_s']:.0f} tok/s", _vs(r.get("prefill_vs_torch")))
     add("per-step overhead @ context 128", f"{r['step_overhead_fraction']:.1%}", "outside the decoder graph's run")
+    add(*format_structured(r["structured"]))
     nb = r.get("matmulnbits")
     if nb:
         for ctx, rate in nb["decode_tok_s_by_context"].items():

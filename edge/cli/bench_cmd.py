@@ -45,6 +45,11 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="instead: the event journal (throughput by durability), its cost to the gate, and the MQTT drain "
         "after an outage (needs Debian's mosquitto; works in --work)",
     )
+    p.add_argument(
+        "--structured",
+        action="store_true",
+        help="instead: only the structured row (decode with the default report schema vs unconstrained)",
+    )
     p.add_argument("--block-size", type=int, help="with --preset: int4 block size (default: the recipe's 32)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 
@@ -77,21 +82,24 @@ def run(args: argparse.Namespace) -> int:
             from edge.build.export import ExportOptions, export_bundle
             from edge.build.fixtures.checkpoint import write_checkpoint
             from edge.build.quantize import recipe
+            from edge.build.stamps import code_stamp, mark, mark_bundle, reused_bundle, stamped
 
             work = Path(args.work)
             checkpoint = work / f"ckpt-{args.preset}"
             bs = f"-b{args.block_size}" if args.block_size else ""
             bundle = work / f"{args.preset}-{args.quant}{bs}-{args.decoder}"
-            if args.rebuild:
+            stamp = code_stamp(args.preset)  # built by other fixture or export code: rebuilt, never reused
+            if args.rebuild or not stamped(checkpoint, stamp):
                 shutil.rmtree(checkpoint, ignore_errors=True)
-                shutil.rmtree(bundle, ignore_errors=True)
-            if not (checkpoint / "config.json").exists():
                 write_checkpoint(args.preset, checkpoint)
-            if not (bundle / "manifest.json").exists():
+                mark(checkpoint, stamp)
+            bundle_stamp = f"{stamp} {args.quant}{bs} {args.decoder}"
+            if args.rebuild or reused_bundle(bundle, bundle_stamp) is None:
                 dec = {"block_size": args.block_size} if args.block_size else {}
                 rec = recipe(args.quant, decoder=dec)
                 opts = ExportOptions(recipe=rec, decoder=args.decoder, parity=False, force=True)
                 export_bundle(str(checkpoint), bundle, opts)
+                mark_bundle(bundle, bundle_stamp)
         elif args.bundle:
             bundle = Path(args.bundle)
         else:
@@ -109,6 +117,14 @@ def run(args: argparse.Namespace) -> int:
                 Path(args.json).write_text(
                     json.dumps({"kernels": rows, "read_bandwidth_bytes_s": bandwidth}, indent=2) + "\n"
                 )
+            return 0
+        if args.structured:
+            from edge.bench.structured import bench_structured, format_structured_table
+
+            report = bench_structured(bundle, threads=args.threads, repeats=args.repeats)
+            print(format_structured_table(report))
+            if args.json:
+                Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
             return 0
         if args.sweep:
             rows = sweep(bundle, repeats=args.repeats)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from typing import Any
 
 PRESETS = {
     "tiny": (
@@ -64,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.build.export import ExportOptions, export_bundle
     from edge.build.fixtures.checkpoint import write_checkpoint
     from edge.build.quantize import recipe
+    from edge.build.stamps import code_stamp, mark, mark_bundle, reused_bundle, stamped
     from edge.bundle.memory import format_plan
     from edge.bundle.verify import verify_bundle
     from edge.cli.demo_daemon import DaemonFailed, describe_frame_and_clip, serving, show_metrics
@@ -81,12 +81,12 @@ def run(args: argparse.Namespace) -> int:
     say.step(f"build the {args.preset} Gemma 4 checkpoint", PRESETS[args.preset])
     t0 = time.perf_counter()
     ckpt = work / f"{args.preset}-checkpoint"
-    stamp = _stamp(args.preset)
-    if _stamped(ckpt, stamp):
+    stamp = code_stamp(args.preset)
+    if stamped(ckpt, stamp):
         say.result(f"{ckpt} is already there (built by an earlier run of this version): reused")
     else:
         write_checkpoint(args.preset, ckpt)
-        (ckpt / STAMP).write_text(stamp)
+        mark(ckpt, stamp)
         say.result(f"wrote {ckpt} in {time.perf_counter() - t0:.1f} s")
 
     say.step(
@@ -97,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
     )
     bundle = work / f"{args.preset}-{args.quant}-bundle"
     t0 = time.perf_counter()
-    m = _reused_bundle(bundle, f"{stamp} {args.quant}")
+    m = reused_bundle(bundle, f"{stamp} {args.quant}")
     if m is None:
         m = export_bundle(str(ckpt), bundle, ExportOptions(recipe=recipe(args.quant), context=2048, force=True))
-        (bundle.parent / f"{bundle.name}.stamp").write_text(f"{stamp} {args.quant}")
+        mark_bundle(bundle, f"{stamp} {args.quant}")
         size = sum(int(f["size"]) for f in m["files"].values())
         say.result(
             f"wrote {bundle} ({size / 2**20:.1f} MiB, {len(m['files'])} files) in {time.perf_counter() - t0:.1f} s"
@@ -162,47 +162,6 @@ def run(args: argparse.Namespace) -> int:
     )
     logging.getLogger("edge.build").handlers.clear()
     return code
-
-
-STAMP = ".edge-demo"
-
-
-def _stamp(preset: str) -> str:
-    """What a reusable checkpoint was built by: this version and the fixture and export code's bytes."""
-    import hashlib
-    from pathlib import Path
-
-    import edge
-    from edge.build import export, fixtures, graphs, quantize
-
-    h = hashlib.sha256(edge.__version__.encode())
-    for module in (fixtures, graphs):
-        for f in sorted(Path(module.__file__ or "").parent.glob("*.py")):
-            h.update(f.read_bytes())
-    for mod in (export, quantize):
-        h.update(Path(mod.__file__ or "").read_bytes())
-    return f"{preset} {h.hexdigest()[:16]}"
-
-
-def _stamped(folder: Any, stamp: str) -> bool:
-    return bool((folder / STAMP).is_file() and (folder / STAMP).read_text() == stamp)
-
-
-def _reused_bundle(bundle: Any, stamp: str) -> dict[str, Any] | None:
-    """The manifest of an intact bundle this checkpoint and code exported before, else None."""
-    import json
-
-    from edge.bundle.verify import verify_bundle
-    from edge.errors import BundleError
-
-    marker = bundle.parent / f"{bundle.name}.stamp"
-    if not (marker.is_file() and marker.read_text() == stamp):
-        return None
-    try:
-        verify_bundle(bundle)
-    except BundleError:
-        return None
-    return dict(json.loads((bundle / "manifest.json").read_text()))
 
 
 class Narrator:

@@ -53,6 +53,7 @@ class Timings:
     prefill_s: float = 0.0
     ttft_s: float = 0.0  # from the start of generate, inputs already decoded
     decode_s: float = 0.0
+    grammar_s: float = 0.0  # with a schema: masking, sampling and following the token (the grammar's share of decode_s)
     prompt_tokens: int = 0
     new_tokens: int = 0
 
@@ -259,8 +260,10 @@ class Engine:
                 banned = self.eos_ids if len(out) < params.min_new_tokens else None
                 token = sampler(logits[0, -1], banned)
             else:  # the grammar decides when end-of-turn may come
+                g = time.perf_counter()
                 token = sampler(constraint.masked(logits[0, -1]))
                 constraint.accept(token)
+                t.grammar_s += time.perf_counter() - g
             if not out:
                 t.ttft_s = time.perf_counter() - start
                 decode_start = time.perf_counter()

@@ -12,11 +12,15 @@ decoding and the report comes back byte for byte, under the same digest.
 
 >>> schema = default_report_schema(["scratch", "dent"])
 >>> d = InputsDigest(); d.add("prompt", b"Describe."); d.hexdigest()
+
+``python -m edge.station.report [DEFECT ...]`` prints the built-in schema (for those defect types).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -139,3 +143,7 @@ def options_text(params: Any, max_soft_tokens: int | None) -> str:
         f"temperature={s.temperature!r} top_k={s.top_k} top_p={s.top_p!r} seed={s.seed} "
         f"max_soft_tokens={max_soft_tokens}"
     )
+
+
+if __name__ == "__main__":
+    print(json.dumps(default_report_schema(sys.argv[1:] or DEFAULT_DEFECTS), indent=2))

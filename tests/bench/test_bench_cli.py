@@ -51,6 +51,7 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
         "step_overhead_fraction",
         "image_ttft_vs_torch",
         "frames_per_s",
+        "structured_vs_unconstrained",
     }
     assert all(t["met"] in (True, False) for t in report["targets"].values())
     # which kernels ran, and the same bundle on MatMulNBits in the same run
@@ -59,6 +60,11 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
     assert set(report["decode_vs_matmulnbits_by_context"]) == {"128", "1024"}
     assert report["decode_vs_matmulnbits"] == min(report["decode_vs_matmulnbits_by_context"].values())
     assert 0 < report["step_overhead_fraction"] < 1
+    structured = report["structured"]  # the default report schema against unconstrained, same tokens, same run
+    assert structured["report_complete"] and structured["new_tokens"] > 10, structured
+    assert report["structured_vs_unconstrained"] == structured["ratio"] > 0
+    assert structured["ratio"] == pytest.approx(structured["decode_tok_s"] / structured["unconstrained_decode_tok_s"])
+    assert 0 < structured["grammar_fraction"] < 1 and structured["grammar_s_per_token"] > 0
     for label in (
         "read bandwidth (best of runs)",
         "decode @ context 1024",
@@ -68,9 +74,22 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
         "weight-matmul kernels",
         "MatMulNBits: decode @ context 128",
         "per-step overhead",
+        "structured (default report schema)",
         "targets",
     ):
         assert label in proc.stdout, label
+
+
+def test_bench_structured_prints_the_row_alone(tmp_path: Path, int4_bundle: Path) -> None:
+    out = tmp_path / "structured.json"
+    cmd = [sys.executable, "-m", "edge", "bench", str(int4_bundle), "--structured", "--repeats", "3"]
+    proc = subprocess.run([*cmd, "--threads", "1", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    s = report["structured"]
+    assert s["report_complete"] and s["decode_tok_s"] > 0 and s["unconstrained_decode_tok_s"] > 0, s
+    assert s["grammar_s_per_token"] > 0 and s["paired_ratio"] > 0
+    assert "structured (default report schema)" in proc.stdout and "× unconstrained" in proc.stdout
 
 
 def test_bytes_per_token_counts_weights_and_attended_kv(int4_bundle: Path) -> None:
