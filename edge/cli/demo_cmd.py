@@ -8,6 +8,7 @@ gate are kept there and reused by the next run (checked first), so only the firs
 from __future__ import annotations
 
 import argparse
+import shutil
 import textwrap
 
 PRESETS = {
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.build.stamps import code_stamp, mark, mark_bundle, reused_bundle, stamped
     from edge.bundle.memory import format_plan
     from edge.bundle.verify import verify_bundle
-    from edge.cli.demo_daemon import DaemonFailed, describe_frame_and_clip, serving, show_metrics
+    from edge.cli.demo_daemon import DaemonFailed, describe_frame_and_clip, serving, show_journal, show_metrics
     from edge.cli.demo_inspect import fit_demo_gate, inspection_loop
 
     work = Path(args.workdir)
@@ -138,10 +139,15 @@ def run(args: argparse.Namespace) -> int:
         "The daemon verifies and loads the gate and the bundle and warms up before it reports SERVING.",
     )
     try:
-        with serving(bundle, say, ("--gate", str(gate))) as daemon:
+        state = work / "state"  # the event journal and its evidence: this run's only
+        shutil.rmtree(state, ignore_errors=True)
+        extra = ("--gate", str(gate), "--state-dir", str(state), "--line-id", "demo", "--station-id", "station-1")
+        with serving(bundle, say, extra) as daemon:
             describe_frame_and_clip(daemon, work, args.max_new_tokens, say, random_weights=args.preset == "tiny")
             say.step("the inspection loop: every frame scored, anomalies described")
             inspection_loop(daemon, data, say)
+            say.step("the journal: every decision and its evidence, kept before it was reported")
+            show_journal(daemon, state, say)
             show_metrics(daemon, say)
     except DaemonFailed as exc:
         return exc.code
@@ -152,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         f"  {bundle.name}/  the bundle a station runs (ONNX graphs, tokenizer, manifest.json)\n"
         f"  {gate.name}/  the anomaly gate (ONNX graph, sound model, manifest.json)\n"
         f"  {data.name}/  the generated inspection data set (MVTec AD layout)\n"
+        "  state/  the event journal (journal.db) and the evidence of each decision (evidence/)\n"
         "  frame.jpg, clip.wav  the single request's inputs\n"
         "Try next (after `. .venv/bin/activate`):\n"
         f"  edge gate eval {gate} {data}\n"
@@ -167,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
 class Narrator:
     """Numbered steps, each explained before its output; results and notes indented under it."""
 
-    STEPS = 7
+    STEPS = 8
 
     def __init__(self) -> None:
         self.n = 0

@@ -19,6 +19,7 @@ METRICS = (
     "edge_inspector_requests_total{",
     "edge_inspector_description_seconds_count",
     "edge_inspector_gate_frames_total{",
+    "edge_inspector_journal_head_sequence ",
     "edge_inspector_serving ",
     "edge_inspector_tokens_generated_total ",
     "edge_inspector_build_info{",
@@ -134,3 +135,29 @@ def show_metrics(daemon: Daemon, say: Any) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics", timeout=10) as r:
         text = r.read().decode()
     say.result("\n".join(ln for ln in text.splitlines() if ln.startswith(METRICS) and not ln.endswith(" 0.0")))
+
+
+def show_journal(daemon: Daemon, state: Path, say: Any) -> None:
+    """What the journal kept of the session: every decision, and the evidence of the anomalies."""
+    import collections
+    import json
+
+    import grpc
+
+    from edge.v1 import inspector_pb2 as pb
+    from edge.v1 import inspector_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as ch:
+        page = pb_grpc.InspectorServiceStub(ch).ListEvents(pb.ListEventsRequest(limit=1000), timeout=30)
+    docs = [json.loads(e.json) for e in page.events]
+    kinds = collections.Counter(d["kind"] for d in docs)
+    files = sum(len(d["evidence"]) for d in docs)
+    say.result(
+        f"{len(docs)} decisions journaled in {state / 'journal.db'} ("
+        + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        + f"), {files} evidence files in {state / 'evidence'}/"
+    )
+    for d in [d for d in docs if d["kind"] == "finished" and d["source"].startswith("inspect:")][:1]:
+        roles = ", ".join(f"{r['role']} ({r['media_type']}, {r['bytes']} B)" for r in d["evidence"])
+        say.result(f"e.g. event {d['sequence']} ({d['source']}, frame {d['frame']['sequence']}): {roles}")
+    say.note("The same JSON goes to an MQTT broker with mqtt_host set; `edge events tail` follows it over gRPC.")

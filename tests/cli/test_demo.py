@@ -24,8 +24,8 @@ def test_demo_tells_its_story(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert f"Everything it writes goes to {work}/" in out.splitlines()[1]
-    steps = re.findall(r"^== (\d)/7 ", out, re.M)
-    assert steps == ["1", "2", "3", "4", "5", "6", "7"]
+    steps = re.findall(r"^== (\d)/8 ", out, re.M)
+    assert steps == ["1", "2", "3", "4", "5", "6", "7", "8"]
     # the random-weight caveat comes before the answer it explains, and the parity table prints once
     lines = out.splitlines()
     caveat = next(i for i, line in enumerate(lines) if "Random weights give gibberish" in line)
@@ -39,6 +39,12 @@ def test_demo_tells_its_story(tmp_path: Path) -> None:
     assert any(verdict.startswith("ANOMALY") for _, _, verdict in scores)
     assert re.search(r"^   > sound \d\.\d-\d\.\d s\s+score \d\.\d\d  ANOMALY", out, re.M)  # the knock
     assert re.search(r"^   >     frame, \w+: report: anomaly (true|false), ", out, re.M)
+    # every decision of the loop journaled, with the anomalies' evidence on disk
+    journaled = re.search(
+        r"^   > (\d+) decisions journaled in (\S+) \(.*(\d+) scored.*\), (\d+) evidence files", out, re.M
+    )
+    assert journaled and int(journaled.group(1)) >= 20 and int(journaled.group(4)) >= 2, out[-3000:]
+    assert (work / "state" / "journal.db").exists() and any((work / "state" / "evidence").rglob("*.png"))
     assert "the daemon exited with 0" in out and f"Done. Everything is in {work}/" in out
     assert (work / "tiny-int4-bundle" / "manifest.json").exists() and (work / "gate-small" / "manifest.json").exists()
     printable = set("\n\t")
