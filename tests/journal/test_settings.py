@@ -27,6 +27,8 @@ MQTT = {"state_dir": Path("/tmp/x"), "line_id": "line-1", "station_id": "st-7", 
         ({"evidence_normal_sample_rate": 1.5}, r"evidence_normal_sample_rate must be in \[0, 1\]"),
         ({"evidence_min_free_bytes": -1}, "evidence_min_free_bytes must be >= 0"),
         ({"journal_max_age_seconds": 0.0}, "journal_max_age_seconds must be > 0 seconds"),
+        ({"journal_commit_interval_seconds": -0.01}, r"journal_commit_interval_seconds must be in \[0, 1\]"),
+        ({"journal_commit_interval_seconds": 5.0}, r"journal_commit_interval_seconds must be in \[0, 1\]"),
     ],
 )
 def test_bad_settings_are_named(overrides: dict, message: str) -> None:
