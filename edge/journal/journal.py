@@ -2,10 +2,12 @@
 
 One writer thread takes everything queued since its last commit and commits it as one transaction (group
 commit): under load a batch holds many events and costs one fsync, idle it holds one and adds no wait.
-Commits are paced: one starts at most every ``commit_interval_seconds`` (20 ms by default), so under load the
-writer sleeps until then and one transaction, one fsync and one wake-up of the publisher cover everything
-that queued meanwhile (the pipeline's threads get the GIL to themselves while it sleeps). An event that
-arrives when the last commit started longer ago than that is committed at once: pacing adds at most
+Under load commits are paced: one starts at most every ``commit_interval_seconds`` (20 ms by default), the
+writer sleeping out the rest of the interval, so one transaction, one fsync and one wake-up of the publisher
+cover everything that queued meanwhile (the pipeline's threads have the GIL to themselves while it sleeps).
+Load means the last commit held several events, or more were queued when it finished: a lone client that
+waits for each commit before sending the next is never held back, and an event that arrives when the last
+commit started longer ago than the interval is committed at once. Pacing adds at most
 ``commit_interval_seconds`` to a decision's reply, and nothing at a camera's pace.
 
 Evidence files are written by the same thread, before the commit that references them, never on an
@@ -116,6 +118,7 @@ class Journal:
         self._closed = False
         self._last_prune = 0.0
         self.commits = 0  # transactions that committed events or cursors (not retention's)
+        self._busy = False  # under load: the last batch held several events, or more queued during its commit
         self._thread = threading.Thread(target=self._run, name="edge-journal", daemon=True)
         self._thread.start()
         self._gauges()
@@ -185,7 +188,8 @@ class Journal:
         stop = False
         started = -float("inf")  # when the last commit started (time.monotonic)
         while not stop:
-            batch = self._gather(started + self.settings.commit_interval_seconds)
+            paced = self._busy and self.settings.commit_interval_seconds > 0
+            batch = self._gather(started + self.settings.commit_interval_seconds if paced else -float("inf"))
             stop = any(item is _STOP for item in batch)
             items = [item for item in batch if item is not _STOP]
             if items:
@@ -230,6 +234,9 @@ class Journal:
                 self.store.set_cursor(c.name, c.seq)
             conn.execute("COMMIT")
             self.commits += 1
+            # Before any future resolves: a client that waits for its commit cannot have queued its next event
+            # yet, so it is never taken for load (pacing would only slow it down, nobody else would join).
+            self._busy = len(appends) > 1 or not self._queue.empty()
             if self.metrics is not None:
                 self.metrics.journal_commits.inc()
         except (sqlite3.Error, ValueError, OSError) as exc:
