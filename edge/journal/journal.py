@@ -2,6 +2,14 @@
 
 One writer thread takes everything queued since its last commit and commits it as one transaction (group
 commit): under load a batch holds many events and costs one fsync, idle it holds one and adds no wait.
+Under load commits are paced: one starts at most every ``commit_interval_seconds`` (20 ms by default), the
+writer sleeping out the rest of the interval, so one transaction, one fsync and one wake-up of the publisher
+cover everything that queued meanwhile (the pipeline's threads have the GIL to themselves while it sleeps).
+Load means the last commit held several events, or more were queued when it finished: a lone client that
+waits for each commit before sending the next is never held back, and an event that arrives when the last
+commit started longer ago than the interval is committed at once. Pacing adds at most
+``commit_interval_seconds`` to a decision's reply, and nothing at a camera's pace.
+
 Evidence files are written by the same thread, before the commit that references them, never on an
 event loop. The future resolves with the event's sequence (or a :class:`~edge.errors.JournalError`), so
 the daemon reports a decision to its client only once it is journaled. Listeners (the MQTT publisher,
@@ -47,6 +55,7 @@ class JournalSettings:
     floor_cursors: tuple[str, ...] = ()  # publishers whose unacknowledged events retention must keep
     origin: tuple[str, str] = ("", "")  # (line, station) written into every event
     evidence: EvidenceBudgets | None = field(default_factory=EvidenceBudgets)
+    commit_interval_seconds: float = 0.02  # commits start at most this often; 0 = whenever the writer is free
 
     @property
     def path(self) -> Path:
@@ -75,8 +84,18 @@ _STOP = object()
 class Journal:
     """See the module docstring. Thread-safe; ``append`` never blocks on the disk."""
 
-    def __init__(self, settings: JournalSettings, *, metrics: Any = None, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        settings: JournalSettings,
+        *,
+        metrics: Any = None,
+        clock: Callable[[], float] = time.time,
+        pacing: tuple[Callable[[], float], Callable[[float], None]] = (time.monotonic, time.sleep),
+    ):
+        """``clock`` stamps events and drives retention; ``pacing`` is the (monotonic clock, sleep) that paces
+        commits (tests pass their own, to hold the writer in its sleep)."""
         self.settings, self.metrics, self.clock = settings, metrics, clock
+        self._monotonic, self._sleep = pacing
         self.store = EventStore(settings.path, settings.synchronous)
         self.evidence = (
             EvidenceStore(
@@ -98,6 +117,8 @@ class Journal:
         self._lock = threading.Lock()
         self._closed = False
         self._last_prune = 0.0
+        self.commits = 0  # transactions that committed events or cursors (not retention's)
+        self._busy = False  # under load: the last batch held several events, or more queued during its commit
         self._thread = threading.Thread(target=self._run, name="edge-journal", daemon=True)
         self._thread.start()
         self._gauges()
@@ -165,19 +186,33 @@ class Journal:
     # -- the writer thread ----------------------------------------------------------------------------------
     def _run(self) -> None:
         stop = False
-        while not stop:  # no waiting for company: what queued during the last commit (its fsync) is the batch
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+        started = -float("inf")  # when the last commit started (time.monotonic)
+        while not stop:
+            paced = self._busy and self.settings.commit_interval_seconds > 0
+            batch = self._gather(started + self.settings.commit_interval_seconds if paced else -float("inf"))
             stop = any(item is _STOP for item in batch)
             items = [item for item in batch if item is not _STOP]
             if items:
+                started = self._monotonic()
                 self._commit(items)
             if stop or self.clock() - self._last_prune >= PRUNE_EVERY_SECONDS:
                 self._prune()
+
+    def _gather(self, until: float) -> list[Any]:
+        """The next batch: the first item queued; if that came before ``until`` (monotonic: the pacing of
+        commits), a sleep until then, and everything queued by then, up to MAX_BATCH. Sleeping rather than
+        waking for each event keeps this thread off the GIL while the pipeline works; ``close`` waits at most
+        one interval longer."""
+        batch = [self._queue.get()]
+        wait = until - self._monotonic()
+        if wait > 0 and batch[0] is not _STOP:
+            self._sleep(wait)
+        while len(batch) < MAX_BATCH and batch[-1] is not _STOP:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
 
     def _commit(self, items: list[Any]) -> None:
         appends = [i for i in items if isinstance(i, _Append)]
@@ -198,6 +233,12 @@ class Journal:
             for c in cursors:
                 self.store.set_cursor(c.name, c.seq)
             conn.execute("COMMIT")
+            self.commits += 1
+            # Before any future resolves: a client that waits for its commit cannot have queued its next event
+            # yet, so it is never taken for load (pacing would only slow it down, nobody else would join).
+            self._busy = len(appends) > 1 or not self._queue.empty()
+            if self.metrics is not None:
+                self.metrics.journal_commits.inc()
         except (sqlite3.Error, ValueError, OSError) as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")

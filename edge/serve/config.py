@@ -79,6 +79,7 @@ class ServeConfig:
     journal_synchronous: str = "FULL"
     journal_max_bytes: int = 256 * MiB
     journal_max_age_seconds: float = 30 * 86400.0
+    journal_commit_interval_seconds: float = 0.02  # under load commits are paced; a reply waits at most this more
     evidence_anomaly_max_bytes: int = 2048 * MiB
     evidence_anomaly_max_age_seconds: float = 90 * 86400.0
     evidence_normal_max_bytes: int = 512 * MiB
@@ -156,6 +157,11 @@ class ServeConfig:
             raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in (n for n in _JOURNAL_AGES if not getattr(self, n) > 0):
             raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if not 0.0 <= self.journal_commit_interval_seconds <= 1.0:
+            raise ConfigError(
+                "journal_commit_interval_seconds must be in [0, 1] (it adds up to that much to a reply under "
+                f"load; 0 = no pacing), got {self.journal_commit_interval_seconds}"
+            )
         if not 0.0 <= self.evidence_normal_sample_rate <= 1.0:
             raise ConfigError(f"evidence_normal_sample_rate must be in [0, 1], got {self.evidence_normal_sample_rate}")
         if not self.mqtt_host:

@@ -142,6 +142,9 @@ class Metrics:
         self.journal_backlog = gauge("journal_backlog_events", "Journaled events the broker has not acknowledged.")
         self.journal_bytes = gauge("journal_bytes", "JSON payload bytes of the events the journal holds.")
         self.journal_errors = counter("journal_write_errors_total", "Events that could not be journaled.")
+        self.journal_commits = counter(
+            "journal_commits_total", "Journal transactions (each one fsync with FULL; a batch of events, paced)."
+        )
         self.mqtt_enabled = gauge("mqtt_enabled", "1 when the daemon publishes to an MQTT broker (mqtt_host).")
         self.mqtt_connected = gauge("mqtt_connected", "1 while connected to the MQTT broker.")
         self.mqtt_published = counter("mqtt_published_total", "Events the MQTT broker acknowledged (QoS 1).")

@@ -9,7 +9,7 @@ import pytest
 
 from edge.errors import ConfigError
 from edge.serve.config import ServeConfig
-from edge.serve.journaling import check_journaling, mqtt_settings
+from edge.serve.journaling import check_journaling, journal_settings, mqtt_settings
 from tests.serve.certs import make_certs
 
 MQTT = {"state_dir": Path("/tmp/x"), "line_id": "line-1", "station_id": "st-7", "mqtt_host": "broker"}
@@ -27,11 +27,19 @@ MQTT = {"state_dir": Path("/tmp/x"), "line_id": "line-1", "station_id": "st-7", 
         ({"evidence_normal_sample_rate": 1.5}, r"evidence_normal_sample_rate must be in \[0, 1\]"),
         ({"evidence_min_free_bytes": -1}, "evidence_min_free_bytes must be >= 0"),
         ({"journal_max_age_seconds": 0.0}, "journal_max_age_seconds must be > 0 seconds"),
+        ({"journal_commit_interval_seconds": -0.01}, r"journal_commit_interval_seconds must be in \[0, 1\]"),
+        ({"journal_commit_interval_seconds": 5.0}, r"journal_commit_interval_seconds must be in \[0, 1\]"),
     ],
 )
 def test_bad_settings_are_named(overrides: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         ServeConfig(**overrides)
+
+
+def test_commit_pacing_reaches_the_journal(tmp_path: Path) -> None:
+    assert journal_settings(ServeConfig(state_dir=tmp_path)).commit_interval_seconds == 0.02  # the default
+    cfg = ServeConfig(state_dir=tmp_path, journal_commit_interval_seconds=0.0)
+    assert journal_settings(cfg).commit_interval_seconds == 0.0
 
 
 def test_a_topic_level_cannot_hold_a_wildcard() -> None:
