@@ -25,3 +25,16 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def validate_report(text: str, schema: dict) -> dict:
+    """``text`` parsed and validated against ``schema`` in decimal arithmetic, as the daemon does (a float
+    validator rejects valid reports: 0.411 is not a multiple of 0.001 in binary floating point)."""
+    import json
+    from decimal import Decimal
+
+    import jsonschema
+
+    doc = json.loads(text, parse_float=Decimal)
+    jsonschema.validate(doc, json.loads(json.dumps(schema), parse_float=Decimal))
+    return dict(doc)

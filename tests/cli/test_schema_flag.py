@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jsonschema
-
 from edge.station.report import DEFAULT_DEFECTS, default_report_schema
+from tests.tools import validate_report
 
 
 def edge(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -19,7 +18,7 @@ def edge(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
 def test_edge_run_answers_with_a_valid_report(int4_bundle: Path, tmp_path: Path) -> None:
     proc = edge("run", str(int4_bundle), "--prompt", "Report the defect.", "--schema", "default", "--no-verify")
     assert proc.returncode == 0, proc.stderr
-    jsonschema.validate(json.loads(proc.stdout), default_report_schema(DEFAULT_DEFECTS))
+    validate_report(proc.stdout, default_report_schema(DEFAULT_DEFECTS))
     own = tmp_path / "schema.json"
     schema = {
         "type": "object",

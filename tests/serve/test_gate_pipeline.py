@@ -234,3 +234,31 @@ def test_a_nan_score_ends_the_frame_as_an_error_and_is_counted(tmp_path: Path, f
 def test_config_dataclass_keeps_the_gate(fp32_bundle: Path) -> None:
     cfg = dataclasses.replace(serve_config(fp32_bundle), gate_threshold=0.7, reference_images=2)
     assert (cfg.gate_threshold, cfg.reference_images) == (0.7, 2)
+
+
+def test_a_gated_description_is_a_structured_report_tied_to_the_gate(gated, small_dataset: Path, fitted_gate) -> None:
+    from edge.station.report import default_report_schema
+    from tests.tools import validate_report
+
+    gate = load_gate(fitted_gate).image
+    assert gate is not None
+    defect = next(
+        p
+        for p in sorted((small_dataset / "test").glob("*/*.png"))
+        if gate.score(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)).label
+    )
+    options = pb.GenerationOptions(max_soft_tokens=70, structured=True)
+    req = pb.DescribeRequest(images=[pb.Image(encoded=defect.read_bytes())], prompt="Report.", options=options)
+    with grpc.insecure_channel(gated.target) as ch:
+        stub = pb_grpc.InspectorServiceStub(ch)
+        first = stub.Describe(req, timeout=120)
+        again = stub.Describe(req, timeout=120)
+    assert not first.report_error, first.report_error
+    validate_report(first.report_json, default_report_schema())  # in decimals, as the daemon
+    assert first.gate.anomalous and first.gate.gate_id == load_gate_id(gated) and first.gate.region.x1 > 0
+    # greedy on the same inputs (the gate is part of them): the same report, byte for byte
+    assert (again.report_json, again.inputs_sha256, again.gate.score) == (
+        first.report_json,
+        first.inputs_sha256,
+        first.gate.score,
+    )

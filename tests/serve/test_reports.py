@@ -16,6 +16,7 @@ from edge.station.report import default_report_schema
 from edge.v1 import inspector_pb2 as pb
 from edge.v1 import inspector_pb2_grpc as pb_grpc
 from tests.serve.test_hardening import jpeg
+from tests.tools import validate_report
 
 SCHEMA = {
     "type": "object",
@@ -56,8 +57,7 @@ def test_request_schema_gives_a_valid_reproducible_report_over_both_rpcs(stub) -
 def test_structured_uses_the_station_schema(stub) -> None:
     resp = stub.Describe(request(structured=True), timeout=60)
     assert not resp.report_error, resp.report_error
-    report = json.loads(resp.report_json)
-    jsonschema.validate(report, default_report_schema())
+    report = validate_report(resp.report_json, default_report_schema())
     assert list(report) == [
         "anomaly",
         "defect_type",
