@@ -34,6 +34,7 @@ from edge.v1 import inspector_pb2 as pb
 log = logging.getLogger("edge.serve")
 SERVICE = pb.DESCRIPTOR.services_by_name["InspectorService"].full_name
 OVERRUN_SECONDS = 0.9  # the most a drain may take past its grace period, all waits included
+FLUSH_SECONDS = 1.0  # at the end of a drain: grpc's own grace for flushing the last replies, then calls are cancelled
 CANCEL_WAIT_SECONDS = 0.5  # of which: a cancelled description stops between two tokens
 
 
@@ -146,7 +147,9 @@ class Daemon:
         delivered = await self.service.wait_answered(until(hard))
         delivered = await self.service.sessions.wait_closed(until(hard)) and delivered
         delivered = await self.service.cameras.wait_closed(until(hard)) and delivered
-        await self.server.stop(until(hard) or 0.05)
+        # Everything that matters has been answered; what grpc still holds is replies being flushed, or a call that
+        # arrived as the server began stopping and was never handed to us (it would wait out the whole grace)
+        await self.server.stop(min(until(hard), FLUSH_SECONDS) or 0.05)
         if self.gate is not None:
             self.gate.close()
         if self.journaling is not None:  # every final event was journaled before it was sent: drain and close
