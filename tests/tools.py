@@ -33,8 +33,8 @@ def validate_report(text: str, schema: dict) -> dict:
     import json
     from decimal import Decimal
 
-    import jsonschema
+    from edge.runtime.structured import decimal_validator
 
     doc = json.loads(text, parse_float=Decimal)
-    jsonschema.validate(doc, json.loads(json.dumps(schema), parse_float=Decimal))
+    decimal_validator(json.dumps(schema)).validate(doc)
     return dict(doc)

@@ -84,9 +84,7 @@ class MqttPublisher:
 
     def _client(self) -> paho.Client:
         s = self.settings
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=s.client_id or f"edge-inspector-{s.line}-{s.station}"
-        )
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=s.client_name)
         # The window's events and the status message: the cursor never hands paho more, so nothing waits in it.
         client.max_inflight_messages_set(s.window + 1)
         client.max_queued_messages_set(s.window + 2)

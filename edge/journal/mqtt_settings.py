@@ -1,7 +1,7 @@
 """Where and how the MQTT publisher connects: broker, topics, login, and the TLS context it verifies with.
 
 >>> s = MqttSettings(host="broker.plant.local", line="line-1", station="st-7", tls_ca=Path("ca.crt"))
->>> s.topic, s.status_topic          # edge-inspector/line-1/st-7/events, …/status
+>>> s.topic, s.status_topic          # edge-inspector/line-1/st-7/events, …/status (and …/trigger)
 >>> ctx = tls_context(s)             # ConfigError naming the files when they cannot be used
 """
 
@@ -50,6 +50,16 @@ class MqttSettings:
     @property
     def status_topic(self) -> str:
         return f"{TOPIC_ROOT}/{self.line}/{self.station}/status"
+
+    @property
+    def trigger_topic(self) -> str:
+        """Where the line's "part in position" comes in (edge.serve.mqtt_trigger)."""
+        return f"{TOPIC_ROOT}/{self.line}/{self.station}/trigger"
+
+    @property
+    def client_name(self) -> str:
+        """The publisher's MQTT client id: ``client_id``, else edge-inspector-<line>-<station>."""
+        return self.client_id or f"{TOPIC_ROOT}-{self.line}-{self.station}"
 
     @property
     def address(self) -> str:

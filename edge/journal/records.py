@@ -197,7 +197,7 @@ def finished_body(description_id: int, outcome: Any) -> FinishedBody:
     return FinishedBody(
         description_id=int(description_id),
         text=str(r.text),
-        report_json=str(r.text) if getattr(r, "report", None) is not None else "",
+        report_json=report_text(r),
         report_error=str(getattr(r, "report_error", "") or ""),
         stop_reason="end_of_turn" if r.stop_reason == "eos" else "max_tokens",
         inputs_sha256=str(outcome.inputs_sha256),
@@ -207,6 +207,11 @@ def finished_body(description_id: int, outcome: Any) -> FinishedBody:
         prompt_tokens=int(t.prompt_tokens),
         generated_tokens=int(t.new_tokens),
     )
+
+
+def report_text(result: Any) -> str:
+    """A generation's validated report as JSON text ("" without a schema, or when it has no report)."""
+    return str(result.text) if getattr(result, "report", None) is not None else ""
 
 
 def report_anomalous(report_json: str) -> bool | None:

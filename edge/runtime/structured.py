@@ -68,6 +68,13 @@ def parse_schema(schema_text: str) -> dict[str, Any]:
     return schema
 
 
+def decimal_validator(schema_text: str) -> Any:
+    """A jsonschema validator for ``schema_text`` whose numbers are decimals, as written: documents read with
+    ``parse_float=Decimal`` are checked exactly (see :meth:`ResponseSchema.parse`)."""
+    exact = json.loads(schema_text, parse_float=Decimal)
+    return check_schema(exact)(exact)
+
+
 def check_schema(schema: dict[str, Any]) -> Any:
     """The validator class for ``schema`` after checking it against its meta-schema."""
     import jsonschema
@@ -102,8 +109,7 @@ class StructuredOutput:
             if digest in self._cache:
                 self._cache.move_to_end(digest)
                 return self._cache[digest]
-        exact = json.loads(schema_text, parse_float=Decimal)  # validated in decimals (see ResponseSchema.parse)
-        validator_cls = check_schema(exact)
+        validator = decimal_validator(schema_text)
         try:
             # the grammar keeps the author's property order (the model writes the fields in that order)
             ordered = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
@@ -113,7 +119,7 @@ class StructuredOutput:
             raise SchemaError(f"the constrained decoder cannot compile it: {exc}") from None
         if failed:
             raise SchemaError(f"the constrained decoder cannot compile it: {'; '.join(problems) or 'unknown error'}")
-        compiled = ResponseSchema(canonical, digest, grammar, validator_cls(exact))
+        compiled = ResponseSchema(canonical, digest, grammar, validator)
         with self._lock:
             self._cache[digest] = compiled
             while len(self._cache) > MAX_CACHED:

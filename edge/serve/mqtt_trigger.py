@@ -32,7 +32,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.errors import EdgeError, FieldError
-from edge.journal.mqtt_settings import TOPIC_ROOT, MqttSettings, tls_context
+from edge.journal.mqtt_settings import MqttSettings, tls_context
 from edge.serve.config import ServeConfig
 from edge.serve.journaling import mqtt_settings
 
@@ -56,10 +56,6 @@ def start_triggers(cfg: ServeConfig, cameras: Any, metrics: Any) -> TriggerSubsc
     sub = TriggerSubscriber(settings, TriggerHandler(asyncio.get_running_loop(), cameras, metrics))
     sub.start()
     return sub
-
-
-def trigger_topic(s: MqttSettings) -> str:
-    return f"{TOPIC_ROOT}/{s.line}/{s.station}/trigger"
 
 
 @dataclass(frozen=True)
@@ -117,10 +113,9 @@ class TriggerSubscriber:
     """A paho client subscribed to the station's trigger topic (QoS 1), on paho's own thread."""
 
     def __init__(self, settings: MqttSettings, handler: TriggerHandler) -> None:
-        self.settings, self.handler, self.topic = settings, handler, trigger_topic(settings)
+        self.settings, self.handler, self.topic = settings, handler, settings.trigger_topic
         s = settings
-        base = s.client_id or f"edge-inspector-{s.line}-{s.station}"
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{base}-trigger")
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{s.client_name}-trigger")
         if s.username:
             self.client.username_pw_set(s.username, s.password or None)
         context = tls_context(s)

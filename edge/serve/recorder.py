@@ -18,10 +18,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from edge.journal.records import Evidence, from_event
+from edge.journal.records import Evidence, from_event, report_text
 from edge.serve.journaling import Journaling
 from edge.station.engine import Request
-from edge.station.events import Dropped, Event, Failed, Finished, Scored
+from edge.station.events import Dropped, Event, Failed, Finished, Scored, is_final_for_frame
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,7 @@ class Recorded:
 
 def is_decision(event: Event) -> bool:
     """The events the journal keeps: every frame's end, a sound description, and a refused trigger."""
-    if isinstance(event, Finished | Scored | Dropped):
-        return True
-    return isinstance(event, Failed) and event.sequence > 0
+    return is_final_for_frame(event) or isinstance(event, Finished | Dropped)
 
 
 def decision_sequence(event: Event) -> int:
@@ -58,12 +56,11 @@ class SessionRecorder:
         """Append the decision; ``frame`` and ``request`` become its evidence (frame, anomaly map, audio, report)."""
         evidence = None
         if isinstance(event, Finished):
-            result = event.outcome.result
             evidence = Evidence(
                 frame=frame,
                 anomaly_map=getattr(event.gate, "anomaly_map", None),
                 audio=request.audio[0] if request is not None and request.audio else None,
-                report=result.text if getattr(result, "report", None) is not None else "",
+                report=report_text(event.outcome.result),
             )
         elif isinstance(event, Scored):
             evidence = Evidence(frame=frame, anomaly_map=event.gate.anomaly_map)
