@@ -18,20 +18,26 @@ def fit_demo_gate(work: Path, say: Any, size: str) -> tuple[Path, Path]:
     """The generated data set and a gate fitted on its good parts (both reused when already there and intact)."""
     import json
 
+    from edge.build.progress import Progress
     from edge.dataset.writer import write_dataset
     from edge.errors import GateError
     from edge.gate.fit import GateFitRequest, fit_gate
     from edge.gate.manifest import verify_gate
 
     data, gate = work / f"dataset-{size}", work / f"gate-{size}"
+    # about 20 s the first time: a progress line every few seconds (nothing when both are reused)
     if not (data / "dataset.json").is_file() or json.loads((data / "dataset.json").read_text()).get("size") != size:
-        write_dataset(data, size, seed=0)
+        with Progress("generate the parts and sounds", total=1, unit="data set") as bar:
+            write_dataset(data, size, seed=0)
+            bar.update(1)
     try:
         manifest = verify_gate(gate)
         reused = " (already fitted: reused)"
     except GateError:
-        request = GateFitRequest(good_images=data / "train/good", good_sounds=data / "sound/train/good", force=True)
-        manifest = fit_gate(gate, request)
+        with Progress("fit the gate on the good parts", total=1, unit="gate") as bar:
+            request = GateFitRequest(good_images=data / "train/good", good_sounds=data / "sound/train/good", force=True)
+            manifest = fit_gate(gate, request)
+            bar.update(1)
         reused = ""
     goods = len(list((data / "train/good").iterdir()))
     say.result(
