@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from edge import __version__
+from edge import LOG_FORMAT, __version__
 from edge.errors import EdgeError
 
 COMMANDS = {
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
     )
     for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "transformers"):

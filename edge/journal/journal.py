@@ -8,7 +8,10 @@ cover everything that queued meanwhile (the pipeline's threads have the GIL to t
 Load means the last commit held several events, or more were queued when it finished: a lone client that
 waits for each commit before sending the next is never held back, and an event that arrives when the last
 commit started longer ago than the interval is committed at once. Pacing adds at most
-``commit_interval_seconds`` to a decision's reply, and nothing at a camera's pace.
+``commit_interval_seconds`` to a decision's reply, and nothing at a camera's pace. Events that nobody waits
+for (``append(…, awaited=False)``: a pulled camera's decisions) are paced also when the writer keeps up
+with them one by one (a fast fsync): above 1 / interval events per second they share commits, where each
+would otherwise cost a transaction, an fsync and a wake-up of its own.
 
 Evidence files are written by the same thread, before the commit that references them, never on an
 event loop. The future resolves with the event's sequence (or a :class:`~edge.errors.JournalError`), so
@@ -70,6 +73,7 @@ class JournalSettings:
 class _Append:
     record: Record
     future: Future[int]
+    awaited: bool  # somebody waits for this commit before reporting the decision
 
 
 @dataclass(frozen=True)
@@ -124,14 +128,18 @@ class Journal:
         self._gauges()
 
     # -- any thread ---------------------------------------------------------------------------------------
-    def append(self, record: Record) -> Future[int]:
-        """Queue ``record``; the future resolves with its sequence once committed (JournalError if not)."""
+    def append(self, record: Record, *, awaited: bool = True) -> Future[int]:
+        """Queue ``record``; the future resolves with its sequence once committed (JournalError if not).
+
+        ``awaited=False``: nobody waits for this commit (a pulled camera's decision), so it may wait for the
+        next paced commit even when the writer is idle; see the module docstring.
+        """
         fut: Future[int] = Future()
         with self._lock:
             if self._closed:
                 fut.set_exception(JournalError("the journal is closed (the daemon is shutting down)"))
                 return fut
-            self._queue.put(_Append(record, fut))
+            self._queue.put(_Append(record, fut, awaited))
         return fut
 
     def save_cursor(self, name: str, seq: int) -> None:
@@ -188,8 +196,7 @@ class Journal:
         stop = False
         started = -float("inf")  # when the last commit started (time.monotonic)
         while not stop:
-            paced = self._busy and self.settings.commit_interval_seconds > 0
-            batch = self._gather(started + self.settings.commit_interval_seconds if paced else -float("inf"))
+            batch = self._gather(started + self.settings.commit_interval_seconds)
             stop = any(item is _STOP for item in batch)
             items = [item for item in batch if item is not _STOP]
             if items:
@@ -200,12 +207,14 @@ class Journal:
 
     def _gather(self, until: float) -> list[Any]:
         """The next batch: the first item queued; if that came before ``until`` (monotonic: the pacing of
-        commits), a sleep until then, and everything queued by then, up to MAX_BATCH. Sleeping rather than
-        waking for each event keeps this thread off the GIL while the pipeline works; ``close`` waits at most
-        one interval longer."""
+        commits) under load, or nobody awaits it, a sleep until then; and everything queued by then, up to
+        MAX_BATCH. Sleeping rather than waking for each event keeps this thread off the GIL while the pipeline
+        works; ``close`` waits at most one interval longer."""
         batch = [self._queue.get()]
+        first = batch[0]
+        paced = self._busy or (isinstance(first, _Append) and not first.awaited)
         wait = until - self._monotonic()
-        if wait > 0 and batch[0] is not _STOP:
+        if paced and wait > 0 and self.settings.commit_interval_seconds > 0 and first is not _STOP:
             self._sleep(wait)
         while len(batch) < MAX_BATCH and batch[-1] is not _STOP:
             try:

@@ -20,14 +20,15 @@ import logging
 import ssl
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.journal.cursor import Load, Publish, PublishCursor, SaveCursor
-from edge.journal.journal import Journal
 from edge.journal.mqtt_settings import MqttSettings, tls_context
+from edge.journal.store import StoredEvent
 
 log = logging.getLogger("edge.journal.mqtt")
 CURSOR = "mqtt"
@@ -39,10 +40,26 @@ CURSOR_SAVE_SECONDS = 1.0  # the cursor is persisted at most this often (and at 
 GOODBYE_SECONDS = 0.3  # a clean stop waits this long for the broker to take the retained "offline"
 
 
+class JournalSource(Protocol):
+    """What the publisher needs of a journal: :class:`edge.journal.journal.Journal` in the daemon's process, or
+    :class:`edge.journal.follower.JournalFollower` in the publisher's own process."""
+
+    @property
+    def head(self) -> int: ...
+
+    def read(self, after: int, limit: int) -> Sequence[StoredEvent]: ...
+
+    def cursor(self, name: str) -> int: ...
+
+    def save_cursor(self, name: str, seq: int) -> None: ...
+
+    def add_listener(self, fn: Callable[[int], None]) -> Callable[[], None]: ...
+
+
 class MqttPublisher:
     """Publishes the journal to one broker from the persisted cursor (see the module docstring)."""
 
-    def __init__(self, settings: MqttSettings, journal: Journal, metrics: Any = None) -> None:
+    def __init__(self, settings: MqttSettings, journal: JournalSource, metrics: Any = None) -> None:
         self.settings, self.journal, self.metrics = settings, journal, metrics
         self.tls = tls_context(settings)
         self.core = PublishCursor(journal.cursor(CURSOR), journal.head, window=settings.window)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,11 +104,7 @@ class EventStore:
     # -- the writer thread --------------------------------------------------------------------------------
     def head(self) -> int:
         """The highest sequence ever assigned (also after retention deleted it)."""
-        row = self.writer.execute(
-            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0), COALESCE((SELECT seq FROM cursors "
-            "WHERE name = '_head'), 0))"
-        ).fetchone()
-        return int(row[0])
+        return head_of(self.writer)
 
     def insert(self, rows: Iterable[tuple[int, float, str, str, str]]) -> None:
         self.writer.executemany("INSERT INTO events(seq, time, kind, source, payload) VALUES (?, ?, ?, ?, ?)", rows)
@@ -148,27 +145,12 @@ class EventStore:
         self, after: int, limit: int, kinds: Sequence[str] = (), source: str = "", before: int = 0
     ) -> list[StoredEvent]:
         """Up to ``limit`` events with sequence > ``after`` (and < ``before`` when set), in order."""
-        sql = "SELECT seq, time, kind, source, payload FROM events WHERE seq > ?"
-        args: list[object] = [after]
-        if before:
-            sql += " AND seq < ?"
-            args.append(before)
-        if kinds:
-            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
-            args += list(kinds)
-        if source:
-            sql += " AND source = ?"
-            args.append(source)
-        sql += " ORDER BY seq LIMIT ?"
-        args.append(limit)
         with self._read_lock:
-            rows = self.reader.execute(sql, args).fetchall()
-        return [StoredEvent(int(r[0]), float(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
+            return read_events(self.reader, after, limit, kinds, source, before)
 
     def cursor(self, name: str) -> int:
         with self._read_lock:
-            row = self.reader.execute("SELECT seq FROM cursors WHERE name = ?", (name,)).fetchone()
-        return int(row[0]) if row else 0
+            return cursor_of(self.reader, name)
 
     def bounds(self) -> tuple[int, int]:
         """(oldest sequence kept, newest sequence), (0, 0) when empty."""
@@ -180,3 +162,48 @@ class EventStore:
         for conn in (self.reader, self.writer):
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+
+
+# -- queries any connection can run (also the MQTT publisher process's read-only one) ---------------------------
+def head_of(conn: sqlite3.Connection) -> int:
+    """The highest sequence ever assigned (also after retention deleted it)."""
+    row = conn.execute(
+        "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0), COALESCE((SELECT seq FROM cursors "
+        "WHERE name = '_head'), 0))"
+    ).fetchone()
+    return int(row[0])
+
+
+def read_events(
+    conn: sqlite3.Connection, after: int, limit: int, kinds: Sequence[str] = (), source: str = "", before: int = 0
+) -> list[StoredEvent]:
+    """Up to ``limit`` events with sequence > ``after`` (and < ``before`` when set), in order."""
+    sql = "SELECT seq, time, kind, source, payload FROM events WHERE seq > ?"
+    args: list[object] = [after]
+    if before:
+        sql += " AND seq < ?"
+        args.append(before)
+    if kinds:
+        sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+        args += list(kinds)
+    if source:
+        sql += " AND source = ?"
+        args.append(source)
+    sql += " ORDER BY seq LIMIT ?"
+    args.append(limit)
+    rows = conn.execute(sql, args).fetchall()
+    return [StoredEvent(int(r[0]), float(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
+
+
+def cursor_of(conn: sqlite3.Connection, name: str) -> int:
+    row = conn.execute("SELECT seq FROM cursors WHERE name = ?", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a journal another process writes (WAL lets it read while that one commits)."""
+    try:
+        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0)
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path}: cannot open the event journal to read it ({exc})") from exc

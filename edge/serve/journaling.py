@@ -25,8 +25,9 @@ from typing import Any
 from edge.errors import ConfigError, JournalError
 from edge.journal.evidence import EvidenceBudgets
 from edge.journal.journal import Journal, JournalSettings
-from edge.journal.mqtt import CURSOR, MqttPublisher
+from edge.journal.mqtt import CURSOR
 from edge.journal.mqtt_settings import MqttSettings, tls_context
+from edge.journal.publisher_process import PublisherProcess
 from edge.journal.records import Record
 from edge.serve.config import ServeConfig
 
@@ -113,7 +114,7 @@ class Journaling:
     """The open journal and, with ``mqtt_host``, its publisher."""
 
     journal: Journal
-    publisher: MqttPublisher | None
+    publisher: PublisherProcess | None
     metrics: Any
 
     async def record(self, record: Record) -> int:
@@ -142,7 +143,7 @@ def open_journaling(cfg: ServeConfig, metrics: Any) -> Journaling | None:
         return None
     journal = Journal(journal_settings(cfg), metrics=metrics)
     settings = mqtt_settings(cfg)
-    publisher = MqttPublisher(settings, journal, metrics) if settings is not None else None
+    publisher = PublisherProcess(settings, journal, metrics) if settings is not None else None
     if publisher is not None:
         publisher.start()
     log.info(

@@ -152,6 +152,9 @@ class Metrics:
         self.mqtt_connection_errors = counter(
             "mqtt_connection_errors_total", "Failed connections to the MQTT broker, by reason.", ("reason",)
         )
+        self.mqtt_publisher_restarts = counter(
+            "mqtt_publisher_restarts_total", "Times the MQTT publisher's own process ended and was started again."
+        )
         self.mqtt_triggers = counter(
             "mqtt_triggers_total", "Trigger messages from the MQTT trigger topic, taken or refused.", ("result",)
         )

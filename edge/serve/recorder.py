@@ -47,8 +47,10 @@ def decision_sequence(event: Event) -> int:
 class SessionRecorder:
     """The daemon's journal, seen from a session."""
 
-    def __init__(self, journaling: Journaling) -> None:
-        self.journaling = journaling
+    def __init__(self, journaling: Journaling, *, awaited: bool = True) -> None:
+        """``awaited``: the session's adapter reports a decision only once it is committed (Inspect), so its
+        commits are never deferred; a camera's (False) may share the next paced commit."""
+        self.journaling, self.awaited = journaling, awaited
 
     def record(
         self, source: str, event: Event, context: Any, frame: Any = None, request: Request | None = None
@@ -65,4 +67,4 @@ class SessionRecorder:
         elif isinstance(event, Scored):
             evidence = Evidence(frame=frame, anomaly_map=event.gate.anomaly_map)
         record = from_event(source, event, context=getattr(event, "context", None) or context, evidence=evidence)
-        return self.journaling.journal.append(record)
+        return self.journaling.journal.append(record, awaited=self.awaited)

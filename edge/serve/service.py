@@ -81,8 +81,9 @@ class InspectorService:
         self.answered = asyncio.Event()
         recorder = SessionRecorder(journaling) if journaling is not None else None
         self.sessions = InspectSessions(cfg, self.conv, scheduler, metrics, self.model, gate, recorder)
-        # started with the server
-        self.cameras = CameraSessions(cfg, self.conv, scheduler, metrics, gate, recorder)
+        # started with the server; nobody waits for a camera's commits (they share the next paced one)
+        unawaited = SessionRecorder(journaling, awaited=False) if journaling is not None else None
+        self.cameras = CameraSessions(cfg, self.conv, scheduler, metrics, gate, unawaited)
         self.events = EventsRpc(journaling, cfg)
 
     async def wait_answered(self, timeout: float) -> bool:

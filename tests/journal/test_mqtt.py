@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from edge.bench.mosquitto import Mosquitto
 from edge.journal.journal import Journal, JournalSettings
-from edge.journal.mqtt import MqttPublisher
 from edge.journal.mqtt_settings import MqttSettings
+from edge.journal.publisher_process import PublisherProcess
 from edge.journal.records import DroppedBody, Record
 from edge.serve.metrics import Metrics
 from tests.journal.broker import Broker, Subscriber, first_occurrences
@@ -38,14 +37,14 @@ def record(i: int) -> Record:
 
 
 class Station:
-    """A journal and its publisher, as ``edge serve`` runs them (metrics on a private registry)."""
+    """A journal and its publisher's process, as ``edge serve`` runs them (metrics on a private registry)."""
 
     def __init__(self, state: Path, broker: Mosquitto, **mqtt: object) -> None:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         settings = JournalSettings(state, floor_cursors=("mqtt",), origin=("line-1", "st-7"))
         self.journal = Journal(settings, metrics=self.metrics)
-        self.pub = MqttPublisher(
+        self.pub = PublisherProcess(
             MqttSettings("127.0.0.1", "line-1", "st-7", port=broker.port, **mqtt),  # type: ignore[arg-type]
             self.journal,
             self.metrics,
@@ -161,7 +160,7 @@ def pki(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_tls_with_a_client_certificate_and_a_wrong_ca_is_refused(
-    tmp_path: Path, pki: dict[str, Path], caplog: pytest.LogCaptureFixture
+    tmp_path: Path, pki: dict[str, Path], capfd: pytest.CaptureFixture[str]
 ) -> None:
     broker = Broker(tmp_path / "broker", tls=pki).start()
     try:
@@ -175,23 +174,24 @@ def test_tls_with_a_client_certificate_and_a_wrong_ca_is_refused(
             assert good.sample("edge_inspector_mqtt_connected") == 1
         finally:
             good.close()
-        with caplog.at_level(logging.ERROR, logger="edge.journal.mqtt"):
-            bad = Station(
-                tmp_path / "bad", broker, tls_ca=pki["other_ca"], tls_cert=pki["client"], tls_key=pki["client_key"]
+        capfd.readouterr()
+        # the publisher's process logs to the daemon's stderr
+        bad = Station(
+            tmp_path / "bad", broker, tls_ca=pki["other_ca"], tls_cert=pki["client"], tls_key=pki["client_key"]
+        )
+        try:
+            bad.journal.append(record(1)).result()
+            refused = _wait(
+                lambda: bad.sample("edge_inspector_mqtt_connection_errors_total", {"reason": "tls"}) >= 1,
+                threading.Event(),
             )
-            try:
-                bad.journal.append(record(1)).result()
-                refused = _wait(
-                    lambda: bad.sample("edge_inspector_mqtt_connection_errors_total", {"reason": "tls"}) >= 1,
-                    threading.Event(),
-                )
-                assert refused, "a broker certificate from another CA was not refused"
-                assert bad.sample("edge_inspector_mqtt_connected") == 0
-                assert bad.sample("edge_inspector_journal_published_sequence") == 0
-                assert bad.sample("edge_inspector_journal_backlog_events") == 1
-            finally:
-                bad.close()
-        lines = [r.getMessage() for r in caplog.records if r.name == "edge.journal.mqtt"]
+            assert refused, "a broker certificate from another CA was not refused"
+            assert bad.sample("edge_inspector_mqtt_connected") == 0
+            assert bad.sample("edge_inspector_journal_published_sequence") == 0
+            assert bad.sample("edge_inspector_journal_backlog_events") == 1
+        finally:
+            bad.close()
+        lines = [line for line in capfd.readouterr().err.splitlines() if "ERROR edge.journal.mqtt:" in line]
         assert any("not trusted" in line and "mqtt_tls_ca" in line and str(broker.port) in line for line in lines), (
             lines
         )

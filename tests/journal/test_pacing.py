@@ -112,3 +112,22 @@ def test_a_client_that_waits_for_each_commit_is_never_held_back(tmp_path: Path, 
     j.close()
     assert held.sleeps == []
     assert j.commits == 20
+
+
+def test_events_nobody_waits_for_share_a_paced_commit_even_when_the_writer_keeps_up(tmp_path: Path) -> None:
+    held = Held()
+    settings = JournalSettings(tmp_path, evidence=None, commit_interval_seconds=INTERVAL)
+    j = Journal(settings, pacing=(held.monotonic, held.sleep))
+    assert j.append(rec(0), awaited=False).result(30) == 1  # the first one: no commit to pace against
+    assert held.sleeps == [] and j.commits == 1
+
+    second = j.append(rec(1), awaited=False)  # one event, the writer idle: still, it waits out the interval
+    assert held.waiting.wait(30)
+    assert held.sleeps == [pytest.approx(INTERVAL)]
+    more = [j.append(rec(i), awaited=False) for i in range(2, 12)]  # a camera's next decisions meanwhile
+    assert not second.done()
+    held.release.set()
+    assert [second.result(30), *(f.result(30) for f in more)] == list(range(2, 13))
+    assert j.commits == 2  # eleven events, one transaction
+    j.close()
+    # (an awaited event after a lone commit is never held back: test_a_client_that_waits_for_each_commit…)

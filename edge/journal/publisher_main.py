@@ -1,0 +1,121 @@
+"""The MQTT publisher's own process: ``python -m edge.journal.publisher_main``, started by the daemon.
+
+It reads its start line (JSON) from stdin, runs :class:`~edge.journal.mqtt.MqttPublisher` on a read-only
+:class:`~edge.journal.follower.JournalFollower` of the daemon's journal, and reports on stdout (see
+``edge.journal.relay``). It stops cleanly (``offline`` published, cursor sent) when its stdin closes, which
+is how the daemon stops it, and it dies with the daemon: the kernel kills it when the daemon's thread that
+started it ends (``PR_SET_PDEATHSIG``), so after a ``kill -9`` of the daemon the broker publishes the last
+will and a restarted daemon never meets a publisher of its predecessor. It runs at a lower CPU priority
+(``NICE``): publishing can wait a few milliseconds, the gate cannot.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from edge import LOG_FORMAT
+from edge.journal.follower import POLL_SECONDS, JournalFollower
+from edge.journal.mqtt import MqttPublisher
+from edge.journal.mqtt_settings import MqttSettings
+from edge.journal.relay import FLUSH_SECONDS, RelayMetrics
+
+log = logging.getLogger("edge.journal.mqtt")
+NICE = 10
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PATHS = ("tls_ca", "tls_cert", "tls_key")
+
+
+def start_line(settings: MqttSettings, journal: Path, cursor: int, log_level: int) -> bytes:
+    """What the daemon writes to a new publisher process's stdin (the password goes here, never on argv)."""
+    mqtt = {k: (str(v) if k in _PATHS and v is not None else v) for k, v in asdict(settings).items()}
+    doc = {"mqtt": mqtt, "journal": str(journal), "cursor": cursor, "parent": os.getpid(), "log_level": log_level}
+    return json.dumps(doc).encode() + b"\n"
+
+
+def read_start(line: bytes) -> tuple[MqttSettings, Path, int, int, int]:
+    doc = json.loads(line)
+    known = {f.name for f in fields(MqttSettings)}
+    mqtt: dict[str, Any] = {k: v for k, v in doc["mqtt"].items() if k in known}
+    for k in _PATHS:
+        if mqtt.get(k) is not None:
+            mqtt[k] = Path(mqtt[k])
+    return MqttSettings(**mqtt), Path(doc["journal"]), int(doc["cursor"]), int(doc["parent"]), int(doc["log_level"])
+
+
+class _Out:
+    """Our stdout, one whole line at a time from any thread; a daemon that is gone ends this process."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream, self.lock = stream, threading.Lock()
+
+    def write(self, line: bytes) -> None:
+        try:
+            with self.lock:
+                self.stream.write(line)
+                self.stream.flush()
+        except (BrokenPipeError, ValueError):
+            os._exit(0)
+
+
+def _die_with_parent(parent: int) -> None:
+    if sys.platform.startswith("linux") and ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL):
+        log.warning(
+            "PR_SET_PDEATHSIG refused (%s): this process ends when its stdin closes", os.strerror(ctypes.get_errno())
+        )
+    if os.getppid() != parent:  # the daemon died before the line above: nobody to publish for
+        os._exit(0)
+
+
+def _lower_priority() -> None:
+    try:
+        os.nice(NICE)
+    except OSError as exc:  # the systemd unit's seccomp filter refuses @resources (setpriority) with EPERM
+        log.info("the MQTT publisher runs at the daemon's CPU priority (nice refused: %s)", exc.strerror or exc)
+
+
+def _relay(follower: JournalFollower, metrics: RelayMetrics, out: _Out, stop: threading.Event) -> None:
+    flush_every = max(1, round(FLUSH_SECONDS / POLL_SECONDS))
+    tick = 0
+    while not stop.wait(POLL_SECONDS):
+        follower.poll()
+        tick += 1
+        if tick % flush_every == 0 and (line := metrics.take()) is not None:
+            out.write(line)
+
+
+def main() -> int:
+    start = sys.stdin.buffer.readline()
+    if not start:
+        return 0  # the daemon closed our stdin before starting us: stopping
+    settings, journal, cursor, parent, level = read_start(start)
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    _die_with_parent(parent)
+    _lower_priority()
+    out, metrics = _Out(sys.stdout.buffer), RelayMetrics()
+    follower = JournalFollower(journal, out.write, cursor)
+    publisher = MqttPublisher(settings, follower, metrics)
+    stop = threading.Event()
+    relay = threading.Thread(target=_relay, args=(follower, metrics, out, stop), name="edge-relay", daemon=True)
+    publisher.start()
+    relay.start()
+    sys.stdin.buffer.read()  # until the daemon closes our stdin
+    publisher.stop()
+    stop.set()
+    relay.join()
+    if (line := metrics.take()) is not None:
+        out.write(line)
+    follower.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
