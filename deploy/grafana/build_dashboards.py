@@ -415,12 +415,13 @@ def station() -> dict[str, Any]:
     stat(lay, "Evidence free space", [q(f"min({N}evidence_free_bytes{{{SEL}}})", "free")], "bytes")
     timeseries(
         lay,
-        "MQTT: acknowledged, publish errors, connection errors, triggers",
+        "MQTT: acknowledged, publish errors, connection errors, triggers, publisher restarts",
         [
             q(rate(f"{N}mqtt_published_total"), "acknowledged", "A"),
             q(rate(f"{N}mqtt_publish_errors_total"), "publish errors", "B"),
             q(rate(f"{N}mqtt_connection_errors_total", "reason"), "connection {{reason}}", "C"),
             q(rate(f"{N}mqtt_triggers_total", "result"), "triggers {{result}}", "D"),
+            q(rate(f"{N}mqtt_publisher_restarts_total"), "publisher process restarts", "E"),
         ],
         "none",
         w=8,
