@@ -24,6 +24,8 @@ from edge.station.events import Dropped, Event, Failed, Finished, Scored
 from edge.station.inputs import PartContext
 
 SCHEMA_ID = "edge-inspector.event/1"
+# One encoder for every payload (json.dumps with options builds a new one per call): compact, UTF-8 kept.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 class Kind(enum.StrEnum):
@@ -175,7 +177,7 @@ def payload(
     }
     if skipped:
         doc["evidence_skipped"] = skipped
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODE(doc)
 
 
 # -- from the station's events ------------------------------------------------------------------------------
