@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import statistics
 import threading
@@ -173,7 +174,7 @@ def gate_cost(
     # The cost is the median of each round's own ratio: the machine's load drifts between rounds, and a pair
     # of neighbouring blocks sees the same load.
     ratios = [b[0] / a[0] for a, b in zip(plain, journaled, strict=True)]
-    noise = [b[0] / a[0] for a, b in zip(plain, plain[1:], strict=False)]
+    noise = [b[0] / a[0] for a, b in itertools.pairwise(plain)]
     return {
         "frame_size": list(frames[0].shape[1::-1]),
         "frames_per_block": len(frames),

@@ -10,8 +10,8 @@ waits for each commit before sending the next is never held back, and an event t
 commit started longer ago than the interval is committed at once. Pacing adds at most
 ``commit_interval_seconds`` to a decision's reply, and nothing at a camera's pace. Events that nobody waits
 for (``append(…, awaited=False)``: a pulled camera's decisions) are paced also when the writer keeps up
-with them one by one (a fast fsync): above 1 / interval events per second they share commits, where each
-would otherwise cost a transaction, an fsync and a wake-up of its own.
+with them one by one (a fast fsync), at ``unawaited_interval_seconds`` (100 ms): above 10 events per second
+they share commits, where each would otherwise cost a transaction, an fsync and a wake-up of its own.
 
 Evidence files are written by the same thread, before the commit that references them, never on an
 event loop. The future resolves with the event's sequence (or a :class:`~edge.errors.JournalError`), so
@@ -59,6 +59,8 @@ class JournalSettings:
     origin: tuple[str, str] = ("", "")  # (line, station) written into every event
     evidence: EvidenceBudgets | None = field(default_factory=EvidenceBudgets)
     commit_interval_seconds: float = 0.02  # commits start at most this often; 0 = whenever the writer is free
+    # ... and at most this often when they hold only events nobody awaits (0: as commit_interval_seconds)
+    unawaited_interval_seconds: float = 0.1
 
     @property
     def path(self) -> Path:
@@ -196,7 +198,7 @@ class Journal:
         stop = False
         started = -float("inf")  # when the last commit started (time.monotonic)
         while not stop:
-            batch = self._gather(started + self.settings.commit_interval_seconds)
+            batch = self._gather(started)
             stop = any(item is _STOP for item in batch)
             items = [item for item in batch if item is not _STOP]
             if items:
@@ -205,16 +207,19 @@ class Journal:
             if stop or self.clock() - self._last_prune >= PRUNE_EVERY_SECONDS:
                 self._prune()
 
-    def _gather(self, until: float) -> list[Any]:
-        """The next batch: the first item queued; if that came before ``until`` (monotonic: the pacing of
-        commits) under load, or nobody awaits it, a sleep until then; and everything queued by then, up to
-        MAX_BATCH. Sleeping rather than waking for each event keeps this thread off the GIL while the pipeline
-        works; ``close`` waits at most one interval longer."""
+    def _gather(self, started: float) -> list[Any]:
+        """The next batch: the first item queued; a sleep until one interval after ``started`` (monotonic:
+        when the last commit started) if that has not passed yet, under load or when nobody awaits the item
+        (the longer unawaited interval then); and everything queued by then, up to MAX_BATCH. Sleeping rather
+        than waking for each event keeps this thread off the GIL while the pipeline works; ``close`` waits at
+        most one interval longer."""
         batch = [self._queue.get()]
-        first = batch[0]
-        paced = self._busy or (isinstance(first, _Append) and not first.awaited)
-        wait = until - self._monotonic()
-        if paced and wait > 0 and self.settings.commit_interval_seconds > 0 and first is not _STOP:
+        first, s = batch[0], self.settings
+        interval = s.commit_interval_seconds if self._busy else 0.0
+        if isinstance(first, _Append) and not first.awaited:
+            interval = max(interval, s.unawaited_interval_seconds or s.commit_interval_seconds)
+        wait = started + interval - self._monotonic()
+        if interval > 0 and wait > 0 and first is not _STOP:
             self._sleep(wait)
         while len(batch) < MAX_BATCH and batch[-1] is not _STOP:
             try:

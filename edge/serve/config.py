@@ -80,6 +80,7 @@ class ServeConfig:
     journal_max_bytes: int = 256 * MiB
     journal_max_age_seconds: float = 30 * 86400.0
     journal_commit_interval_seconds: float = 0.02  # under load commits are paced; a reply waits at most this more
+    journal_camera_commit_interval_seconds: float = 0.1  # pulled cameras' decisions (nobody waits) share commits
     evidence_anomaly_max_bytes: int = 2048 * MiB
     evidence_anomaly_max_age_seconds: float = 90 * 86400.0
     evidence_normal_max_bytes: int = 512 * MiB
@@ -161,6 +162,12 @@ class ServeConfig:
             raise ConfigError(
                 "journal_commit_interval_seconds must be in [0, 1] (it adds up to that much to a reply under "
                 f"load; 0 = no pacing), got {self.journal_commit_interval_seconds}"
+            )
+        if not 0.0 <= self.journal_camera_commit_interval_seconds <= 1.0:
+            raise ConfigError(
+                "journal_camera_commit_interval_seconds must be in [0, 1] (a camera's decision reaches MQTT up to "
+                f"that much later; 0 = as journal_commit_interval_seconds), got "
+                f"{self.journal_camera_commit_interval_seconds}"
             )
         if not 0.0 <= self.evidence_normal_sample_rate <= 1.0:
             raise ConfigError(f"evidence_normal_sample_rate must be in [0, 1], got {self.evidence_normal_sample_rate}")

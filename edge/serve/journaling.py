@@ -51,6 +51,7 @@ def journal_settings(cfg: ServeConfig) -> JournalSettings:
         max_bytes=cfg.journal_max_bytes,
         max_age_seconds=cfg.journal_max_age_seconds,
         commit_interval_seconds=cfg.journal_commit_interval_seconds,
+        unawaited_interval_seconds=cfg.journal_camera_commit_interval_seconds,
         floor_cursors=(CURSOR,) if cfg.mqtt_host else (),
         origin=(cfg.line_id, cfg.station_id),
         evidence=budgets,

@@ -116,14 +116,16 @@ def test_a_client_that_waits_for_each_commit_is_never_held_back(tmp_path: Path, 
 
 def test_events_nobody_waits_for_share_a_paced_commit_even_when_the_writer_keeps_up(tmp_path: Path) -> None:
     held = Held()
-    settings = JournalSettings(tmp_path, evidence=None, commit_interval_seconds=INTERVAL)
+    settings = JournalSettings(
+        tmp_path, evidence=None, commit_interval_seconds=INTERVAL, unawaited_interval_seconds=5 * INTERVAL
+    )
     j = Journal(settings, pacing=(held.monotonic, held.sleep))
     assert j.append(rec(0), awaited=False).result(30) == 1  # the first one: no commit to pace against
     assert held.sleeps == [] and j.commits == 1
 
-    second = j.append(rec(1), awaited=False)  # one event, the writer idle: still, it waits out the interval
+    second = j.append(rec(1), awaited=False)  # one event, the writer idle: still, it waits out its interval
     assert held.waiting.wait(30)
-    assert held.sleeps == [pytest.approx(INTERVAL)]
+    assert held.sleeps == [pytest.approx(5 * INTERVAL)]
     more = [j.append(rec(i), awaited=False) for i in range(2, 12)]  # a camera's next decisions meanwhile
     assert not second.done()
     held.release.set()

@@ -29,6 +29,10 @@ MQTT = {"state_dir": Path("/tmp/x"), "line_id": "line-1", "station_id": "st-7", 
         ({"journal_max_age_seconds": 0.0}, "journal_max_age_seconds must be > 0 seconds"),
         ({"journal_commit_interval_seconds": -0.01}, r"journal_commit_interval_seconds must be in \[0, 1\]"),
         ({"journal_commit_interval_seconds": 5.0}, r"journal_commit_interval_seconds must be in \[0, 1\]"),
+        (
+            {"journal_camera_commit_interval_seconds": -1.0},
+            r"journal_camera_commit_interval_seconds must be in \[0, 1\]",
+        ),
     ],
 )
 def test_bad_settings_are_named(overrides: dict, message: str) -> None:
@@ -40,6 +44,9 @@ def test_commit_pacing_reaches_the_journal(tmp_path: Path) -> None:
     assert journal_settings(ServeConfig(state_dir=tmp_path)).commit_interval_seconds == 0.02  # the default
     cfg = ServeConfig(state_dir=tmp_path, journal_commit_interval_seconds=0.0)
     assert journal_settings(cfg).commit_interval_seconds == 0.0
+    assert journal_settings(ServeConfig(state_dir=tmp_path)).unawaited_interval_seconds == 0.1  # the default
+    cfg = ServeConfig(state_dir=tmp_path, journal_camera_commit_interval_seconds=0.25)
+    assert journal_settings(cfg).unawaited_interval_seconds == 0.25
 
 
 def test_a_topic_level_cannot_hold_a_wildcard() -> None:
