@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from edge.journal.listeners import Listeners
 from edge.journal.relay import cursor_line
 from edge.journal.store import StoredEvent, cursor_of, head_of, open_read_only, read_events
 
@@ -33,7 +34,7 @@ class JournalFollower:
         self.path, self.send, self.start_cursor = path, send, start_cursor
         self.conn = open_read_only(path)
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[int], None]] = []
+        self._listeners = Listeners()
         with self._lock:
             self._head = head_of(self.conn)
 
@@ -53,28 +54,19 @@ class JournalFollower:
         self.send(cursor_line(seq))
 
     def add_listener(self, fn: Callable[[int], None]) -> Callable[[], None]:
-        with self._lock:
-            self._listeners.append(fn)
-
-        def remove() -> None:
-            with self._lock:
-                if fn in self._listeners:
-                    self._listeners.remove(fn)
-
-        return remove
+        return self._listeners.add(fn)
 
     def poll(self) -> None:
         """Tell the listeners if the daemon committed since the last poll."""
         try:
             with self._lock:
                 head = head_of(self.conn)
-                listeners = list(self._listeners) if head != self._head else []
         except sqlite3.Error as exc:  # the daemon is mid-checkpoint or the disk hiccuped: next poll
             log.debug("journal poll failed: %s", exc)
             return
-        self._head = head
-        for fn in listeners:
-            fn(head)
+        if head != self._head:
+            self._head = head
+            self._listeners.notify(head)
 
     def close(self) -> None:
         with self._lock:

@@ -41,6 +41,7 @@ from typing import Any
 
 from edge.errors import JournalError
 from edge.journal.evidence import EvidenceBudgets, EvidenceStore, read_evidence
+from edge.journal.listeners import Listeners
 from edge.journal.records import Record, payload
 from edge.journal.store import EventStore, StoredEvent
 
@@ -119,7 +120,7 @@ class Journal:
         self._bytes = self.store.payload_bytes()
         self._cursors = {n: self.store.cursor(n) for n in settings.floor_cursors}
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._listeners: list[Callable[[int], None]] = []
+        self._listeners = Listeners()
         self._lock = threading.Lock()
         self._closed = False
         self._last_prune = 0.0
@@ -152,15 +153,7 @@ class Journal:
 
     def add_listener(self, fn: Callable[[int], None]) -> Callable[[], None]:
         """Call ``fn(head)`` on the writer thread after each commit; returns the function that removes it."""
-        with self._lock:
-            self._listeners.append(fn)
-
-        def remove() -> None:
-            with self._lock:
-                if fn in self._listeners:
-                    self._listeners.remove(fn)
-
-        return remove
+        return self._listeners.add(fn)
 
     @property
     def head(self) -> int:
@@ -274,13 +267,7 @@ class Journal:
             fut.set_result(s)
         self._gauges()
         if done:
-            with self._lock:
-                listeners = list(self._listeners)
-            for fn in listeners:
-                try:
-                    fn(self._head)
-                except Exception:
-                    log.exception("a journal listener failed")
+            self._listeners.notify(self._head)
 
     def floor(self) -> int:
         """The highest sequence retention may delete: every floor cursor's acknowledged sequence."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -57,13 +56,6 @@ class Station:
     def close(self) -> None:
         self.pub.stop()
         self.journal.close()
-
-
-@pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Broker(tmp_path / "broker").start()
-    yield b
-    b.stop()
 
 
 def refused(station: Station) -> float:

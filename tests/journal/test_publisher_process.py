@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,10 @@ import pytest
 from edge.bench.mosquitto import Mosquitto
 from edge.journal.journal import Journal, JournalSettings
 from edge.journal.relay import CursorSave, MetricChange, RelayMetrics, cursor_line, decode
-from tests.journal.broker import Broker, Subscriber, first_occurrences
+from tests.journal.broker import Subscriber, first_occurrences
 from tests.journal.test_mqtt import TOPIC, WAIT, Station, record, validate
 
 STATUS = "edge-inspector/line-1/st-7/status"
-
-
-@pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Broker(tmp_path / "broker").start()
-    yield b
-    b.stop()
 
 
 def alive(pid: int) -> bool:
