@@ -3,10 +3,11 @@
 It reads its start line (JSON) from stdin, runs :class:`~edge.journal.mqtt.MqttPublisher` on a read-only
 :class:`~edge.journal.follower.JournalFollower` of the daemon's journal, and reports on stdout (see
 ``edge.journal.relay``). It stops cleanly (``offline`` published, cursor sent) when its stdin closes, which
-is how the daemon stops it, and it dies with the daemon: the kernel kills it when the daemon's thread that
-started it ends (``PR_SET_PDEATHSIG``), so after a ``kill -9`` of the daemon the broker publishes the last
-will and a restarted daemon never meets a publisher of its predecessor. It runs at a lower CPU priority
-(``NICE``): publishing can wait a few milliseconds, the gate cannot.
+is how the daemon stops it: it ignores SIGTERM and SIGINT, which systemd and a terminal send to the whole
+group, so the daemon's drain decides when it goes. It dies with the daemon: the kernel kills it when the
+daemon's thread that started it ends (``PR_SET_PDEATHSIG``), so after a ``kill -9`` of the daemon the broker
+publishes the last will and a restarted daemon never meets a publisher of its predecessor. It runs at a lower
+CPU priority (``NICE``): publishing can wait a few milliseconds, the gate cannot.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def _relay(follower: JournalFollower, metrics: RelayMetrics, out: _Out, stop: th
 
 
 def main() -> int:
+    # The daemon stops us (stdin closes): systemd's SIGTERM to the whole unit and a terminal's Ctrl-C reach this
+    # process too, and it must still say goodbye and hand over its cursor when the daemon asks.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     start = sys.stdin.buffer.readline()
     if not start:
         return 0  # the daemon closed our stdin before starting us: stopping

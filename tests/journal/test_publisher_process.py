@@ -113,6 +113,29 @@ def test_the_publisher_process_dies_with_the_daemon_and_the_broker_says_offline(
             daemon.stdout.close()
 
 
+def test_sigterm_to_the_whole_group_leaves_stopping_to_the_daemon(broker: Mosquitto, tmp_path: Path) -> None:
+    station = Station(tmp_path / "state", broker)
+    try:
+        Subscriber(broker, TOPIC).wait(lambda: station.pub.connected, WAIT, "the publisher did not connect")
+        pid = station.pub.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)  # as systemd's stop (KillMode=control-group) and Ctrl-C reach it
+        os.kill(pid, signal.SIGINT)
+        station.journal.append(record(1)).result()
+        sub = Subscriber(broker, TOPIC, client_id="after-sigterm")
+        sub.wait(lambda: station.pub.cursor >= 1, WAIT, "the publisher stopped publishing after SIGTERM")
+        assert alive(pid) and station.pub.restarts == 0
+        sub.close()
+    finally:
+        station.close()
+    assert not alive(pid)  # the daemon's stop ended it
+    reopened = Journal(JournalSettings(tmp_path / "state"))
+    try:
+        assert reopened.cursor("mqtt") == 1  # and it handed over its cursor on the way out
+    finally:
+        reopened.close()
+
+
 def test_the_relay_sums_counters_keeps_the_last_gauge_and_refuses_unknown_lines() -> None:
     metrics = RelayMetrics()
     assert metrics.take() is None
