@@ -15,7 +15,8 @@ namespace edge_kernels {
 namespace {
 
 template <int MR, int NR>
-inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, float* y, size_t ldy) {
+inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, float* y, size_t ldy,
+                    size_t ahead) {
   const __m512i low = _mm512_set1_epi8(0x0F);
   const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
   const size_t row_q = a.nbp * kBlockBytes;
@@ -34,9 +35,10 @@ inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, 
     for (int r = 0; r < NR; ++r) {
       const uint8_t* q = w.q + ((n + r) * w.nb + b) * kBlockBytes;
       const __m512i v = left >= kGroup ? _mm512_loadu_si512(q) : _mm512_maskz_loadu_epi8(qmask, q);
-      // the same blocks kPrefetchRows columns on: the hardware prefetcher alone loses short columns (K = 1536:
-      // 768 bytes each; measured +25% at M = 1 and more at M = 4, the same at K = 6144)
-      _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchRows * w.nb * kBlockBytes), _MM_HINT_T0);
+      // tile: the same blocks kPrefetchRows columns on, so the next column group is in L1 when it starts (the
+      // hardware prefetcher alone loses short columns: 768 bytes each at K = 1536); stream: kStreamAhead bytes
+      // on in the one sequential stream
+      _mm_prefetch(reinterpret_cast<const char*>(q + ahead), _MM_HINT_T0);
       lo[r] = _mm512_and_si512(v, low);
       hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
       const float* s = w.s + (n + r) * w.nb + b;
@@ -68,9 +70,18 @@ void tile_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights&
   with_rows(rows, [&](auto mr) {
     constexpr int MR = decltype(mr)::value;
     constexpr int NR = MR == 1 ? 4 : (MR == 2 ? 4 : 3);  // MR × NR accumulators + temporaries fit 32 zmm registers
+    const size_t ahead = kPrefetchRows * w.nb * kBlockBytes;
     column_groups<NR>(
-        n0, n1, [&](size_t n) { columns<MR, NR>(a, m0, w, n, y, ldy); },
-        [&](size_t n) { columns<MR, 1>(a, m0, w, n, y, ldy); });
+        n0, n1, [&](size_t n) { columns<MR, NR>(a, m0, w, n, y, ldy, ahead); },
+        [&](size_t n) { columns<MR, 1>(a, m0, w, n, y, ldy, ahead); });
+  });
+}
+
+void stream_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1,
+                       float* y, size_t ldy) {
+  with_rows(rows, [&](auto mr) {
+    constexpr int MR = decltype(mr)::value;
+    for (size_t n = n0; n < n1; ++n) columns<MR, 1>(a, m0, w, n, y, ldy, kStreamAhead);
   });
 }
 
