@@ -29,10 +29,12 @@ constexpr size_t kGroup = 4;       // blocks per 64-byte vector step; activation
 constexpr size_t kMaxRows = 4;     // activation rows per micro-kernel call
 constexpr size_t kPrefetchRows = 4;  // the GEMM micro-kernels prefetch each weight column this many columns ahead
 // The GEMV micro-kernels read one column at a time, so a thread's weights (and scales) are one sequential
-// stream; they prefetch it this many bytes ahead. Measured at M = 1 on one Zen 4 core: 4 interleaved column
-// streams 11–12 GB/s, one stream 21–24 GB/s (1536 × 12288 and 6144 × 1536; MatMulNBits 16–19); 2–4 KiB ahead
-// was best, prefetching the scales as well was not better.
+// stream; they prefetch it kStreamAhead bytes ahead into L1 and kStreamFar bytes ahead into L2. Measured at
+// M = 1 on one Zen 4 core, MatMulNBits 15–19 GB/s in the same runs: 4 interleaved column streams 11–12 GB/s;
+// one stream, L1 prefetch only, 15–18 (2–3 KiB ahead best; 6144 × 1536 at 0.85–0.95× MatMulNBits); adding
+// the L2 prefetch 12 KiB ahead 17–21, 1.13–1.28× on every decoder shape. Prefetching the scales did not help.
 constexpr size_t kStreamAhead = 3072;
+constexpr size_t kStreamFar = 12288;
 
 struct Int4Weights {
   const uint8_t* q;  // [N][nb][16]
