@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import statistics
 import time
 from collections import Counter
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.kernels.library import DOMAIN, OP, choose_kernels
+from edge.kernels.library import DOMAIN, ENV, OP, KernelChoice, choose_kernels
 from edge.kernels.swap import swap_matmul_nbits
 
 CACHE_BYTES = 256 << 20  # M = 1 copies stream at least this much, far past the 32 MiB L3 here
@@ -114,6 +115,11 @@ def _paired_median_s(sessions: list[Any], feeds: dict[str, np.ndarray], repeats:
     return [statistics.median(t) for t in times]
 
 
+def _choice(kernels: str | None) -> KernelChoice:
+    """Our kernel path for ``kernels`` (an ``EDGE_KERNELS`` value), or the environment's when None, as sessions do."""
+    return choose_kernels(kernels if kernels is not None else os.environ.get(ENV))
+
+
 def _x(k: int, m: int) -> dict[str, np.ndarray]:
     return {"x": np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)}
 
@@ -148,7 +154,7 @@ def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20, kernels: str |
         used.update(node.input[1:])
     graph = helper.make_graph(nodes, "ceiling", list(inputs.values()), outputs, [inits[n] for n in used])
     ceiling = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
-    choice = choose_kernels(kernels)
+    choice = _choice(kernels)
     data, swapped = swap_matmul_nbits(ceiling.SerializeToString(), choice.isa) if choice.isa else (b"", 0)
     if swapped:
         sess = _cpu_session(data, threads, cwd=bundle, library=choice.library)
@@ -204,11 +210,12 @@ def kernel_table(
 ) -> list[dict[str, Any]]:
     """One row per distinct decoder weight shape: M = 1 bytes/s and M = ``prefill_m`` GFLOP/s per kernel.
 
-    ``kernels``: which of our micro-kernels (``EDGE_KERNELS`` values; None = auto, ``off`` = leave ours out).
+    ``kernels``: which of our micro-kernels (``EDGE_KERNELS`` values; None reads ``EDGE_KERNELS``, unset = auto;
+    ``off`` = leave ours out).
     """
     from onnx import helper, numpy_helper
 
-    choice = choose_kernels(kernels)
+    choice = _choice(kernels)
     rows = []
     rng = np.random.default_rng(0)
     for shape in decoder_shapes(bundle):
