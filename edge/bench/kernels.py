@@ -102,13 +102,13 @@ def _paired_median_s(sessions: list[Any], feeds: dict[str, np.ndarray], repeats:
     """Median seconds of each session's ``run``, the sessions taking turns call by call.
 
     Taking turns puts both kernels under the same load on a shared machine, so their ratio holds where
-    back-to-back medians drift apart.
+    back-to-back medians drift apart. Each turn runs once untimed first: the other session's thread pool
+    still spins for a moment after its own run and would take a core from the timed one.
     """
-    for sess in sessions:
-        sess.run(None, feeds)
     times: list[list[float]] = [[] for _ in sessions]
     for _ in range(repeats):
         for sess, out in zip(sessions, times, strict=True):
+            sess.run(None, feeds)
             t = time.perf_counter()
             sess.run(None, feeds)
             out.append(time.perf_counter() - t)
