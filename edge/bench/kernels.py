@@ -5,7 +5,8 @@ every distinct 4-bit weight shape of the bundle's decoder it times, with random 
 
 - at M = 1 (a decode step), onnxruntime's ``MatMulNBits`` with the bundle's attributes and our
   ``MatMulInt4`` (edge/kernels, the micro-kernel ``EDGE_KERNELS`` selects) on the same bytes, on enough
-  copies of the matrix to stream past the caches: the weight bytes each reads per second;
+  copies of the matrix to stream past the caches: the weight bytes each reads per second; the two take
+  turns call by call (here and at prefill), so a shared machine's load falls on both alike;
 - at M = the image prompt (a prefill), four kernels on the same matrix: ``MatMulNBits`` as the bundle
   runs it, our ``MatMulInt4``, MLAS's int8 GEMM (``DynamicQuantizeMatMul`` on pre-packed int8 weights:
   the speed an int4 kernel that widens to int8 in registers can approach), and fp32 ``MatMul`` (the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import statistics
 import time
 from collections import Counter
@@ -29,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.kernels.library import DOMAIN, OP, choose_kernels
+from edge.kernels.library import DOMAIN, ENV, OP, KernelChoice, choose_kernels
 from edge.kernels.swap import swap_matmul_nbits
 
 CACHE_BYTES = 256 << 20  # M = 1 copies stream at least this much, far past the 32 MiB L3 here
@@ -96,6 +98,28 @@ def _median_s(sess: Any, feeds: dict[str, np.ndarray], repeats: int, warmup: int
     return statistics.median(times)
 
 
+def _paired_median_s(sessions: list[Any], feeds: dict[str, np.ndarray], repeats: int) -> list[float]:
+    """Median seconds of each session's ``run``, the sessions taking turns call by call.
+
+    Taking turns puts both kernels under the same load on a shared machine, so their ratio holds where
+    back-to-back medians drift apart. Each turn runs once untimed first: the other session's thread pool
+    still spins for a moment after its own run and would take a core from the timed one.
+    """
+    times: list[list[float]] = [[] for _ in sessions]
+    for _ in range(repeats):
+        for sess, out in zip(sessions, times, strict=True):
+            sess.run(None, feeds)
+            t = time.perf_counter()
+            sess.run(None, feeds)
+            out.append(time.perf_counter() - t)
+    return [statistics.median(t) for t in times]
+
+
+def _choice(kernels: str | None) -> KernelChoice:
+    """Our kernel path for ``kernels`` (an ``EDGE_KERNELS`` value), or the environment's when None, as sessions do."""
+    return choose_kernels(kernels if kernels is not None else os.environ.get(ENV))
+
+
 def _x(k: int, m: int) -> dict[str, np.ndarray]:
     return {"x": np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)}
 
@@ -130,7 +154,7 @@ def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20, kernels: str |
         used.update(node.input[1:])
     graph = helper.make_graph(nodes, "ceiling", list(inputs.values()), outputs, [inits[n] for n in used])
     ceiling = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
-    choice = choose_kernels(kernels)
+    choice = _choice(kernels)
     data, swapped = swap_matmul_nbits(ceiling.SerializeToString(), choice.isa) if choice.isa else (b"", 0)
     if swapped:
         sess = _cpu_session(data, threads, cwd=bundle, library=choice.library)
@@ -186,11 +210,12 @@ def kernel_table(
 ) -> list[dict[str, Any]]:
     """One row per distinct decoder weight shape: M = 1 bytes/s and M = ``prefill_m`` GFLOP/s per kernel.
 
-    ``kernels``: which of our micro-kernels (``EDGE_KERNELS`` values; None = auto, ``off`` = leave ours out).
+    ``kernels``: which of our micro-kernels (``EDGE_KERNELS`` values; None reads ``EDGE_KERNELS``, unset = auto;
+    ``off`` = leave ours out).
     """
     from onnx import helper, numpy_helper
 
-    choice = choose_kernels(kernels)
+    choice = _choice(kernels)
     rows = []
     rng = np.random.default_rng(0)
     for shape in decoder_shapes(bundle):
@@ -201,20 +226,24 @@ def kernel_table(
         nodes, inits = _nbits(shape, copies, rng)
         row: dict[str, Any] = {**shape, "prefill_m": prefill_m, "kernels": choice.label}
 
-        decode_s = _median_s(_session(nodes, inits, k, 1, threads), _x(k, 1), repeats) / copies
-        row.update(decode_bytes_per_s=one / decode_s, decode_us=decode_s * 1e6)
+        sessions = [_session(nodes, inits, k, 1, threads)]
         if choice.isa:
-            sess = _session(_ours(nodes, choice.isa), inits, k, 1, threads, choice.library)
-            row["edge_decode_bytes_per_s"] = one * copies / _median_s(sess, _x(k, 1), repeats)
-        del nodes, inits
+            sessions.append(_session(_ours(nodes, choice.isa), inits, k, 1, threads, choice.library))
+        decode_s = [s / copies for s in _paired_median_s(sessions, _x(k, 1), repeats)]
+        row.update(decode_bytes_per_s=one / decode_s[0], decode_us=decode_s[0] * 1e6)
+        if choice.isa:
+            row["edge_decode_bytes_per_s"] = one / decode_s[1]
+        del nodes, inits, sessions
 
         flop = 2.0 * prefill_m * k * n / 1e9
         nodes, inits = _nbits(shape, 1, rng)
-        sess = _session(nodes, inits, k, prefill_m, threads)
-        row["nbits_gflop_s"] = flop / _median_s(sess, _x(k, prefill_m), repeats)
+        sessions = [_session(nodes, inits, k, prefill_m, threads)]
         if choice.isa:
-            sess = _session(_ours(nodes, choice.isa), inits, k, prefill_m, threads, choice.library)
-            row["edge_gflop_s"] = flop / _median_s(sess, _x(k, prefill_m), repeats)
+            sessions.append(_session(_ours(nodes, choice.isa), inits, k, prefill_m, threads, choice.library))
+        prefill_s = _paired_median_s(sessions, _x(k, prefill_m), repeats)
+        row["nbits_gflop_s"] = flop / prefill_s[0]
+        if choice.isa:
+            row["edge_gflop_s"] = flop / prefill_s[1]
         w8 = numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "w8")
         s8 = numpy_helper.from_array(rng.random(n, dtype=np.float32) * 0.01, "s8")
         node = helper.make_node("DynamicQuantizeMatMul", ["x", "w8", "s8"], ["y"], domain="com.microsoft")

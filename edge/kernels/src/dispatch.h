@@ -9,7 +9,8 @@ namespace edge_kernels {
 
 struct Isa {
   const char* name;  // "avx512vnni", "avx2" or "scalar"
-  TileFn tile;
+  TileFn tile;    // the GEMM micro-kernel (prefill)
+  TileFn stream;  // the GEMV micro-kernel (decode, M <= kMaxRows)
 };
 
 // EDGE_KERNELS unset, "" or "auto": the best path this CPU supports. "avx512vnni", "avx2" or "scalar": that

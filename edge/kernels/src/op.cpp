@@ -81,7 +81,7 @@ struct MatMulInt4 {
       Ort::KernelContext ctx(context);
       const Parallel parallel{ort_parallel, &ctx};
       if (m <= kMaxRows) {
-        gemv(a.Data(), m, w, dst, isa_.tile, parallel);
+        gemv(a.Data(), m, w, dst, isa_.stream, parallel);
       } else {
         gemm(a.Data(), m, w, dst, isa_.tile, parallel);
       }

@@ -14,7 +14,8 @@ namespace {
 constexpr size_t kPair = 2;  // blocks per 32-byte step
 
 template <int MR, int NR>
-inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, float* y, size_t ldy) {
+inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, float* y, size_t ldy,
+                    size_t ahead, size_t far) {
   const __m256i low = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i spread = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0);
@@ -32,7 +33,9 @@ inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, 
       const float* s = w.s + (n + r) * w.nb + b;
       const __m256i v = pair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q))
                              : _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
-      _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchRows * w.nb * kBlockBytes), _MM_HINT_T0);
+      // as in the AVX-512 kernel: tile, kPrefetchRows columns on; stream, kStreamAhead bytes on and `far` into L2
+      _mm_prefetch(reinterpret_cast<const char*>(q + ahead), _MM_HINT_T0);
+      if (far != 0) _mm_prefetch(reinterpret_cast<const char*>(q + far), _MM_HINT_T1);
       lo[r] = _mm256_and_si256(v, low);
       hi[r] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
       const __m128 s2 = pair ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(s))) : _mm_load_ss(s);
@@ -68,9 +71,18 @@ void tile_avx2(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, si
   with_rows(rows, [&](auto mr) {
     constexpr int MR = decltype(mr)::value;
     constexpr int NR = MR == 1 ? 4 : 2;  // 16 ymm registers
+    const size_t ahead = kPrefetchRows * w.nb * kBlockBytes;
     column_groups<NR>(
-        n0, n1, [&](size_t n) { columns<MR, NR>(a, m0, w, n, y, ldy); },
-        [&](size_t n) { columns<MR, 1>(a, m0, w, n, y, ldy); });
+        n0, n1, [&](size_t n) { columns<MR, NR>(a, m0, w, n, y, ldy, ahead, 0); },
+        [&](size_t n) { columns<MR, 1>(a, m0, w, n, y, ldy, ahead, 0); });
+  });
+}
+
+void stream_avx2(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
+                 size_t ldy) {
+  with_rows(rows, [&](auto mr) {
+    constexpr int MR = decltype(mr)::value;
+    for (size_t n = n0; n < n1; ++n) columns<MR, 1>(a, m0, w, n, y, ldy, kStreamAhead, kStreamFar);
   });
 }
 

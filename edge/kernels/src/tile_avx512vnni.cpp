@@ -15,48 +15,64 @@ namespace edge_kernels {
 namespace {
 
 template <int MR, int NR>
-inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, float* y, size_t ldy) {
+inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, float* y, size_t ldy,
+                    size_t ahead, size_t far) {
   const __m512i low = _mm512_set1_epi8(0x0F);
   const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  const size_t row_q = a.nbp * kBlockBytes;
-  const size_t row_l = a.nbp * 4;
+  // every activation array is addressed by the same byte offset (16 bytes per block: 16 int8, or 4 floats),
+  // so one offset per row serves qe, qo, lane_scale and lane_corr
+  const size_t row_bytes = a.nbp * kBlockBytes;
+  const char* qe = reinterpret_cast<const char*>(a.qe) + m0 * row_bytes;
+  const char* qo = reinterpret_cast<const char*>(a.qo) + m0 * row_bytes;
+  const char* ls = reinterpret_cast<const char*>(a.lane_scale) + m0 * row_bytes;
+  const char* lc = reinterpret_cast<const char*>(a.lane_corr) + m0 * row_bytes;
+  const uint8_t* q[NR];
+  const float* s[NR];
+  for (int r = 0; r < NR; ++r) {
+    q[r] = w.q + (n + r) * w.nb * kBlockBytes;
+    s[r] = w.s + (n + r) * w.nb;
+  }
   __m512 acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int r = 0; r < NR; ++r) acc[i][r] = _mm512_setzero_ps();
-  for (size_t b = 0; b < w.nb; b += kGroup) {
-    const size_t left = w.nb - b;
-    // the last group of a column may hold fewer than 4 blocks: masked loads, never past the tensor's end
-    // (plain loads otherwise: measured 11% faster at prefill)
-    const __mmask64 qmask = left >= kGroup ? ~__mmask64{0} : (__mmask64{1} << (left * kBlockBytes)) - 1;
-    const __mmask16 smask = left >= kGroup ? __mmask16{0xF} : static_cast<__mmask16>((1u << left) - 1);
+  // one group of 4 blocks at block b; the last group of a column may hold fewer (left < 4): masked loads, never
+  // past the tensor's end (plain loads otherwise: measured 11% faster at prefill)
+  auto group = [&](auto full, size_t b, size_t left) {
+    const __mmask64 qmask = full ? ~__mmask64{0} : (__mmask64{1} << (left * kBlockBytes)) - 1;
+    const __mmask16 smask = full ? __mmask16{0xF} : static_cast<__mmask16>((1u << left) - 1);
     __m512i lo[NR], hi[NR];
     __m512 ws[NR];
     for (int r = 0; r < NR; ++r) {
-      const uint8_t* q = w.q + ((n + r) * w.nb + b) * kBlockBytes;
-      const __m512i v = left >= kGroup ? _mm512_loadu_si512(q) : _mm512_maskz_loadu_epi8(qmask, q);
-      // the same blocks kPrefetchRows columns on: the hardware prefetcher alone loses short columns (K = 1536:
-      // 768 bytes each; measured +25% at M = 1 and more at M = 4, the same at K = 6144)
-      _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchRows * w.nb * kBlockBytes), _MM_HINT_T0);
+      const uint8_t* qb = q[r] + b * kBlockBytes;
+      const __m512i v = full ? _mm512_loadu_si512(qb) : _mm512_maskz_loadu_epi8(qmask, qb);
+      // tile: the same blocks kPrefetchRows columns on, so the next column group is in L1 when it starts (the
+      // hardware prefetcher alone loses short columns: 768 bytes each at K = 1536); stream: kStreamAhead bytes
+      // on in the one sequential stream, and `far` bytes on into L2
+      _mm_prefetch(reinterpret_cast<const char*>(qb + ahead), _MM_HINT_T0);
+      if (far != 0) _mm_prefetch(reinterpret_cast<const char*>(qb + far), _MM_HINT_T1);
       lo[r] = _mm512_and_si512(v, low);
       hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-      const float* s = w.s + (n + r) * w.nb + b;
-      const __m512 s4 = left >= kGroup ? _mm512_castps128_ps512(_mm_loadu_ps(s)) : _mm512_maskz_loadu_ps(smask, s);
+      const __m512 s4 = full ? _mm512_castps128_ps512(_mm_loadu_ps(s[r] + b)) : _mm512_maskz_loadu_ps(smask, s[r] + b);
       ws[r] = _mm512_permutexvar_ps(spread, s4);
     }
+    const size_t off = b * kBlockBytes;
     for (int i = 0; i < MR; ++i) {
-      const size_t row = m0 + i;
-      const __m512i ae = _mm512_load_si512(a.qe + row * row_q + b * kBlockBytes);
-      const __m512i ao = _mm512_load_si512(a.qo + row * row_q + b * kBlockBytes);
-      const __m512 ls = _mm512_load_ps(a.lane_scale + row * row_l + b * 4);
-      const __m512 lc = _mm512_load_ps(a.lane_corr + row * row_l + b * 4);
+      const size_t at = i * row_bytes + off;
+      const __m512i ae = _mm512_load_si512(qe + at);
+      const __m512i ao = _mm512_load_si512(qo + at);
+      const __m512 sa = _mm512_load_ps(reinterpret_cast<const float*>(ls + at));
+      const __m512 ca = _mm512_load_ps(reinterpret_cast<const float*>(lc + at));
       for (int r = 0; r < NR; ++r) {
         __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[r], ae);
         dot = _mm512_dpbusd_epi32(dot, hi[r], ao);
-        const __m512 block = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), ls, lc);
+        const __m512 block = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sa, ca);
         acc[i][r] = _mm512_fmadd_ps(ws[r], block, acc[i][r]);
       }
     }
-  }
+  };
+  size_t b = 0;
+  for (; b + kGroup <= w.nb; b += kGroup) group(std::true_type{}, b, kGroup);
+  if (b < w.nb) group(std::false_type{}, b, w.nb - b);
   for (int i = 0; i < MR; ++i)
     for (int r = 0; r < NR; ++r) y[(m0 + i) * ldy + n + r] = _mm512_reduce_add_ps(acc[i][r]);
 }
@@ -68,9 +84,18 @@ void tile_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights&
   with_rows(rows, [&](auto mr) {
     constexpr int MR = decltype(mr)::value;
     constexpr int NR = MR == 1 ? 4 : (MR == 2 ? 4 : 3);  // MR × NR accumulators + temporaries fit 32 zmm registers
+    const size_t ahead = kPrefetchRows * w.nb * kBlockBytes;
     column_groups<NR>(
-        n0, n1, [&](size_t n) { columns<MR, NR>(a, m0, w, n, y, ldy); },
-        [&](size_t n) { columns<MR, 1>(a, m0, w, n, y, ldy); });
+        n0, n1, [&](size_t n) { columns<MR, NR>(a, m0, w, n, y, ldy, ahead, 0); },
+        [&](size_t n) { columns<MR, 1>(a, m0, w, n, y, ldy, ahead, 0); });
+  });
+}
+
+void stream_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1,
+                       float* y, size_t ldy) {
+  with_rows(rows, [&](auto mr) {
+    constexpr int MR = decltype(mr)::value;
+    for (size_t n = n0; n < n1; ++n) columns<MR, 1>(a, m0, w, n, y, ldy, kStreamAhead, kStreamFar);
   });
 }
 
