@@ -237,6 +237,8 @@ class Journal:
                 done.append((item.future, seq, len(text)))
                 seq += 1
             self.store.insert(rows)
+            if self.evidence is not None:
+                self.evidence.sync()  # the files these rows reference, before the commit
             for c in cursors:
                 self.store.set_cursor(c.name, c.seq)
             conn.execute("COMMIT")

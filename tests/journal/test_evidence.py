@@ -122,3 +122,39 @@ def test_below_the_free_space_floor_evidence_is_skipped_and_counted_while_decisi
         assert registry.get_sample_value("edge_inspector_evidence_skipped_total", {"class": cls}) == 10
     assert registry.get_sample_value("edge_inspector_evidence_free_floor_bytes") == 2**62
     assert not list((tmp_path / "evidence").rglob("*.*"))
+
+
+@pytest.mark.parametrize("path", ["syncfs", "fsync per file", "sync fails"])
+def test_evidence_is_synced_once_per_commit_and_a_failed_sync_loses_no_decision(
+    tmp_path: Path, path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from edge.journal import evidence as ev
+
+    synced: list[Path] = []
+    real = ev._syncfs
+
+    def syncfs(folder: Path) -> bool:
+        if path == "sync fails":
+            raise OSError(5, "Input/output error")
+        synced.append(folder)
+        return real(folder) if path == "syncfs" else False  # False: fall back to an fsync per file
+
+    monkeypatch.setattr(ev, "_syncfs", syncfs)
+    j, _ = journal(tmp_path, EvidenceBudgets(min_free_bytes=0))
+    futures = [
+        j.append(Record("camera:1", finished(i), i, anomalous=True, evidence=Evidence(frame=noise(i))))
+        for i in range(1, 6)
+    ]
+    seqs = [f.result(30) for f in futures]
+    commits = j.commits
+    j.close()
+    assert seqs == [1, 2, 3, 4, 5]  # every decision committed, whatever the sync did
+    reopened, _ = journal(tmp_path, EvidenceBudgets(min_free_bytes=0))
+    for seq in seqs:
+        (ref,) = payload(reopened, seq)["evidence"]
+        assert reopened.evidence_file(ref["id"])[0] == "image/jpeg"
+    reopened.close()
+    if path == "sync fails":
+        assert "may not be durable: Input/output error" in caplog.text
+    else:
+        assert len(synced) == commits and set(synced) == {tmp_path / "evidence"}  # once per commit, not per file
