@@ -73,6 +73,7 @@ class MqttPublisher:
         self._saved_at = 0.0
         self._outage_logged = False
         self.connected = False
+        self.beat = time.monotonic()  # the publisher's thread was last seen running its loops (a hang shows)
 
     def start(self) -> None:
         if self.metrics is not None:
@@ -90,6 +91,7 @@ class MqttPublisher:
     def _run(self) -> None:
         delay = RETRY_MIN_SECONDS
         while not self._stop.is_set():
+            self.beat = time.monotonic()
             client = self._session()
             if client is None:
                 self._stop.wait(delay)
@@ -124,6 +126,7 @@ class MqttPublisher:
             deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS
             while self._session_ok is None and time.monotonic() < deadline and not self._stop.is_set():
                 client.loop(LOOP_SECONDS)
+                self.beat = time.monotonic()
         except ssl.SSLCertVerificationError as exc:
             self._refused(
                 "tls", f"TLS: the broker's certificate is not trusted ({exc.verify_message}); check mqtt_tls_ca"
@@ -174,6 +177,7 @@ class MqttPublisher:
                 self._wake.clear()
                 self._execute(client, self.core.journal_head(self.journal.head))
             rc = client.loop(LOOP_SECONDS)
+            self.beat = time.monotonic()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self.connected:
                 self._lost(client, f"connection lost ({paho.error_string(rc)})")
             self._save_cursor()

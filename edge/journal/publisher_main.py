@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,10 +28,11 @@ from edge import LOG_FORMAT
 from edge.journal.follower import POLL_SECONDS, JournalFollower
 from edge.journal.mqtt import MqttPublisher
 from edge.journal.mqtt_settings import MqttSettings
-from edge.journal.relay import FLUSH_SECONDS, RelayMetrics
+from edge.journal.relay import ALIVE_LINE, FLUSH_SECONDS, HEARTBEAT_SECONDS, RelayMetrics
 
 log = logging.getLogger("edge.journal.mqtt")
 NICE = 10
+STALL_SECONDS = 60.0  # the publisher's loops never block longer (connect timeout 10 s, back-off 5 s, DNS)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _PATHS = ("tls_ca", "tls_cert", "tls_key")
 
@@ -83,14 +85,19 @@ def _lower_priority() -> None:
         log.info("the MQTT publisher runs at the daemon's CPU priority (nice refused: %s)", exc.strerror or exc)
 
 
-def _relay(follower: JournalFollower, metrics: RelayMetrics, out: _Out, stop: threading.Event) -> None:
+def _relay(
+    follower: JournalFollower, publisher: MqttPublisher, metrics: RelayMetrics, out: _Out, stop: threading.Event
+) -> None:
     flush_every = max(1, round(FLUSH_SECONDS / POLL_SECONDS))
+    beat_every = max(1, round(HEARTBEAT_SECONDS / POLL_SECONDS))
     tick = 0
     while not stop.wait(POLL_SECONDS):
         follower.poll()
         tick += 1
         if tick % flush_every == 0 and (line := metrics.take()) is not None:
             out.write(line)
+        if tick % beat_every == 0 and time.monotonic() - publisher.beat < STALL_SECONDS:
+            out.write(ALIVE_LINE)
 
 
 def main() -> int:
@@ -109,7 +116,9 @@ def main() -> int:
     follower = JournalFollower(journal, out.write, cursor)
     publisher = MqttPublisher(settings, follower, metrics)
     stop = threading.Event()
-    relay = threading.Thread(target=_relay, args=(follower, metrics, out, stop), name="edge-relay", daemon=True)
+    relay = threading.Thread(
+        target=_relay, args=(follower, publisher, metrics, out, stop), name="edge-relay", daemon=True
+    )
     publisher.start()
     relay.start()
     sys.stdin.buffer.read()  # until the daemon closes our stdin

@@ -7,7 +7,8 @@ and tells the daemon what to commit (cursor saves) and what to count (metrics) o
 go to the daemon's stderr under the same logger name (``edge.journal.mqtt``). If it dies, it is started
 again (backing off from ``RESTART_MIN_SECONDS`` to ``RESTART_MAX_SECONDS``), logged and counted in
 ``edge_inspector_mqtt_publisher_restarts_total``; the events wait in the journal and are published from the
-cursor, in order, as after a broker outage.
+cursor, in order, as after a broker outage. A process that hangs (no line, not even its heartbeat, for
+``WATCHDOG_SECONDS``; it beats only while its publishing loop runs) is killed and takes the same path.
 
 >>> publisher = PublisherProcess(settings, journal, metrics)
 >>> publisher.start()
@@ -30,19 +31,29 @@ from edge.journal.journal import Journal
 from edge.journal.mqtt import CURSOR
 from edge.journal.mqtt_settings import MqttSettings
 from edge.journal.publisher_main import start_line
-from edge.journal.relay import CursorSave, apply, decode
+from edge.journal.relay import Alive, CursorSave, apply, decode
 
 log = logging.getLogger("edge.journal.mqtt")
 RESTART_MIN_SECONDS = 1.0
 RESTART_MAX_SECONDS = 30.0
 STABLE_SECONDS = 60.0  # a process that ran this long restarts after the shortest delay again
+WATCHDOG_SECONDS = 90.0  # no line (heartbeats come every second) for this long: the process hangs, replace it
 
 
 class PublisherProcess:
     """See the module docstring. ``cursor`` and ``connected`` are what the process last reported."""
 
-    def __init__(self, settings: MqttSettings, journal: Journal, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        journal: Journal,
+        metrics: Any = None,
+        *,
+        watchdog_seconds: float = WATCHDOG_SECONDS,
+    ) -> None:
         self.settings, self.journal, self.metrics = settings, journal, metrics
+        self.watchdog_seconds = watchdog_seconds
+        self._heard = time.monotonic()  # the last line from the process (heartbeats every HEARTBEAT_SECONDS)
         self.cursor = journal.cursor(CURSOR)
         self.connected = False
         self.restarts = 0
@@ -63,6 +74,7 @@ class PublisherProcess:
         self._remove_listener = self.journal.add_listener(lambda head: self._backlog())
         self._backlog()
         self._thread.start()
+        threading.Thread(target=self._watch, name="edge-mqtt-watchdog", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the process's stdin (it publishes ``offline`` and sends its cursor), wait, then kill it."""
@@ -101,9 +113,24 @@ class PublisherProcess:
                 break
             delay = min(delay * 2, RESTART_MAX_SECONDS)
 
+    def _watch(self) -> None:
+        """Kill a process that sent nothing (not even its heartbeat) for ``watchdog_seconds``: it hangs. Its end
+        then takes the restart path."""
+        while not self._stop.wait(1.0):
+            with self._lock:
+                proc = self._proc
+            if proc is not None and proc.poll() is None and time.monotonic() - self._heard > self.watchdog_seconds:
+                log.error(
+                    "the MQTT publisher process sent nothing for %.0f s (not even its heartbeat); killing it",
+                    self.watchdog_seconds,
+                )
+                proc.kill()
+                self._heard = time.monotonic()
+
     def _serve(self) -> int:
         """Run one publisher process until it ends; its exit code."""
         cmd = [sys.executable, "-m", "edge.journal.publisher_main"]
+        self._heard = time.monotonic()
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         assert proc.stdin is not None and proc.stdout is not None
         cursor = max(self.cursor, self.journal.cursor(CURSOR))
@@ -126,12 +153,15 @@ class PublisherProcess:
         return code
 
     def _handle(self, line: bytes) -> None:
+        self._heard = time.monotonic()
         try:
             messages = decode(line)
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("the MQTT publisher process said something unexpected: %r (%s)", line[:120], exc)
             return
         for m in messages:
+            if isinstance(m, Alive):
+                continue
             if isinstance(m, CursorSave):
                 self.cursor = max(self.cursor, m.sequence)
                 self.journal.save_cursor(CURSOR, m.sequence)

@@ -7,7 +7,9 @@ never holds the daemon's GIL. It reports on its stdout, one JSON object per line
   publisher asks for it (at most once a second, and at every disconnect and stop);
 - ``{"metrics": [["mqtt_published", [], "inc", 12.0], ["mqtt_connected", [], "set", 1.0], …]}``: the
   changes since the last such line, flushed every ``FLUSH_SECONDS``: counter increments summed, the last
-  value of each gauge.
+  value of each gauge;
+- ``{"alive": 1}`` every ``HEARTBEAT_SECONDS`` while the publisher's thread is seen running its loops (it
+  stops when that thread hangs, and the daemon's watchdog then replaces the process).
 
 Only the metrics named in ``RELAYED`` are applied; anything else on the pipe is logged and ignored.
 
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 FLUSH_SECONDS = 0.1
+HEARTBEAT_SECONDS = 1.0
+ALIVE_LINE = b'{"alive": 1}\n'
 RELAYED = {
     "mqtt_enabled": "set",
     "mqtt_connected": "set",
@@ -42,6 +46,11 @@ class CursorSave:
 
 
 @dataclass(frozen=True)
+class Alive:
+    pass
+
+
+@dataclass(frozen=True)
 class MetricChange:
     name: str  # an attribute of edge.serve.metrics.Metrics, one of RELAYED
     labels: tuple[str, ...]
@@ -49,7 +58,7 @@ class MetricChange:
     value: float
 
 
-Message = CursorSave | MetricChange
+Message = CursorSave | MetricChange | Alive
 
 
 def cursor_line(sequence: int) -> bytes:
@@ -63,6 +72,8 @@ def decode(line: bytes) -> list[Message]:
         raise ValueError(f"not a JSON object: {line[:80]!r}")
     if "cursor" in doc:
         return [CursorSave(int(doc["cursor"]))]
+    if "alive" in doc:
+        return [Alive()]
     out: list[Message] = []
     for name, labels, op, value in doc.get("metrics", []):
         if RELAYED.get(name) != op:

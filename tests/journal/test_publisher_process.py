@@ -14,7 +14,9 @@ import pytest
 
 from edge.bench.mosquitto import Mosquitto
 from edge.journal.journal import Journal, JournalSettings
-from edge.journal.relay import CursorSave, MetricChange, RelayMetrics, cursor_line, decode
+from edge.journal.mqtt_settings import MqttSettings
+from edge.journal.publisher_process import PublisherProcess
+from edge.journal.relay import ALIVE_LINE, Alive, CursorSave, MetricChange, RelayMetrics, cursor_line, decode
 from tests.journal.broker import Subscriber, first_occurrences
 from tests.journal.test_mqtt import TOPIC, WAIT, Station, record, validate
 
@@ -136,6 +138,32 @@ def test_sigterm_to_the_whole_group_leaves_stopping_to_the_daemon(broker: Mosqui
         reopened.close()
 
 
+def test_a_hung_publisher_process_is_replaced_by_the_watchdog(
+    broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sub = Subscriber(broker, TOPIC)
+    journal = Journal(JournalSettings(tmp_path / "state", floor_cursors=("mqtt",), origin=("line-1", "st-7")))
+    settings = MqttSettings("127.0.0.1", "line-1", "st-7", port=broker.port)
+    pub = PublisherProcess(settings, journal, watchdog_seconds=3.0)
+    pub.start()
+    try:
+        sub.wait(lambda: pub.connected, WAIT, "the publisher did not connect")
+        hung = pub.pid
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)  # alive, but silent: no heartbeat, nothing published
+        for i in range(1, 21):
+            journal.append(record(i))
+        sub.wait(lambda: pub.restarts >= 1, WAIT, "the hung process was not replaced")
+        sub.wait(lambda: set(range(1, 21)) <= {e["sequence"] for e in sub.events()}, WAIT, "not all 20 arrived")
+        assert pub.pid != hung and not alive(hung)
+    finally:
+        pub.stop()
+        journal.close()
+        sub.close()
+    assert "sent nothing for 3 s (not even its heartbeat); killing it" in caplog.text
+    assert "the MQTT publisher process ended (killed by SIGKILL)" in caplog.text
+
+
 def test_the_relay_sums_counters_keeps_the_last_gauge_and_refuses_unknown_lines() -> None:
     metrics = RelayMetrics()
     assert metrics.take() is None
@@ -153,6 +181,7 @@ def test_the_relay_sums_counters_keeps_the_last_gauge_and_refuses_unknown_lines(
     }
     assert metrics.take() is None  # taken
     assert decode(cursor_line(1843)) == [CursorSave(1843)]
+    assert decode(ALIVE_LINE) == [Alive()]
     with pytest.raises(AttributeError):
         metrics.journal_head.set(1)  # the publisher never sets the journal's own gauges
     with pytest.raises(ValueError, match="not relayed"):
