@@ -52,10 +52,16 @@ def quantize_activations(x: np.ndarray) -> np.ndarray:
 
 
 def emulated(x: np.ndarray, q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The kernels' result in float64, and the sum of |terms| per output (the scale of float32 rounding)."""
+    """The kernels' result in float64, and the magnitude of the float32 terms they sum per output (the scale of
+    their rounding). The kernels fold the zero point: per block they compute sw·(Σ nib·xq − 8·Σ xq), two terms
+    that cancel where the weights sit near 0 (nib = 8), so the magnitude counts them, not only |w|·|xq|:
+    |sw·nib| ≤ |w| + 8·sw, and 8·sw·|Σ xq| ≤ 8·sw·Σ|xq|, so Σ |xq|·(|w| + 16·sw) bounds them."""
+    k = x.shape[-1]
     xq = quantize_activations(x)
-    w = dequantize(q, s, x.shape[-1])
-    return xq @ w.T, np.abs(xq) @ np.abs(w).T
+    w = dequantize(q, s, k)
+    n, nb, _ = q.shape
+    sw = np.repeat(s.reshape(n, nb).astype(np.float64), BLOCK, axis=1)[:, :k]
+    return xq @ w.T, np.abs(xq) @ (np.abs(w) + 16 * sw).T
 
 
 def session(

@@ -2,7 +2,8 @@
 
 Tolerance (documented in the README): the kernels quantize activations to int8 per block of 32, so against
 the exact product they may be off by at most sum(|w|) × scale / 2 per block (half an int8 step), and
-against the emulated int8 product only by float32 summation: 1e-5 × sum(|terms|).
+against the emulated int8 product only by float32 summation: 1e-5 × sum(|terms|), the terms as the kernels
+sum them (with the zero point folded in: see reference.emulated).
 """
 
 from __future__ import annotations
