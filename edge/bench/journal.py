@@ -192,7 +192,7 @@ def gate_cost(
         "cpu_cost": cpu[1] / cpu[0] - 1,
         "events_journaled": appended,
         "events_published": published,
-        "commit_interval_ms": 1e3 * (settings.unawaited_interval_seconds or settings.commit_interval_seconds),
+        "commit_interval_ms": 1e3 * settings.unawaited_interval,
         "events_per_commit": appended / max(commits, 1),
         "anomalous_share": anomalies / max(appended, 1),
     }

@@ -64,6 +64,11 @@ class JournalSettings:
     unawaited_interval_seconds: float = 0.1
 
     @property
+    def unawaited_interval(self) -> float:
+        """How often a commit holding only events nobody awaits may start (0 = whenever the writer is free)."""
+        return self.unawaited_interval_seconds or self.commit_interval_seconds
+
+    @property
     def path(self) -> Path:
         return self.state_dir / "journal.db"
 
@@ -210,7 +215,7 @@ class Journal:
         first, s = batch[0], self.settings
         interval = s.commit_interval_seconds if self._busy else 0.0
         if isinstance(first, _Append) and not first.awaited:
-            interval = max(interval, s.unawaited_interval_seconds or s.commit_interval_seconds)
+            interval = max(interval, s.unawaited_interval)
         wait = started + interval - self._monotonic()
         if interval > 0 and wait > 0 and first is not _STOP:
             self._sleep(wait)
