@@ -35,11 +35,13 @@ import statistics
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from edge.bench.mosquitto import Mosquitto
+from edge.errors import ConfigError
 from edge.journal.evidence import EvidenceBudgets
 from edge.journal.journal import Journal, JournalSettings
 from edge.journal.mqtt import CURSOR
@@ -51,6 +53,7 @@ TARGET_EVENTS_S = 2000.0
 TARGET_COST = 0.02
 TARGET_DRAIN_S = 500.0
 BACKLOG = 3000  # 10 minutes at 5 decisions/s
+WAIT_SECONDS = 60.0  # for the publisher process to connect, or to catch up (a drain takes 0.2-0.4 s)
 
 
 def sample_record(i: int) -> Record:
@@ -124,8 +127,7 @@ def gate_cost(
     journal = Journal(settings)
     pub = PublisherProcess(MqttSettings("127.0.0.1", "line-1", "st-7", port=broker.port), journal)
     pub.start()
-    while not pub.connected:
-        time.sleep(0.01)
+    wait_for(pub, lambda: pub.connected, "connect to the bench's broker")
     anomalies = appended = 0  # this call's: the journal folder may hold earlier runs' events
 
     import cv2
@@ -156,8 +158,7 @@ def gate_cost(
         if last is not None:
             last.result()
         flush = time.perf_counter() - t1
-        while pub.cursor < journal.head:
-            time.sleep(0.001)
+        wait_for(pub, lambda: pub.cursor >= journal.head, f"publish up to event {journal.head}")
         return fps, cpu, flush
 
     block(False), block(True)  # warm-up: onnxruntime, OpenCV, SQLite pages, the broker connection
@@ -198,6 +199,21 @@ def gate_cost(
     }
 
 
+def wait_for(pub: PublisherProcess, done: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> None:
+    """Poll ``done`` every millisecond; a publisher process that does not get there within ``timeout`` ends the
+    bench with an error (its own log lines, on stderr above, say why) instead of a hang."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            pub.stop(timeout=2.0)
+            raise ConfigError(
+                f"edge bench --journal: the MQTT publisher process did not {what} within {timeout:.0f} s "
+                f"(connected: {pub.connected}, acknowledged up to event {pub.cursor}, restarted {pub.restarts} "
+                "times); its log lines above say why"
+            )
+        time.sleep(0.001)
+
+
 def child_cpu(pid: int | None) -> float:
     """CPU seconds (user + system) of the publisher's process so far; 0 if there is none."""
     if pid is None:
@@ -221,12 +237,10 @@ def drain(work: Path, broker: Mosquitto) -> dict[str, Any]:
     pub = PublisherProcess(MqttSettings("127.0.0.1", "line-1", "st-7", port=broker.port), journal)
     t0 = time.perf_counter()
     pub.start()
-    while not pub.connected:
-        time.sleep(0.001)
+    wait_for(pub, lambda: pub.connected, "connect to the bench's broker")
     t1 = time.perf_counter()
     start = t1 - t0
-    while pub.cursor < BACKLOG:
-        time.sleep(0.001)
+    wait_for(pub, lambda: pub.cursor >= BACKLOG, f"publish the {BACKLOG} events of the backlog")
     drained = BACKLOG / (time.perf_counter() - t1)
     pub.stop()
     journal.close()

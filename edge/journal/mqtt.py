@@ -76,8 +76,6 @@ class MqttPublisher:
         self.beat = time.monotonic()  # the publisher's thread was last seen running its loops (a hang shows)
 
     def start(self) -> None:
-        if self.metrics is not None:
-            self.metrics.mqtt_enabled.set(1)
         self._gauges()
         self._thread.start()
 
@@ -261,10 +259,10 @@ class MqttPublisher:
             self.metrics.mqtt_connected.set(int(value))
 
     def _gauges(self) -> None:
-        if self.metrics is None:
-            return
-        self.metrics.journal_published.set(self.core.cursor)
-        self.metrics.journal_backlog.set(max(self.journal.head - self.core.cursor, 0))
+        # mqtt_enabled and journal_backlog are the daemon's (edge.journal.publisher_process): it knows the
+        # journal's head at every commit, where this process sees it only when it polls.
+        if self.metrics is not None:
+            self.metrics.journal_published.set(self.core.cursor)
 
 
 def _close(client: paho.Client) -> None:

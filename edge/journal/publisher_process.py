@@ -165,8 +165,6 @@ class PublisherProcess:
             if isinstance(m, CursorSave):
                 self.cursor = max(self.cursor, m.sequence)
                 self.journal.save_cursor(CURSOR, m.sequence)
-            elif m.name == "journal_backlog":
-                continue  # ours is current (see start)
             else:
                 if m.name == "journal_published":
                     self.cursor = max(self.cursor, int(m.value))

@@ -30,13 +30,11 @@ FLUSH_SECONDS = 0.1
 HEARTBEAT_SECONDS = 1.0
 ALIVE_LINE = b'{"alive": 1}\n'
 RELAYED = {
-    "mqtt_enabled": "set",
     "mqtt_connected": "set",
     "mqtt_published": "inc",
     "mqtt_publish_errors": "inc",
     "mqtt_connection_errors": "inc",
     "journal_published": "set",
-    "journal_backlog": "set",
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from edge.bench.journal import BACKLOG, bench_journal, format_journal
 from tests.journal.broker import Broker
 
@@ -26,3 +28,27 @@ def test_the_journal_bench_reports_every_target_from_a_real_broker(tmp_path: Pat
     text = format_journal(report)
     for line in ("synchronous=FULL", "good frames", "test split", "drain of 3000 events", "targets"):
         assert line in text
+
+
+def test_a_publisher_that_never_connects_ends_the_bench_with_an_error(tmp_path: Path) -> None:
+    import socket
+
+    from edge.bench.journal import wait_for
+    from edge.errors import ConfigError
+    from edge.journal.journal import Journal, JournalSettings
+    from edge.journal.mqtt_settings import MqttSettings
+    from edge.journal.publisher_process import PublisherProcess
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    journal = Journal(JournalSettings(tmp_path / "journal", evidence=None))
+    pub = PublisherProcess(MqttSettings("127.0.0.1", "line-1", "st-7", port=port), journal)
+    pub.start()
+    try:
+        with pytest.raises(ConfigError, match="did not connect to the bench's broker within 2 s.*connected: False"):
+            wait_for(pub, lambda: pub.connected, "connect to the bench's broker", timeout=2.0)
+        assert pub.pid is not None
+    finally:
+        pub.stop(timeout=2.0)
+        journal.close()
