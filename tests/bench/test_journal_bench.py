@@ -46,7 +46,7 @@ def test_a_publisher_that_never_connects_ends_the_bench_with_an_error(tmp_path: 
     pub = PublisherProcess(MqttSettings("127.0.0.1", "line-1", "st-7", port=port), journal)
     pub.start()
     try:
-        with pytest.raises(ConfigError, match="did not connect to the bench's broker within 2 s.*connected: False"):
+        with pytest.raises(ConfigError, match=r"did not connect to the bench's broker within 2 s.*connected: False"):
             wait_for(pub, lambda: pub.connected, "connect to the bench's broker", timeout=2.0)
         assert pub.pid is not None
     finally:
