@@ -39,10 +39,7 @@ void run_tile(void* data, size_t i) {
   const size_t n1 = n0 + kPanel < job.w->n ? n0 + kPanel : job.w->n;
   const size_t m0 = (i % job.slabs) * kSlab;
   const size_t m1 = m0 + kSlab < job.a->m ? m0 + kSlab : job.a->m;
-  for (size_t m = m0; m < m1; m += kMaxRows) {
-    const size_t rows = m1 - m < kMaxRows ? m1 - m : kMaxRows;
-    job.tile(*job.a, m, rows, *job.w, n0, n1, job.y, job.w->n);
-  }
+  job.tile(*job.a, m0, m1 - m0, *job.w, n0, n1, job.y, job.w->n);
 }
 
 }  // namespace

@@ -76,9 +76,9 @@ using TileFn = void (*)(const Q8Rows& a, size_t m0, size_t rows, const Int4Weigh
                         float* y, size_t ldy);
 
 void tile_scalar(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
-void tile_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+void panel_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void stream_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
-void tile_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+void panel_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void stream_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 
 // The loops every micro-kernel shares. Internal linkage on purpose: each ISA file compiles them under its

@@ -66,15 +66,15 @@ inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, 
 
 }  // namespace
 
-void tile_avx2(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
+void panel_avx2(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
                size_t ldy) {
-  with_rows(rows, [&](auto mr) {
+  for (size_t m = m0; m < m0 + rows; m += kMaxRows) with_rows(m0 + rows - m < kMaxRows ? m0 + rows - m : kMaxRows, [&](auto mr) {
     constexpr int MR = decltype(mr)::value;
     constexpr int NR = MR == 1 ? 4 : 2;  // 16 ymm registers
     const size_t ahead = kPrefetchRows * w.nb * kBlockBytes;
     column_groups<NR>(
-        n0, n1, [&](size_t n) { columns<MR, NR>(a, m0, w, n, y, ldy, ahead, 0); },
-        [&](size_t n) { columns<MR, 1>(a, m0, w, n, y, ldy, ahead, 0); });
+        n0, n1, [&](size_t n) { columns<MR, NR>(a, m, w, n, y, ldy, ahead, 0); },
+        [&](size_t n) { columns<MR, 1>(a, m, w, n, y, ldy, ahead, 0); });
   });
 }
 

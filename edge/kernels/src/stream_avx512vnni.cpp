@@ -79,18 +79,6 @@ inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, 
 
 }  // namespace
 
-void tile_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
-                     size_t ldy) {
-  with_rows(rows, [&](auto mr) {
-    constexpr int MR = decltype(mr)::value;
-    constexpr int NR = MR == 1 ? 4 : (MR == 2 ? 4 : 3);  // MR × NR accumulators + temporaries fit 32 zmm registers
-    const size_t ahead = kPrefetchRows * w.nb * kBlockBytes;
-    column_groups<NR>(
-        n0, n1, [&](size_t n) { columns<MR, NR>(a, m0, w, n, y, ldy, ahead, 0); },
-        [&](size_t n) { columns<MR, 1>(a, m0, w, n, y, ldy, ahead, 0); });
-  });
-}
-
 void stream_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1,
                        float* y, size_t ldy) {
   with_rows(rows, [&](auto mr) {
