@@ -123,6 +123,7 @@ void micro(const Q8Rows& a, size_t m0, const uint8_t* wp, const float* sp, size_
     __m512i dot[MR][kVectors];
     for (int i = 0; i < MR; ++i)
       for (int v = 0; v < kVectors; ++v) dot[i][v] = _mm512_setzero_si512();
+#pragma GCC unroll 8
     for (int t = 0; t < 8; ++t) {
       __m512i wv[kVectors];
       for (int v = 0; v < kVectors; ++v) wv[v] = _mm512_load_si512(wp + (t * kVectors + v) * 64);
