@@ -166,15 +166,16 @@ void panel_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights
   if (!mem) throw std::bad_alloc();
   auto* wp = static_cast<uint8_t*>(mem.get());
   auto* sp = reinterpret_cast<float*>(wp + kWeightBytes);
-  for (size_t n = n0; n < n1; n += kColumns) {
-    __mmask16 masks[kVectors];
-    for (int v = 0; v < kVectors; ++v) {
-      const size_t first = n + 16 * v;
-      const size_t cols = first >= n1 ? 0 : (n1 - first < 16 ? n1 - first : 16);
-      masks[v] = static_cast<__mmask16>((1u << cols) - 1);
-    }
-    for (size_t c0 = 0; c0 < w.nb; c0 += kChunk) {
-      const size_t c1 = c0 + kChunk < w.nb ? c0 + kChunk : w.nb;
+  // chunk-major: a chunk of the slab's activations stays in L2 while every panel of the task passes over it
+  for (size_t c0 = 0; c0 < w.nb; c0 += kChunk) {
+    const size_t c1 = c0 + kChunk < w.nb ? c0 + kChunk : w.nb;
+    for (size_t n = n0; n < n1; n += kColumns) {
+      __mmask16 masks[kVectors];
+      for (int v = 0; v < kVectors; ++v) {
+        const size_t first = n + 16 * v;
+        const size_t cols = first >= n1 ? 0 : (n1 - first < 16 ? n1 - first : 16);
+        masks[v] = static_cast<__mmask16>((1u << cols) - 1);
+      }
       pack(w, n, n1, c0, c1, wp, sp);
       size_t m = m0;
       for (; m + kRows <= m0 + rows; m += kRows) micro<kRows>(a, m, wp, sp, c0, c1, y + n, ldy, masks, c0 == 0);
