@@ -14,7 +14,8 @@
 // Per block the dot product is  sum((nib - 8) * a) = sum(nib * a) - 8 * sum(a); with the activation scale sa
 // and the weight scale sw:  y += sw * (sa * sum(nib * a) - 8 * sa * sum(a)). The vector kernels keep 4 int32
 // lanes per block, so the activation side is stored per lane: lane_scale = sa (4 copies) and
-// lane_corr = -8 * sa * sum(a) / 4 (4 copies); a padding block has both 0.
+// lane_corr = -8 * sa * sum(a) / 4 (4 copies); a padding block has both 0. The GEMM kernels keep one int32
+// lane per column instead and start each block's sum at zero_term = -8 * sum(a), exact in int32.
 #pragma once
 
 #include <cstddef>
@@ -48,6 +49,7 @@ struct Q8Rows {
   int8_t* qo;          // [M][nbp][16] odd elements
   float* lane_scale;   // [M][nbp][4]
   float* lane_corr;    // [M][nbp][4]
+  int32_t* zero_term;  // [M][nbp]: -8 * sum(a)
   size_t m;            // rows
   size_t nbp;          // blocks per row, padded to a multiple of kGroup
 };

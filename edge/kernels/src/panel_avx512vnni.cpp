@@ -11,9 +11,11 @@
 // Next to it, per block, kVectors vectors of 16 fp32 weight scales. Columns past N get zero weights and scales.
 //
 // Micro-kernel: kRows activation rows × kVectors × 16 columns. Per block, int32 dot products over the 8 quads
-// (kRows × kVectors accumulators), then in fp32 per column lane: acc += sw · (sa · dot − 8 · sa · Σa), i.e.
-// 3 fp32 operations per 8 vpdpbusd. Each column is a lane, so no horizontal sums; per column the blocks are
-// added in order, as the GEMV does. Pattern: the packed-B GEMM of BLIS and llama.cpp's repacked Q4_0×8 blocks,
+// (kRows × kVectors accumulators) that start at the zero point's term −8 · Σa (int4.h's zero_term), so they end
+// at the exact Σ (nib − 8) · a; then in fp32 per column lane: acc += sw · (sa · dot), i.e. 3 fp32 operations
+// (cvt, mul, fma) per 8 vpdpbusd. Starting from −8 · Σa instead of adding −8 · sa · Σa in fp32 measured 2–11%
+// faster (no zeroing, no per-row broadcast of the correction). Each column is a lane, so no horizontal sums;
+// per column the blocks are added in order, as the GEMV does. Pattern: the packed-B GEMM of BLIS and llama.cpp's repacked Q4_0×8 blocks,
 // here repacked on the fly per task, on MatMulNBits' byte order.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,fma")
 #include <immintrin.h>
@@ -109,20 +111,22 @@ void micro(const Q8Rows& a, size_t m0, const uint8_t* wp, const float* sp, size_
   const int8_t* qe[MR];
   const int8_t* qo[MR];
   const float* ls[MR];
-  const float* lc[MR];
+  const int32_t* zt[MR];
   for (int i = 0; i < MR; ++i) {
     qe[i] = a.qe + (m0 + i) * a.nbp * kBlockBytes;
     qo[i] = a.qo + (m0 + i) * a.nbp * kBlockBytes;
     ls[i] = a.lane_scale + (m0 + i) * a.nbp * 4;
-    lc[i] = a.lane_corr + (m0 + i) * a.nbp * 4;
+    zt[i] = a.zero_term + (m0 + i) * a.nbp;
   }
   __m512 acc[MR][kVectors];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < kVectors; ++v) acc[i][v] = _mm512_setzero_ps();
   for (size_t b = c0; b < c1; ++b, wp += kBlockPack, sp += kScalePack) {
     __m512i dot[MR][kVectors];
-    for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < kVectors; ++v) dot[i][v] = _mm512_setzero_si512();
+    for (int i = 0; i < MR; ++i) {  // the zero point's term first: the block's sum is then exact in int32
+      const __m512i start = _mm512_set1_epi32(zt[i][b]);
+      for (int v = 0; v < kVectors; ++v) dot[i][v] = start;
+    }
 #pragma GCC unroll 8
     for (int t = 0; t < 8; ++t) {
       __m512i wv[kVectors];
@@ -135,9 +139,8 @@ void micro(const Q8Rows& a, size_t m0, const uint8_t* wp, const float* sp, size_
     }
     for (int i = 0; i < MR; ++i) {
       const __m512 sa = _mm512_set1_ps(ls[i][b * 4]);
-      const __m512 ca = _mm512_set1_ps(4.0f * lc[i][b * 4]);  // lane_corr is a quarter of -8 · sa · Σa (exact)
       for (int v = 0; v < kVectors; ++v) {
-        const __m512 block = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[i][v]), sa, ca);
+        const __m512 block = _mm512_mul_ps(_mm512_cvtepi32_ps(dot[i][v]), sa);
         acc[i][v] = _mm512_fmadd_ps(_mm512_load_ps(sp + v * 16), block, acc[i][v]);
       }
     }

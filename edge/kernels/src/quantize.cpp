@@ -20,7 +20,7 @@ Q8Buffer::Q8Buffer(size_t m, size_t nb) {
   size_t nbp = (nb + kGroup - 1) / kGroup * kGroup;
   size_t q_bytes = m * nbp * kBlockBytes;        // one of qe / qo
   size_t lane_bytes = m * nbp * 4 * sizeof(float);  // one of lane_scale / lane_corr
-  size_t total = 2 * q_bytes + 2 * lane_bytes;
+  size_t total = 2 * q_bytes + 2 * lane_bytes + m * nbp * sizeof(int32_t);
   mem_ = std::aligned_alloc(64, (total + 63) / 64 * 64);
   if (mem_ == nullptr) throw std::bad_alloc();
   auto* base = static_cast<uint8_t*>(mem_);
@@ -28,6 +28,7 @@ Q8Buffer::Q8Buffer(size_t m, size_t nb) {
   rows.qo = reinterpret_cast<int8_t*>(base + q_bytes);
   rows.lane_scale = reinterpret_cast<float*>(base + 2 * q_bytes);
   rows.lane_corr = reinterpret_cast<float*>(base + 2 * q_bytes + lane_bytes);
+  rows.zero_term = reinterpret_cast<int32_t*>(base + 2 * q_bytes + 2 * lane_bytes);
   rows.m = m;
   rows.nbp = nbp;
 }
@@ -72,6 +73,7 @@ void quantize_rows(const float* x, size_t k, size_t r0, size_t r1, const Q8Rows&
     int8_t* qo = a.qo + r * nbp * kBlockBytes;
     float* ls = a.lane_scale + r * nbp * 4;
     float* lc = a.lane_corr + r * nbp * 4;
+    int32_t* zt = a.zero_term + r * nbp;
     for (size_t g = 0; g < nbp; g += kGroup) {
       // whole blocks are read in place; a partial one (the row's last) or a padding block through a zeroed copy
       const float* v[kGroup];
@@ -107,6 +109,7 @@ void quantize_rows(const float* x, size_t k, size_t r0, size_t r1, const Q8Rows&
         const F4 scales = {scale[j], scale[j], scale[j], scale[j]}, corrs = {corr, corr, corr, corr};
         std::memcpy(ls + b * 4, &scales, sizeof(scales));  // one 16-byte store each, not 4 scalar ones
         std::memcpy(lc + b * 4, &corrs, sizeof(corrs));
+        zt[b] = -8 * sum;
       }
     }
   }
