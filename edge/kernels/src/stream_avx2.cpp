@@ -1,8 +1,9 @@
 // The AVX2 GEMV micro-kernel (decode; Haswell and later Core, Atom since Gracemont, Zen): 2 blocks (32 packed
-// bytes) of a weight column per step, nibbles widened in registers, vpmaddubsw (unsigned nibbles × signed int8 pairs to int16: at most
-// 2 × 15 × 127, no saturation) then vpmaddwd with ones to int32, 4 lanes per block as in the AVX-512 kernel.
-// AVX-VNNI parts run this path too; their vpdpbusd would fuse the two multiplies but cannot be tested on
-// these machines (no AVX-VNNI here), so it is not built. The prefill GEMM is panel_avx2.cpp.
+// bytes) of a weight column per step, nibbles widened in registers, vpmaddubsw (unsigned nibbles × signed int8
+// pairs to int16: at most 2 × 15 × 127, no saturation) then vpmaddwd with ones to int32, 4 lanes per block as
+// in the AVX-512 kernel.
+// AVX-VNNI parts run this path too; their VEX vpdpbusd would fuse the two multiplies, but is not built yet.
+// The prefill GEMM is panel_avx2.cpp.
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
