@@ -1,9 +1,9 @@
 // The AVX2 GEMM (prefill): panel_avx512vnni.cpp's design at half the width. A task's weight panel is widened
 // once per K chunk into a small per-task buffer, then every row of its slab passes over that buffer.
 //
-// Packed panel (per task, per K chunk of kChunk blocks; the weight tensor itself is only read): for block b of
-// the chunk and quad t (0..7), kVectors vectors of 32 bytes, vector v holding columns 8v..8v+7, 4 unsigned
-// nibbles (0..15) per column: quad t < 4 the low nibbles of bytes 4t..4t+3 of the column's block, quad t >= 4
+// Packed panel (on the task's stack, per K chunk of kChunk blocks; the weight tensor itself is only read):
+// for block b of the chunk and quad t (0..7), kVectors vectors of 32 bytes, vector v holding columns 8v..8v+7,
+// 4 unsigned nibbles (0..15) per column: quad t < 4 the low nibbles of bytes 4t..4t+3 of the column's block, quad t >= 4
 // the high nibbles of bytes 4(t-4)..4(t-4)+3, i.e. the weights of the 4 activations at qe[b * 16 + 4t] or
 // qo[b * 16 + 4(t - 4)] (int4.h). Next to it, per block, kVectors vectors of 8 fp32 weight scales. Columns past N
 // get zero weights and scales.
@@ -17,10 +17,7 @@
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
-#include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <new>
 
 #include "int4.h"
 
@@ -155,19 +152,14 @@ void micro(const Q8Rows& a, size_t m0, const uint8_t* wp, const float* sp, size_
   }
 }
 
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
-
 }  // namespace
 
 void panel_avx2(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
                 size_t ldy) {
-  constexpr size_t kWeightBytes = kChunk * kBlockPack;
-  std::unique_ptr<void, FreeDeleter> mem(std::aligned_alloc(64, kWeightBytes + kChunk * kScalePack * sizeof(float)));
-  if (!mem) throw std::bad_alloc();
-  auto* wp = static_cast<uint8_t*>(mem.get());
-  auto* sp = reinterpret_cast<float*>(wp + kWeightBytes);
+  // the packed chunk lives on this task's stack: no allocation, so nothing can throw inside onnxruntime's
+  // thread pool
+  alignas(64) uint8_t wp[kChunk * kBlockPack];
+  alignas(64) float sp[kChunk * kScalePack];
   const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   // chunk-major: a chunk of the slab's activations stays in L2 while every panel of the task passes over it
   for (size_t c0 = 0; c0 < w.nb; c0 += kChunk) {

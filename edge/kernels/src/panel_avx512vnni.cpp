@@ -1,8 +1,8 @@
 // The AVX-512 VNNI GEMM (prefill): the weights of a panel of 48 columns are widened once per K chunk into a
 // small buffer laid out for the micro-kernel, then every row of the task's slab passes over that buffer.
 //
-// Packed panel (per task, per K chunk of kChunk blocks; nothing persists between calls, the weight tensor
-// itself is only read): for block b of the chunk and quad t (0..7) of that block, kVectors vectors of 64
+// Packed panel (on the task's stack, per K chunk of kChunk blocks; nothing persists between calls, the weight
+// tensor itself is only read): for block b of the chunk and quad t (0..7) of that block, kVectors vectors of 64
 // bytes, vector v holding columns 16v..16v+15, 4 unsigned nibbles (0..15) per column:
 //     quad t < 4:  the low nibbles of bytes 4t..4t+3 of the column's 16-byte block (elements 8t, 8t+2, 8t+4, 8t+6)
 //     quad t >= 4: the high nibbles of bytes 4(t-4)..4(t-4)+3 (the odd elements after them)
@@ -24,10 +24,7 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,fma")
 #include <immintrin.h>
 
-#include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <new>
 
 #include "int4.h"
 
@@ -161,19 +158,14 @@ void micro(const Q8Rows& a, size_t m0, const uint8_t* wp, const float* sp, size_
   }
 }
 
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
-
 }  // namespace
 
 void panel_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
                       size_t ldy) {
-  constexpr size_t kWeightBytes = kChunk * kBlockPack;
-  std::unique_ptr<void, FreeDeleter> mem(std::aligned_alloc(64, kWeightBytes + kChunk * kScalePack * sizeof(float)));
-  if (!mem) throw std::bad_alloc();
-  auto* wp = static_cast<uint8_t*>(mem.get());
-  auto* sp = reinterpret_cast<float*>(wp + kWeightBytes);
+  // the packed chunk lives on this task's stack: no allocation, so nothing can throw inside onnxruntime's
+  // thread pool
+  alignas(64) uint8_t wp[kChunk * kBlockPack];
+  alignas(64) float sp[kChunk * kScalePack];
   // chunk-major: a chunk of the slab's activations stays in L2 while every panel of the task passes over it
   for (size_t c0 = 0; c0 < w.nb; c0 += kChunk) {
     const size_t c1 = c0 + kChunk < w.nb ? c0 + kChunk : w.nb;
