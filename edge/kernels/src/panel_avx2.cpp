@@ -3,10 +3,10 @@
 //
 // Packed panel (on the task's stack, per K chunk of kChunk blocks; the weight tensor itself is only read):
 // for block b of the chunk and quad t (0..7), kVectors vectors of 32 bytes, vector v holding columns 8v..8v+7,
-// 4 unsigned nibbles (0..15) per column: quad t < 4 the low nibbles of bytes 4t..4t+3 of the column's block, quad t >= 4
-// the high nibbles of bytes 4(t-4)..4(t-4)+3, i.e. the weights of the 4 activations at qe[b * 16 + 4t] or
-// qo[b * 16 + 4(t - 4)] (int4.h). Next to it, per block, kVectors vectors of 8 fp32 weight scales. Columns past N
-// get zero weights and scales.
+// 4 unsigned nibbles (0..15) per column: quad t < 4 the low nibbles of bytes 4t..4t+3 of the column's block,
+// quad t >= 4 the high nibbles of bytes 4(t-4)..4(t-4)+3, i.e. the weights of the 4 activations at
+// qe[b * 16 + 4t] or qo[b * 16 + 4(t - 4)] (int4.h). Next to it, per block, kVectors vectors of 8 fp32 weight
+// scales. Columns past N get zero weights and scales.
 //
 // Micro-kernel: kRows rows × kVectors × 8 columns. Per quad, vpmaddubsw (unsigned nibbles × the row's 4 signed
 // activations broadcast) gives each column two int16 pair sums (at most 2 × 15 × 128 = 3840), which are added
