@@ -64,6 +64,18 @@ def test_decoder_sized_shapes(library: Path, isa: str, m: int, k: int, n: int) -
     _check(y[0], x[0], q, s)
 
 
+@pytest.mark.parametrize("isa", PATHS)
+@pytest.mark.parametrize("k", [1, 33, 40, 97, 130])
+@pytest.mark.parametrize("m", [1, 5, 97])
+def test_partial_block_next_to_padding_blocks(library: Path, isa: str, k: int, m: int) -> None:
+    """A row's partial last block shares a group of 4 blocks with zero padding blocks (K = 40: blocks 2, 3)."""
+    rng = np.random.default_rng(k * 1000 + m)
+    q, s = random_weights(k, 37, rng)
+    x = rng.standard_normal((m, k), dtype=np.float32)
+    y = session([None, k], q, s, k, isa=isa, library=library).run(None, {"x": x})[0]
+    _check(y, x, q, s)
+
+
 def test_agrees_with_matmulnbits_at_decode(library: Path) -> None:
     """Same bytes, same int8 activation scheme as MatMulNBits at accuracy level 4: equal up to float32 rounding."""
     rng = np.random.default_rng(7)

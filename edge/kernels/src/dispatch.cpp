@@ -15,9 +15,9 @@ bool has_avx512vnni() {
 bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
 const Isa kPaths[] = {
-    {"avx512vnni", tile_avx512vnni, stream_avx512vnni},
-    {"avx2", tile_avx2, stream_avx2},
-    {"scalar", tile_scalar, tile_scalar},  // one column at a time already
+    {"avx512vnni", panel_avx512vnni, stream_avx512vnni},
+    {"avx2", panel_avx2, stream_avx2},
+    {"scalar", tile_scalar, tile_scalar},  // plain loops, any rows: one kernel serves both
 };
 
 bool supported(const Isa& isa) {

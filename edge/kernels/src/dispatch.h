@@ -9,7 +9,7 @@ namespace edge_kernels {
 
 struct Isa {
   const char* name;  // "avx512vnni", "avx2" or "scalar"
-  TileFn tile;    // the GEMM micro-kernel (prefill)
+  PanelFn panel;  // the GEMM kernel (prefill)
   TileFn stream;  // the GEMV micro-kernel (decode, M <= kMaxRows)
 };
 

@@ -14,7 +14,8 @@
 // Per block the dot product is  sum((nib - 8) * a) = sum(nib * a) - 8 * sum(a); with the activation scale sa
 // and the weight scale sw:  y += sw * (sa * sum(nib * a) - 8 * sa * sum(a)). The vector kernels keep 4 int32
 // lanes per block, so the activation side is stored per lane: lane_scale = sa (4 copies) and
-// lane_corr = -8 * sa * sum(a) / 4 (4 copies); a padding block has both 0.
+// lane_corr = -8 * sa * sum(a) / 4 (4 copies); a padding block has both 0. The GEMM kernels keep one int32
+// lane per column instead and start each block's sum at zero_term = -8 * sum(a), exact in int32.
 #pragma once
 
 #include <cstddef>
@@ -26,8 +27,7 @@ namespace edge_kernels {
 constexpr size_t kBlock = 32;      // elements per block (the only block size these kernels take)
 constexpr size_t kBlockBytes = 16;  // packed bytes per block
 constexpr size_t kGroup = 4;       // blocks per 64-byte vector step; activation rows are padded to this
-constexpr size_t kMaxRows = 4;     // activation rows per micro-kernel call
-constexpr size_t kPrefetchRows = 4;  // the GEMM micro-kernels prefetch each weight column this many columns ahead
+constexpr size_t kMaxRows = 4;     // activation rows per GEMV call (decode); more rows take the GEMM
 // The GEMV micro-kernels read one column at a time, so a thread's weights (and scales) are one sequential
 // stream; they prefetch it kStreamAhead bytes ahead into L1 and kStreamFar bytes ahead into L2. Measured at
 // M = 1 on one Zen 4 core, MatMulNBits 15–19 GB/s in the same runs: 4 interleaved column streams 11–12 GB/s;
@@ -49,6 +49,7 @@ struct Q8Rows {
   int8_t* qo;          // [M][nbp][16] odd elements
   float* lane_scale;   // [M][nbp][4]
   float* lane_corr;    // [M][nbp][4]
+  int32_t* zero_term;  // [M][nbp]: -8 * sum(a)
   size_t m;            // rows
   size_t nbp;          // blocks per row, padded to a multiple of kGroup
 };
@@ -69,23 +70,27 @@ class Q8Buffer {
 // Quantizes rows [r0, r1) of x ([M][K] fp32, row stride K) into a (quantize.cpp).
 void quantize_rows(const float* x, size_t k, size_t r0, size_t r1, const Q8Rows& a);
 
-// A micro-kernel: y[(m0 + i) * ldy + j] = sum_k a[m0 + i, k] * W[j, k] for i < rows (1..kMaxRows), j in [n0, n1).
-// Each ISA has two: tile_* (GEMM: several columns per pass, so an activation load serves all of them while the
-// weight panel sits in L2) and stream_* (GEMV: one column per pass, the weights streamed from memory in order).
+// A GEMV micro-kernel (stream_*, decode): y[(m0 + i) * ldy + j] = sum_k a[m0 + i, k] * W[j, k] for i < rows
+// (1..kMaxRows), j in [n0, n1); one column per pass, the weights streamed from memory in order.
 using TileFn = void (*)(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1,
                         float* y, size_t ldy);
+// A GEMM kernel (panel_*, prefill): the same product for any number of rows; it widens the weights of
+// [n0, n1) once per call into a per-call buffer (panel_avx512vnni.cpp describes the layout) and passes every
+// row over it.
+using PanelFn = TileFn;
 
+// tile_scalar serves as both: plain loops over any rows and columns.
 void tile_scalar(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
-void tile_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+void panel_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void stream_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
-void tile_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+void panel_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void stream_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 
 // The loops every micro-kernel shares. Internal linkage on purpose: each ISA file compiles them under its
 // own #pragma GCC target, so one file's copy must never be linked into another's.
 namespace {
 
-// fn(std::integral_constant<int, MR>) for the tile's row count (1..kMaxRows), so MR is a compile-time constant.
+// fn(std::integral_constant<int, MR>) for a row count of 1..4, so MR is a compile-time constant.
 template <typename Fn>
 inline void with_rows(size_t rows, Fn&& fn) {
   switch (rows) {
@@ -94,14 +99,6 @@ inline void with_rows(size_t rows, Fn&& fn) {
     case 3: fn(std::integral_constant<int, 3>{}); break;
     default: fn(std::integral_constant<int, 4>{}); break;
   }
-}
-
-// group(n) for each full group of NR columns in [n0, n1), then single(n) for the columns left over.
-template <int NR, typename Group, typename Single>
-inline void column_groups(size_t n0, size_t n1, Group&& group, Single&& single) {
-  size_t n = n0;
-  for (; n + NR <= n1; n += NR) group(n);
-  for (; n < n1; ++n) single(n);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// The two drivers around a micro-kernel: GEMV for decode (M <= 4), tiled GEMM for prefill.
+// The two drivers around the kernels: GEMV for decode (M <= 4), tiled GEMM for prefill.
 #pragma once
 
 #include <cstddef>
@@ -17,8 +17,8 @@ struct Parallel {
 // y[M][N] = x[M][K] · Wᵀ, M <= kMaxRows: activations quantized once, columns split across threads (gemv.cpp).
 void gemv(const float* x, size_t m, const Int4Weights& w, float* y, TileFn tile, const Parallel& parallel);
 
-// The same for any M: rows quantized in parallel, then column panels that stay in L2 while every 4-row tile
-// of activations passes over them (gemm.cpp).
-void gemm(const float* x, size_t m, const Int4Weights& w, float* y, TileFn tile, const Parallel& parallel);
+// The same for any M: rows quantized in parallel, then tasks of (column group, row slab), each one call of the
+// ISA's panel kernel (gemm.cpp).
+void gemm(const float* x, size_t m, const Int4Weights& w, float* y, PanelFn panel, const Parallel& parallel);
 
 }  // namespace edge_kernels

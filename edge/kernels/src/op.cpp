@@ -83,7 +83,7 @@ struct MatMulInt4 {
       if (m <= kMaxRows) {
         gemv(a.Data(), m, w, dst, isa_.stream, parallel);
       } else {
-        gemm(a.Data(), m, w, dst, isa_.tile, parallel);
+        gemm(a.Data(), m, w, dst, isa_.panel, parallel);
       }
       return Ort::Status{nullptr};
     } catch (const std::exception& exc) {

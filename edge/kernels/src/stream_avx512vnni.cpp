@@ -1,7 +1,7 @@
-// The AVX-512 VNNI micro-kernel: 4 blocks (64 packed bytes) of a weight column per step, widened to two
-// 64-byte nibble vectors in registers and multiplied with vpdpbusd (unsigned nibbles × signed int8
+// The AVX-512 VNNI GEMV micro-kernel (decode): 4 blocks (64 packed bytes) of a weight column per step, widened
+// to two 64-byte nibble vectors in registers and multiplied with vpdpbusd (unsigned nibbles × signed int8
 // activations), 4 int32 lanes per block, scaled in fp32 per block. Each weight load serves every activation
-// row of the tile (1..4), which is what makes the same kernel a GEMM micro-kernel at prefill.
+// row (1..4). The prefill GEMM is panel_avx512vnni.cpp.
 // Pattern: llama.cpp's Q4_0 × Q8_0 dot product (ggml-cpu/arch/x86/quants.c), on MatMulNBits' byte order.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,fma")
 // GCC 12's own intrinsics (permutexvar, reduce_add) read intentionally undefined registers: not ours to fix
@@ -45,9 +45,7 @@ inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, 
     for (int r = 0; r < NR; ++r) {
       const uint8_t* qb = q[r] + b * kBlockBytes;
       const __m512i v = full ? _mm512_loadu_si512(qb) : _mm512_maskz_loadu_epi8(qmask, qb);
-      // tile: the same blocks kPrefetchRows columns on, so the next column group is in L1 when it starts (the
-      // hardware prefetcher alone loses short columns: 768 bytes each at K = 1536); stream: kStreamAhead bytes
-      // on in the one sequential stream, and `far` bytes on into L2
+      // kStreamAhead bytes on in the one sequential stream, and `far` bytes on into L2
       _mm_prefetch(reinterpret_cast<const char*>(qb + ahead), _MM_HINT_T0);
       if (far != 0) _mm_prefetch(reinterpret_cast<const char*>(qb + far), _MM_HINT_T1);
       lo[r] = _mm512_and_si512(v, low);
@@ -78,18 +76,6 @@ inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, 
 }
 
 }  // namespace
-
-void tile_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
-                     size_t ldy) {
-  with_rows(rows, [&](auto mr) {
-    constexpr int MR = decltype(mr)::value;
-    constexpr int NR = MR == 1 ? 4 : (MR == 2 ? 4 : 3);  // MR × NR accumulators + temporaries fit 32 zmm registers
-    const size_t ahead = kPrefetchRows * w.nb * kBlockBytes;
-    column_groups<NR>(
-        n0, n1, [&](size_t n) { columns<MR, NR>(a, m0, w, n, y, ldy, ahead, 0); },
-        [&](size_t n) { columns<MR, 1>(a, m0, w, n, y, ldy, ahead, 0); });
-  });
-}
 
 void stream_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1,
                        float* y, size_t ldy) {

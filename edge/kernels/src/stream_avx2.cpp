@@ -1,8 +1,9 @@
-// The AVX2 micro-kernel (Haswell and later Core, Atom since Gracemont, Zen): 2 blocks (32 packed bytes) per
-// step, nibbles widened in registers, vpmaddubsw (unsigned nibbles × signed int8 pairs to int16: at most
-// 2 × 15 × 127, no saturation) then vpmaddwd with ones to int32, 4 lanes per block as in the AVX-512 kernel.
-// AVX-VNNI parts run this path too; their vpdpbusd would fuse the two multiplies but cannot be tested on
-// these machines (no AVX-VNNI here), so it is not built.
+// The AVX2 GEMV micro-kernel (decode; Haswell and later Core, Atom since Gracemont, Zen): 2 blocks (32 packed
+// bytes) of a weight column per step, nibbles widened in registers, vpmaddubsw (unsigned nibbles × signed int8
+// pairs to int16: at most 2 × 15 × 127, no saturation) then vpmaddwd with ones to int32, 4 lanes per block as
+// in the AVX-512 kernel.
+// AVX-VNNI parts run this path too; their VEX vpdpbusd would fuse the two multiplies, but is not built yet.
+// The prefill GEMM is panel_avx2.cpp.
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
@@ -33,7 +34,7 @@ inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, 
       const float* s = w.s + (n + r) * w.nb + b;
       const __m256i v = pair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q))
                              : _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
-      // as in the AVX-512 kernel: tile, kPrefetchRows columns on; stream, kStreamAhead bytes on and `far` into L2
+      // as in the AVX-512 kernel: kStreamAhead bytes on, and `far` bytes on into L2
       _mm_prefetch(reinterpret_cast<const char*>(q + ahead), _MM_HINT_T0);
       if (far != 0) _mm_prefetch(reinterpret_cast<const char*>(q + far), _MM_HINT_T1);
       lo[r] = _mm256_and_si256(v, low);
@@ -65,18 +66,6 @@ inline void columns(const Q8Rows& a, size_t m0, const Int4Weights& w, size_t n, 
 }
 
 }  // namespace
-
-void tile_avx2(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
-               size_t ldy) {
-  with_rows(rows, [&](auto mr) {
-    constexpr int MR = decltype(mr)::value;
-    constexpr int NR = MR == 1 ? 4 : 2;  // 16 ymm registers
-    const size_t ahead = kPrefetchRows * w.nb * kBlockBytes;
-    column_groups<NR>(
-        n0, n1, [&](size_t n) { columns<MR, NR>(a, m0, w, n, y, ldy, ahead, 0); },
-        [&](size_t n) { columns<MR, 1>(a, m0, w, n, y, ldy, ahead, 0); });
-  });
-}
 
 void stream_avx2(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
                  size_t ldy) {
