@@ -60,6 +60,27 @@ def test_frames_are_kept_as_received_and_raw_frames_are_encoded_once(tmp_path: P
     j.close()
 
 
+
+def test_anomaly_maps_are_16_bit_pngs_with_out_of_range_scores_saturated_and_removed_folders_made_again(
+    tmp_path: Path,
+) -> None:
+    j, _ = journal(tmp_path, EvidenceBudgets(min_free_bytes=0))
+    scores = np.array([[[np.nan, np.inf, -np.inf, -3.0, 0.5, 2.0, 1.0, 0.0, 1 / 3, 0.25]]], np.float32)
+    seq = j.append(Record("inspect:1", finished(1), 1, anomalous=True, evidence=Evidence(anomaly_map=scores)))
+    (ref,) = payload(j, seq.result(30))["evidence"]
+    media, data = j.evidence_file(ref["id"])
+    levels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert media == "image/png" and levels.dtype == np.uint16 and levels.shape == (1, 10)
+    assert levels[0].tolist() == [0, 65535, 0, 0, 32768, 65535, 65535, 0, 21845, 16384]  # nearest level
+    for folder in (tmp_path / "evidence").iterdir():  # an operator clearing evidence by hand
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()
+    seq = j.append(Record("inspect:1", finished(2), 2, anomalous=True, evidence=Evidence(anomaly_map=scores)))
+    event = payload(j, seq.result(30))
+    assert "evidence_skipped" not in event and j.evidence_file(event["evidence"][0]["id"]) == (media, data)
+    j.close()
+
 def test_byte_budgets_per_class_keep_anomalies_when_normal_samples_overflow(tmp_path: Path) -> None:
     clock = Clock(1_000_000.0)
     budgets = EvidenceBudgets(
