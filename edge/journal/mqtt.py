@@ -72,6 +72,7 @@ class MqttPublisher:
         self._unsaved: int | None = None  # a cursor the core asked to save, not yet handed to the journal
         self._saved_at = 0.0
         self._outage_logged = False
+        self._acks = 0  # acknowledgements not yet counted in the metrics (this thread only)
         self.connected = False
         self.beat = time.monotonic()  # the publisher's thread was last seen running its loops (a hang shows)
 
@@ -179,6 +180,7 @@ class MqttPublisher:
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self.connected:
                 self._lost(client, f"connection lost ({paho.error_string(rc)})")
             self._save_cursor()
+            self._gauges()  # once per loop, not per acknowledgement: a fifth of this thread's own work at 200/s
         if self.connected:  # stopping: say goodbye so the status is not left to the last will
             info = client.publish(s.status_topic, b"offline", qos=1, retain=True)
             deadline = time.monotonic() + GOODBYE_SECONDS
@@ -187,6 +189,7 @@ class MqttPublisher:
             client.disconnect()
             self._set_connected(False)
             self._execute(client, self.core.disconnected())
+        self._gauges()
         _close(client)
 
     def _lost(self, client: paho.Client, why: str) -> None:
@@ -217,7 +220,6 @@ class MqttPublisher:
             elif isinstance(a, SaveCursor):
                 self._unsaved = a.sequence
         self._save_cursor(force=not self.connected)
-        self._gauges()
 
     def _save_cursor(self, force: bool = False) -> None:
         """Hand the cursor to the journal, at most every CURSOR_SAVE_SECONDS: saving after every acknowledgement
@@ -241,8 +243,7 @@ class MqttPublisher:
         seq = self._mids.pop(mid, None)
         if seq is None:
             return  # the status message
-        if self.metrics is not None:
-            self.metrics.mqtt_published.inc()
+        self._acks += 1
         self._execute(client, self.core.acked(seq))
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -251,7 +252,6 @@ class MqttPublisher:
 
     def _journaled(self, head: int) -> None:  # the journal's writer thread, after each commit
         self._wake.set()
-        self._gauges()
 
     def _set_connected(self, value: bool) -> None:
         self.connected = value
@@ -259,10 +259,13 @@ class MqttPublisher:
             self.metrics.mqtt_connected.set(int(value))
 
     def _gauges(self) -> None:
-        # mqtt_enabled and journal_backlog are the daemon's (edge.journal.publisher_process): it knows the
-        # journal's head at every commit, where this process sees it only when it polls.
+        # Once per loop of the thread. mqtt_enabled and journal_backlog are the daemon's
+        # (edge.journal.publisher_process): it knows the journal's head at every commit.
         if self.metrics is not None:
             self.metrics.journal_published.set(self.core.cursor)
+            if self._acks:
+                self.metrics.mqtt_published.inc(self._acks)
+        self._acks = 0
 
 
 def _close(client: paho.Client) -> None:
