@@ -60,7 +60,6 @@ def test_frames_are_kept_as_received_and_raw_frames_are_encoded_once(tmp_path: P
     j.close()
 
 
-
 def test_anomaly_maps_are_16_bit_pngs_with_out_of_range_scores_saturated_and_removed_folders_made_again(
     tmp_path: Path,
 ) -> None:
@@ -80,6 +79,7 @@ def test_anomaly_maps_are_16_bit_pngs_with_out_of_range_scores_saturated_and_rem
     event = payload(j, seq.result(30))
     assert "evidence_skipped" not in event and j.evidence_file(event["evidence"][0]["id"]) == (media, data)
     j.close()
+
 
 def test_byte_budgets_per_class_keep_anomalies_when_normal_samples_overflow(tmp_path: Path) -> None:
     clock = Clock(1_000_000.0)
