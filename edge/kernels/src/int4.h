@@ -84,6 +84,8 @@ using PanelFn = TileFn;
 void tile_scalar(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void panel_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void stream_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+void panel_avxvnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+void stream_avxvnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void panel_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void stream_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 
