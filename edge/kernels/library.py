@@ -2,9 +2,9 @@
 
 The path comes from ``EDGE_KERNELS`` (read when a bundle is opened, never at import):
 
-- unset, ``""`` or ``auto``: our kernels with the best micro-kernel this CPU has (AVX-512 VNNI, AVX2,
-  scalar), or onnxruntime's ``MatMulNBits`` if the library is missing or cannot load;
-- ``avx512vnni``, ``avx2`` or ``scalar``: that micro-kernel (a CPU that cannot run it is an error);
+- unset, ``""`` or ``auto``: our kernels with the best micro-kernel this CPU has (AVX-512 VNNI, AVX-VNNI,
+  AVX2, scalar, in that order), or onnxruntime's ``MatMulNBits`` if the library is missing or cannot load;
+- ``avx512vnni``, ``avxvnni``, ``avx2`` or ``scalar``: that micro-kernel (a CPU that cannot run it is an error);
 - ``off``: onnxruntime's ``MatMulNBits``.
 
 >>> choice = choose_kernels("auto")
@@ -21,7 +21,7 @@ from pathlib import Path
 from edge.errors import ConfigError
 
 ENV = "EDGE_KERNELS"
-PATHS = ("avx512vnni", "avx2", "scalar")
+PATHS = ("avx512vnni", "avxvnni", "avx2", "scalar")  # the order auto prefers them in
 MATMULNBITS = "matmulnbits"
 DOMAIN = "edge.kernels"
 OP = "MatMulInt4"

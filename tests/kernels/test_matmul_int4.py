@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.kernels.library import PATHS
+from edge.errors import ConfigError
+from edge.kernels.library import PATHS, resolve
 from tests.kernels.reference import BLOCK, dequantize, emulated, exact, random_weights, session
 
 SUM_RTOL = 1e-5
@@ -74,6 +75,26 @@ def test_partial_block_next_to_padding_blocks(library: Path, isa: str, k: int, m
     x = rng.standard_normal((m, k), dtype=np.float32)
     y = session([None, k], q, s, k, isa=isa, library=library).run(None, {"x": x})[0]
     _check(y, x, q, s)
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "n", "sibling"),
+    [(1, 1536, 96, "avx2"), (4, 4000, 49, "avx2"), (97, 130, 37, "avx512vnni"), (288, 1536, 70, "avx512vnni")],
+)
+def test_avxvnni_is_bit_identical_to_its_siblings(library: Path, m: int, k: int, n: int, sibling: str) -> None:
+    """AVX-VNNI's GEMV sums what AVX2's does, and its GEMM what AVX-512 VNNI's does, in the same order."""
+    try:
+        for isa in ("avxvnni", sibling):
+            resolve(library, isa)
+    except ConfigError as exc:
+        pytest.skip(f"this CPU cannot run both paths: {exc}")
+    rng = np.random.default_rng(m * k + n)
+    q, s = random_weights(k, n, rng)
+    x = rng.standard_normal((m, k), dtype=np.float32)
+    ours, theirs = (
+        session([None, k], q, s, k, isa=isa, library=library).run(None, {"x": x})[0] for isa in ("avxvnni", sibling)
+    )
+    np.testing.assert_array_equal(ours, theirs)
 
 
 def test_agrees_with_matmulnbits_at_decode(library: Path) -> None:

@@ -14,14 +14,19 @@ bool has_avx512vnni() {
 
 bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
+// VEX-encoded vpdpbusd on ymm (CPUID leaf 7, subleaf 1, EAX bit 4): Alder Lake and later, without AVX-512
+bool has_avxvnni() { return has_avx2() && __builtin_cpu_supports("avxvnni"); }
+
 const Isa kPaths[] = {
     {"avx512vnni", panel_avx512vnni, stream_avx512vnni},
+    {"avxvnni", panel_avxvnni, stream_avxvnni},
     {"avx2", panel_avx2, stream_avx2},
     {"scalar", tile_scalar, tile_scalar},  // plain loops, any rows: one kernel serves both
 };
 
 bool supported(const Isa& isa) {
   if (std::strcmp(isa.name, "avx512vnni") == 0) return has_avx512vnni();
+  if (std::strcmp(isa.name, "avxvnni") == 0) return has_avxvnni();
   if (std::strcmp(isa.name, "avx2") == 0) return has_avx2();
   return true;
 }
@@ -47,7 +52,8 @@ bool select_isa(const char* env, Isa* out, std::string* error) {
     *out = isa;
     return true;
   }
-  *error = std::string("EDGE_KERNELS=") + env + ": unknown kernel path; choose auto, avx512vnni, avx2, scalar or off";
+  *error = std::string("EDGE_KERNELS=") + env +
+           ": unknown kernel path; choose auto, avx512vnni, avxvnni, avx2, scalar or off";
   return false;
 }
 

@@ -8,13 +8,14 @@
 namespace edge_kernels {
 
 struct Isa {
-  const char* name;  // "avx512vnni", "avx2" or "scalar"
+  const char* name;  // "avx512vnni", "avxvnni", "avx2" or "scalar"
   PanelFn panel;  // the GEMM kernel (prefill)
   TileFn stream;  // the GEMV micro-kernel (decode, M <= kMaxRows)
 };
 
-// EDGE_KERNELS unset, "" or "auto": the best path this CPU supports. "avx512vnni", "avx2" or "scalar": that
-// path, or an error message in *error if the CPU cannot run it or the value is unknown (returns false).
+// EDGE_KERNELS unset, "" or "auto": the best path this CPU supports, in the order below. "avx512vnni",
+// "avxvnni", "avx2" or "scalar": that path, or an error message in *error if the CPU cannot run it or the value
+// is unknown (returns false).
 bool select_isa(const char* env, Isa* out, std::string* error);
 
 }  // namespace edge_kernels

@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 namespace edge_kernels {
@@ -83,6 +84,8 @@ using PanelFn = TileFn;
 void tile_scalar(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void panel_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void stream_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+void panel_avxvnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+void stream_avxvnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void panel_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void stream_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 
@@ -99,6 +102,13 @@ inline void with_rows(size_t rows, Fn&& fn) {
     case 3: fn(std::integral_constant<int, 3>{}); break;
     default: fn(std::integral_constant<int, 4>{}); break;
   }
+}
+
+// The 4 int8 activations at p as one dword, for a vpdpbusd (or vpmaddubsw) broadcast.
+inline int32_t quad_at(const int8_t* p) {
+  int32_t x;
+  std::memcpy(&x, p, sizeof(x));
+  return x;
 }
 
 }  // namespace

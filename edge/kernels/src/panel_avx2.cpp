@@ -1,186 +1,45 @@
-// The AVX2 GEMM (prefill): panel_avx512vnni.cpp's design at half the width. A task's weight panel is widened
-// once per K chunk into a small per-task buffer, then every row of its slab passes over that buffer.
+// The AVX2 GEMM (prefill): panel_avx2.h's packed panel, task loop and micro-kernel, with a block's quads summed
+// in int16.
 //
-// Packed panel (on the task's stack, per K chunk of kChunk blocks; the weight tensor itself is only read):
-// for block b of the chunk and quad t (0..7), kVectors vectors of 32 bytes, vector v holding columns 8v..8v+7,
-// 4 unsigned nibbles (0..15) per column: quad t < 4 the low nibbles of bytes 4t..4t+3 of the column's block,
-// quad t >= 4 the high nibbles of bytes 4(t-4)..4(t-4)+3, i.e. the weights of the 4 activations at
-// qe[b * 16 + 4t] or qo[b * 16 + 4(t - 4)] (int4.h). Next to it, per block, kVectors vectors of 8 fp32 weight
-// scales. Columns past N get zero weights and scales.
-//
-// Micro-kernel: kRows rows × kVectors × 8 columns. Per quad, vpmaddubsw (unsigned nibbles × the row's 4 signed
-// activations broadcast) gives each column two int16 pair sums (at most 2 × 15 × 128 = 3840), which are added
-// in int16 over the block's 8 quads (at most 30720: no overflow); per block one vpmaddwd with ones to int32,
-// then in fp32 per column lane: acc += sw · (sa · dot − 8 · sa · Σa). AVX-VNNI parts run this path too (their
-// vpdpbusd would fuse the multiplies; not built yet). Measured at M = 288 on one core, in-process A/B: 3 rows ×
-// 16 columns 3–5% faster than 4 × 16 or 2 × 16 (with 16 ymm registers, the fp32 accumulators are the limit).
+// Per quad, vpmaddubsw (unsigned nibbles × the row's 4 signed activations broadcast) gives each column two int16
+// pair sums (at most 2 × 15 × 128 = 3840), which are added in int16 over the block's 8 quads (at most 30720: no
+// overflow); per block one vpmaddwd with ones to int32, then in fp32 per column lane: acc += sw · (sa · dot −
+// 8 · sa · Σa). AVX-VNNI parts run panel_avxvnni.cpp instead, where one vpdpbusd replaces the multiply and the
+// add. Measured at M = 288 on one core, in-process A/B: 3 rows × 16 columns 3–5% faster than 4 × 16 or 2 × 16
+// (with 16 ymm registers, the fp32 accumulators are the limit).
 #pragma GCC target("avx2,fma")
-#include <immintrin.h>
-
-#include <cstring>
-
-#include "int4.h"
+#include "panel_avx2.h"
 
 namespace edge_kernels {
 namespace {
 
-constexpr int kVectors = 2;                       // 32-byte column vectors per micro-kernel: 16 columns
-constexpr size_t kColumns = 8 * kVectors;         // columns per packed panel
-constexpr int kRows = 3;                          // activation rows per micro-kernel: 6 int16 + 6 fp32 accumulators
-constexpr size_t kChunk = 16;                     // blocks per packed chunk: 8 KiB
-constexpr size_t kBlockPack = 8 * kVectors * 32;  // packed bytes per block
-constexpr size_t kScalePack = kVectors * 8;       // packed scales per block
-static_assert(kChunk % 8 == 0, "pack() transposes the scales 8 blocks at a time");
+constexpr int kRows = 3;  // activation rows per micro-kernel: 6 int16 + 6 fp32 accumulators
 
-// r[c] = the 8 dwords of row c  →  r[d] = dword d of the 8 rows (an 8 × 8 dword transpose in 24 shuffles).
-inline void transpose8(__m256i r[8]) {
-  __m256i u[8];
-  for (int g = 0; g < 8; g += 4) {
-    const __m256i a0 = _mm256_unpacklo_epi32(r[g], r[g + 1]);  // per 128-bit lane L: dwords 4L, 4L+1 of both
-    const __m256i a1 = _mm256_unpackhi_epi32(r[g], r[g + 1]);  // dwords 4L+2, 4L+3
-    const __m256i a2 = _mm256_unpacklo_epi32(r[g + 2], r[g + 3]);
-    const __m256i a3 = _mm256_unpackhi_epi32(r[g + 2], r[g + 3]);
-    u[g] = _mm256_unpacklo_epi64(a0, a2);      // lane L: dword 4L of rows g..g+3
-    u[g + 1] = _mm256_unpackhi_epi64(a0, a2);  // dword 4L+1
-    u[g + 2] = _mm256_unpacklo_epi64(a1, a3);  // dword 4L+2
-    u[g + 3] = _mm256_unpackhi_epi64(a1, a3);  // dword 4L+3
-  }
-  for (int j = 0; j < 4; ++j) {
-    r[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);      // the low lanes: dword j
-    r[4 + j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);  // the high lanes: dword 4 + j
-  }
-}
+struct Int16Quads {
+  static __m256i start(const Q8Rows&, size_t, size_t) { return _mm256_setzero_si256(); }
 
-// The first `dwords` dwords of p (1..8), the rest zero; never reads past them.
-inline __m256i load_dwords(const void* p, size_t dwords) {
-  if (dwords >= 8) return _mm256_loadu_si256(static_cast<const __m256i*>(p));
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(dwords)),
-                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  return _mm256_maskload_epi32(static_cast<const int*>(p), mask);
-}
-
-// Packs blocks [c0, c1) of columns [n0, min(n0 + kColumns, n1)) (c1 - c0 <= kChunk) into wp / sp.
-void pack(const Int4Weights& w, size_t n0, size_t n1, size_t c0, size_t c1, uint8_t* wp, float* sp) {
-  const __m256i low = _mm256_set1_epi8(0x0F);
-  for (int v = 0; v < kVectors; ++v) {
-    const size_t first = n0 + 8 * v;
-    const size_t cols = first >= n1 ? 0 : (n1 - first < 8 ? n1 - first : 8);
-    __m256i r[8];
-    for (size_t b = c0; b < c1; b += 2) {  // 2 blocks (32 bytes) of each of the 8 columns per step
-      const size_t dwords = c1 - b < 2 ? 4 : 8;
-      for (size_t c = 0; c < 8; ++c) {
-        r[c] = c < cols ? load_dwords(w.q + ((first + c) * w.nb + b) * kBlockBytes, dwords) : _mm256_setzero_si256();
-      }
-      transpose8(r);  // r[4L + j]: dword j of block b + L, for the 8 columns
-      uint8_t* out = wp + (b - c0) * kBlockPack + v * 32;
-      for (int d = 0; d < 8; ++d) {
-        uint8_t* quad = out + (d / 4) * kBlockPack + (d % 4) * kVectors * 32;
-        _mm256_store_si256(reinterpret_cast<__m256i*>(quad), _mm256_and_si256(r[d], low));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(quad + 4 * kVectors * 32),
-                           _mm256_and_si256(_mm256_srli_epi16(r[d], 4), low));
-      }
-    }
-    for (size_t b = c0; b < c1; b += 8) {  // scales: 8 blocks of 8 columns per transpose
-      const size_t left = c1 - b < 8 ? c1 - b : 8;
-      for (size_t c = 0; c < 8; ++c) {
-        r[c] = c < cols ? load_dwords(w.s + (first + c) * w.nb + b, left) : _mm256_setzero_si256();
-      }
-      transpose8(r);
-      for (size_t l = 0; l < 8; ++l) {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(sp + (b - c0 + l) * kScalePack + v * 8), r[l]);
-      }
-    }
+  static __m256i step(__m256i sum, __m256i w, __m256i a) {
+    sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(w, a));
+    // keep the adds in order: GCC otherwise reassociates the 8 integer adds into a tree that holds every product
+    // at once, and spills
+    __asm__("" : "+x"(sum));
+    return sum;
   }
-}
 
-inline int32_t quad_at(const int8_t* p) {
-  int32_t x;
-  std::memcpy(&x, p, sizeof(x));
-  return x;
-}
-
-// Rows m0..m0+MR-1 × the packed panel over blocks [c0, c1): y = (first ? 0 : y) + the chunk's products.
-template <int MR>
-void micro(const Q8Rows& a, size_t m0, const uint8_t* wp, const float* sp, size_t c0, size_t c1, float* y,
-           size_t ldy, const __m256i* masks, bool first) {
-  const size_t row_bytes = a.nbp * kBlockBytes;  // of qe and qo; lane_scale and lane_corr: 4 floats a block
-  const int8_t* qe = a.qe + m0 * row_bytes;
-  const int8_t* qo = a.qo + m0 * row_bytes;
-  const float* ls = a.lane_scale + m0 * a.nbp * 4;
-  const float* lc = a.lane_corr + m0 * a.nbp * 4;
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[MR][kVectors];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < kVectors; ++v) acc[i][v] = _mm256_setzero_ps();
-  for (size_t b = c0; b < c1; ++b, wp += kBlockPack, sp += kScalePack) {
-    __m256i dot[MR][kVectors];
-    for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < kVectors; ++v) dot[i][v] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-    for (int t = 0; t < 8; ++t) {
-      __m256i wv[kVectors];
-      for (int v = 0; v < kVectors; ++v) {
-        wv[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(wp + (t * kVectors + v) * 32));
-      }
-      const int8_t* src = (t < 4 ? qe : qo) + b * kBlockBytes + (t % 4) * 4;
-      for (int i = 0; i < MR; ++i) {
-        const __m256i av = _mm256_set1_epi32(quad_at(src + i * row_bytes));
-        for (int v = 0; v < kVectors; ++v) {
-          dot[i][v] = _mm256_add_epi16(dot[i][v], _mm256_maddubs_epi16(wv[v], av));
-          // keep the adds in order: GCC otherwise reassociates the 8 integer adds into a tree that holds every
-          // product at once, and spills
-          __asm__("" : "+x"(dot[i][v]));
-        }
-      }
-    }
-    for (int i = 0; i < MR; ++i) {
-      const __m256 sa = _mm256_set1_ps(ls[i * a.nbp * 4 + b * 4]);
-      const __m256 ca = _mm256_set1_ps(4.0f * lc[i * a.nbp * 4 + b * 4]);  // lane_corr: a quarter of -8 · sa · Σa
-      for (int v = 0; v < kVectors; ++v) {
-        const __m256 d = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot[i][v], ones));
-        acc[i][v] = _mm256_fmadd_ps(_mm256_load_ps(sp + v * 8), _mm256_fmadd_ps(d, sa, ca), acc[i][v]);
-      }
-    }
+  static __m256 scaled(__m256i sum, const Q8Rows& a, size_t row, size_t b) {
+    const size_t lane = (row * a.nbp + b) * 4;
+    const __m256 sa = _mm256_set1_ps(a.lane_scale[lane]);
+    const __m256 ca = _mm256_set1_ps(4.0f * a.lane_corr[lane]);  // lane_corr: a quarter of -8 · sa · Σa
+    const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(sum, _mm256_set1_epi16(1)));
+    return _mm256_fmadd_ps(dot, sa, ca);
   }
-  for (int i = 0; i < MR; ++i) {
-    float* row = y + (m0 + i) * ldy;
-    for (int v = 0; v < kVectors; ++v) {
-      __m256 out = acc[i][v];
-      if (!first) out = _mm256_add_ps(out, _mm256_maskload_ps(row + 8 * v, masks[v]));
-      _mm256_maskstore_ps(row + 8 * v, masks[v], out);
-    }
-  }
-}
+};
 
 }  // namespace
 
 void panel_avx2(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
                 size_t ldy) {
-  // the packed chunk lives on this task's stack: no allocation, so nothing can throw inside onnxruntime's
-  // thread pool
-  alignas(64) uint8_t wp[kChunk * kBlockPack];
-  alignas(64) float sp[kChunk * kScalePack];
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  // chunk-major: a chunk of the slab's activations stays in L2 while every panel of the task passes over it
-  for (size_t c0 = 0; c0 < w.nb; c0 += kChunk) {
-    const size_t c1 = c0 + kChunk < w.nb ? c0 + kChunk : w.nb;
-    for (size_t n = n0; n < n1; n += kColumns) {
-      __m256i masks[kVectors];
-      for (int v = 0; v < kVectors; ++v) {
-        const size_t first = n + 8 * v;
-        const int cols = static_cast<int>(first >= n1 ? 0 : (n1 - first < 8 ? n1 - first : 8));
-        masks[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lanes);
-      }
-      pack(w, n, n1, c0, c1, wp, sp);
-      size_t m = m0;
-      for (; m + kRows <= m0 + rows; m += kRows) micro<kRows>(a, m, wp, sp, c0, c1, y + n, ldy, masks, c0 == 0);
-      if (m < m0 + rows) {
-        with_rows(m0 + rows - m, [&](auto mr) {
-          micro<decltype(mr)::value>(a, m, wp, sp, c0, c1, y + n, ldy, masks, c0 == 0);
-        });
-      }
-    }
-  }
+  panels<Int16Quads, kRows>(a, m0, rows, w, n0, n1, y, ldy);
 }
 
 }  // namespace edge_kernels

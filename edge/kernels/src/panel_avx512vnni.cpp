@@ -24,8 +24,6 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,fma")
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "int4.h"
 
 namespace edge_kernels {
@@ -98,12 +96,6 @@ void pack(const Int4Weights& w, size_t n0, size_t n1, size_t c0, size_t c1, uint
       for (size_t l = 0; l < 16; ++l) _mm512_store_si512(sp + (b - c0 + l) * kScalePack + v * 16, r[l]);
     }
   }
-}
-
-inline int32_t quad_at(const int8_t* p) {
-  int32_t x;
-  std::memcpy(&x, p, sizeof(x));
-  return x;
 }
 
 // Rows m0..m0+MR-1 × the packed panel over blocks [c0, c1): y = (first ? 0 : y) + the chunk's products.
