@@ -20,15 +20,12 @@
 
 #include "dispatch.h"
 #include "matmul.h"
+#include "op.h"
 
 namespace edge_kernels {
 namespace {
 
 constexpr const char* kDomain = "edge.kernels";
-
-void ort_parallel(const void* self, void (*fn)(void*, size_t), size_t total, void* data) {
-  static_cast<const Ort::KernelContext*>(self)->ParallelFor(fn, total, 0, data);
-}
 
 struct MatMulInt4 {
   MatMulInt4(const OrtApi*, const OrtKernelInfo* info) {
@@ -95,18 +92,7 @@ struct MatMulInt4 {
     Ort::ShapeInferContext::Shape shape = ctx.GetInputShape(0);
     if (shape.empty()) return Ort::Status("MatMulInt4: A must have at least one dimension", ORT_INVALID_ARGUMENT);
     shape.back() = Ort::ShapeInferContext::SymbolicInteger(ctx.GetAttrInt("N"));
-    // an unnamed dynamic dimension arrives as -1; returned as -1 it would read as a fixed size, so it gets a
-    // fresh symbol of its own (which never unifies with another dimension)
-    static std::atomic<uint64_t> fresh{0};
-    std::vector<std::string> names;
-    names.reserve(shape.size());
-    for (auto& dim : shape) {
-      if (dim.IsInt() && dim.AsInt() < 0) {
-        names.push_back("edge_kernels_dim_" + std::to_string(fresh++));
-        dim = Ort::ShapeInferContext::SymbolicInteger(names.back().c_str());
-      }
-    }
-    return ctx.SetOutputShape(0, shape);
+    return set_output_shape(ctx, 0, shape);
   }
 
   int64_t k_ = 0, n_ = 0;
@@ -115,6 +101,26 @@ struct MatMulInt4 {
 };
 
 }  // namespace
+
+void ort_parallel(const void* self, void (*fn)(void*, size_t), size_t total, void* data) {
+  static_cast<const Ort::KernelContext*>(self)->ParallelFor(fn, total, 0, data);
+}
+
+Ort::Status set_output_shape(Ort::ShapeInferContext& ctx, size_t index, Ort::ShapeInferContext::Shape shape) {
+  // an unnamed dynamic dimension arrives as -1; returned as -1 it would read as a fixed size, so it gets a
+  // fresh symbol of its own (which never unifies with another dimension)
+  static std::atomic<uint64_t> fresh{0};
+  std::vector<std::string> names;
+  names.reserve(shape.size());
+  for (auto& dim : shape) {
+    if (dim.IsInt() && dim.AsInt() < 0) {
+      names.push_back("edge_kernels_dim_" + std::to_string(fresh++));
+      dim = Ort::ShapeInferContext::SymbolicInteger(names.back().c_str());
+    }
+  }
+  return ctx.SetOutputShape(index, shape);
+}
+
 }  // namespace edge_kernels
 
 extern "C" {

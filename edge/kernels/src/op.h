@@ -1,0 +1,15 @@
+// What the library's custom ops share: onnxruntime's thread pool as a Parallel, and output shapes with
+// symbolic dimensions. Include after onnxruntime's C++ headers.
+#pragma once
+
+#include <cstddef>
+
+namespace edge_kernels {
+
+// Parallel::run over an Ort::KernelContext (self): KernelContext::ParallelFor on the session's intra-op pool.
+void ort_parallel(const void* self, void (*fn)(void*, size_t), size_t total, void* data);
+
+// ctx.SetOutputShape(index, shape), with each unnamed dynamic dimension (-1) given a fresh symbol.
+Ort::Status set_output_shape(Ort::ShapeInferContext& ctx, size_t index, Ort::ShapeInferContext::Shape shape);
+
+}  // namespace edge_kernels
