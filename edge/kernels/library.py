@@ -21,10 +21,12 @@ from pathlib import Path
 from edge.errors import ConfigError
 
 ENV = "EDGE_KERNELS"
+ATTENTION_ENV = "EDGE_ATTENTION"  # auto (ours wherever our kernels run) or onnxruntime (keep GroupQueryAttention)
 PATHS = ("avx512vnni", "avxvnni", "avx2", "scalar")  # the order auto prefers them in
 MATMULNBITS = "matmulnbits"
 DOMAIN = "edge.kernels"
 OP = "MatMulInt4"
+ATTENTION_OP = "GroupAttention"
 LIBRARY_STEM = "_int4"
 
 
@@ -97,3 +99,15 @@ def choose_kernels(setting: str | None) -> KernelChoice:
             raise ConfigError(f"{ENV}={setting}: cannot load {library}: {exc}") from exc
         return KernelChoice(None, None, f"cannot load {library.name}: {exc}")
     return KernelChoice(isa, library)
+
+
+def our_attention(setting: str | None) -> bool:
+    """Whether full-attention layers run our GroupAttention (``EDGE_ATTENTION``; None means ``auto``).
+
+    Only where our kernels load (``EDGE_KERNELS`` not ``off``); ``onnxruntime`` keeps GroupQueryAttention, for
+    comparisons and as a way back.
+    """
+    value = (setting or "auto").strip().lower()
+    if value not in ("auto", "onnxruntime"):
+        raise ConfigError(f"{ATTENTION_ENV}={setting}: unknown value; choose auto or onnxruntime")
+    return value == "auto"

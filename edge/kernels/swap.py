@@ -1,18 +1,22 @@
-"""Swap a graph's int4 ``MatMulNBits`` nodes for ``edge.kernels::MatMulInt4`` at load, on the serialized model.
+"""Swap a graph's nodes for our kernels at load, on the serialized model: int4 ``MatMulNBits`` for
+``edge.kernels::MatMulInt4``, and full-attention ``GroupQueryAttention`` for ``edge.kernels::GroupAttention``.
 
 The station has no ``onnx`` package, so this reads the model with protobuf and a five-message subset of
 ``onnx.proto`` (same field numbers). Fields the subset does not name (initializers, value infos, node
 attributes' tensors and subgraphs...) are kept as protobuf unknown fields and written back byte for byte.
 A node is swapped only when our kernel computes exactly what it asks for (``library.takes``: bits 4,
-block 32, accuracy level 4) and it has no zero points, ``g_idx`` or bias. Everything else stays.
+block 32, accuracy level 4) and it has no zero points, ``g_idx`` or bias. A ``GroupQueryAttention`` node
+is swapped when it has the seven inputs of a fused decoder's layer and none of the features our op leaves
+out (sliding window, softcap, smooth softmax, rotary inside the op). Everything else stays.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
-from edge.kernels.library import DOMAIN, OP, takes
+from edge.kernels.library import ATTENTION_OP, DOMAIN, OP, takes
 
 _PACKAGE = "edge_kernels_onnx_subset"
 _STRING_ATTRIBUTE = 3  # onnx.AttributeProto.STRING
@@ -37,6 +41,7 @@ def _messages() -> dict[str, Any]:
         "AttributeProto",
         [
             ("name", 1, f.TYPE_STRING, opt, ""),
+            ("f", 2, f.TYPE_FLOAT, opt, ""),
             ("i", 3, f.TYPE_INT64, opt, ""),
             ("s", 4, f.TYPE_BYTES, opt, ""),
             ("type", 20, f.TYPE_INT32, opt, ""),  # an enum in onnx.proto: the same varint on the wire
@@ -78,24 +83,58 @@ def _swappable(node: Any) -> bool:
     return len(node.input) >= 3 and not extra_inputs and takes(*layout, zero_points=False)
 
 
-def swap_matmul_nbits(model: bytes, isa: str) -> tuple[bytes, int]:
-    """``model`` with every swappable node running our kernel's ``isa`` path; and how many nodes were swapped.
+# GroupQueryAttention's attributes whose non-default values GroupAttention does not compute
+_ATTENTION_DEFAULTS = {"local_window_size": -1, "do_rotary": 0, "softcap": 0.0, "smooth_softmax": 0, "qk_output": 0}
+_ATTENTION_INPUTS = 7  # query, key, value, past_key, past_value, seqlens_k, total_sequence_length
 
-    The top-level graph only: the decoder's ``If`` branches hold no weight matmuls.
+
+def _attention_swappable(node: Any) -> bool:
+    if node.op_type != "GroupQueryAttention" or node.domain != "com.microsoft":
+        return False
+    attrs = {a.name: (a.f if a.name == "softcap" else a.i) for a in node.attribute}
+    extra_inputs = [name for name in node.input[_ATTENTION_INPUTS:] if name]  # cos/sin caches, position ids...
+    defaults = all(attrs.get(name, default) == default for name, default in _ATTENTION_DEFAULTS.items())
+    complete = len(node.input) >= _ATTENTION_INPUTS and all(node.input[:_ATTENTION_INPUTS])
+    return complete and not extra_inputs and defaults
+
+
+@dataclass(frozen=True)
+class Swapped:
+    model: bytes  # the serialized model (the input itself when nothing was swapped)
+    matmuls: int  # MatMulNBits -> MatMulInt4
+    attention: int  # GroupQueryAttention -> GroupAttention
+
+
+def swap(model: bytes, isa: str, attention: bool = True) -> Swapped:
+    """``model`` with every swappable node running our kernels' ``isa`` path (``attention``: also the attention).
+
+    The top-level graph only: the decoder's ``If`` branches hold no weight matmuls, and their explicit image
+    attention is plain ONNX.
     """
     classes = _messages()
     proto = classes["ModelProto"]()
     proto.ParseFromString(model)
-    swapped = 0
+    matmuls = attentions = 0
     for node in proto.graph.node:
-        if not _swappable(node):
+        if _swappable(node):
+            node.op_type, node.domain = OP, DOMAIN
+            del node.input[3:]
+            matmuls += 1
+        elif attention and _attention_swappable(node):
+            node.op_type, node.domain = ATTENTION_OP, DOMAIN
+            del node.input[_ATTENTION_INPUTS:]
+            attentions += 1
+        else:
             continue
-        node.op_type, node.domain = OP, DOMAIN
-        del node.input[3:]
         node.attribute.append(classes["AttributeProto"](name="isa", s=isa.encode(), type=_STRING_ATTRIBUTE))
-        swapped += 1
-    if swapped == 0:
-        return model, 0
+    if matmuls + attentions == 0:
+        return Swapped(model, 0, 0)
     if not any(op.domain == DOMAIN for op in proto.opset_import):
         proto.opset_import.add(domain=DOMAIN, version=1)
-    return proto.SerializeToString(), swapped
+    return Swapped(proto.SerializeToString(), matmuls, attentions)
+
+
+def swap_matmul_nbits(model: bytes, isa: str) -> tuple[bytes, int]:
+    """``model`` with its int4 weight matmuls on our kernel's ``isa`` path, and how many were swapped."""
+    done = swap(model, isa, attention=False)
+    return done.model, done.matmuls

@@ -16,8 +16,8 @@ from edge.bundle.manifest import Manifest, load_manifest
 from edge.bundle.memory import SLIDING_SLACK
 from edge.bundle.verify import verify_bundle
 from edge.errors import BundleError, EngineError
-from edge.kernels.library import ENV, KernelChoice, choose_kernels
-from edge.kernels.swap import swap_matmul_nbits
+from edge.kernels.library import ATTENTION_ENV, ENV, KernelChoice, choose_kernels, our_attention
+from edge.kernels.swap import swap
 from edge.runtime.prompt import IMAGE, VIDEO
 from edge.spec import SLIDING, ModelSpec
 
@@ -156,6 +156,8 @@ class BundleSessions:
         self.kernels: KernelChoice = choose_kernels(setting)
         self._forced = setting not in ("auto", "off")
         self.kernel_nodes = 0
+        self.attention = our_attention(os.environ.get(ATTENTION_ENV))  # our GroupAttention where our kernels run
+        self.attention_nodes = 0
         if self.kernels.isa is None and setting != "off":
             log.warning("int4 kernels: using onnxruntime's MatMulNBits: %s", self.kernels.reason)
         self.sessions: dict[str, Any] = {}
@@ -165,6 +167,8 @@ class BundleSessions:
             self.kernels = KernelChoice(None, None, "no int4 MatMulNBits node in the bundle that our kernels take")
         elif self.kernels.isa:
             log.info("int4 kernels: %s on %d weight matmuls", self.kernels.label, self.kernel_nodes)
+        if self.attention_nodes:
+            log.info("attention: edge.kernels GroupAttention on %d full-attention layers", self.attention_nodes)
         self.output_names = {n: [o.name for o in s.get_outputs()] for n, s in self.sessions.items()}
         log.debug("released %d bytes of mapped weight pages", release_mapped_pages(bundle))
         tok_file = bundle / manifest.tokenizer.get("file", "tokenizer.json")
@@ -202,7 +206,8 @@ class BundleSessions:
         return opts
 
     def _load(self, path: Path) -> Any:
-        """A session on one graph file; with our kernels, its int4 MatMulNBits nodes swapped for MatMulInt4.
+        """A session on one graph file; with our kernels, its int4 MatMulNBits nodes swapped for MatMulInt4 and
+        its full-attention GroupQueryAttention nodes for GroupAttention (unless EDGE_ATTENTION=onnxruntime).
 
         The weights are the bundle's own bytes either way (memory-mapped external data). If our kernels fail
         to load, the session falls back to MatMulNBits (an error instead when a path was forced).
@@ -210,11 +215,12 @@ class BundleSessions:
         import onnxruntime as ort
 
         if self.kernels.isa is not None:
-            model, swapped = swap_matmul_nbits(path.read_bytes(), self.kernels.isa)
-            if swapped:
+            done = swap(path.read_bytes(), self.kernels.isa, attention=self.attention)
+            if done.matmuls or done.attention:
                 try:
-                    sess = ort.InferenceSession(model, sess_options=self._options(True), providers=_CPU)
-                    self.kernel_nodes += swapped
+                    sess = ort.InferenceSession(done.model, sess_options=self._options(True), providers=_CPU)
+                    self.kernel_nodes += done.matmuls
+                    self.attention_nodes += done.attention
                     return sess
                 except Exception as exc:  # onnxruntime raises its own pybind exception types
                     if self._forced:

@@ -58,3 +58,44 @@ def test_nodes_our_kernel_does_not_compute_exactly_stay(attrs: dict[str, int], i
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])], [])
     raw = helper.make_model(graph).SerializeToString()
     assert swap_matmul_nbits(raw, "scalar") == (raw, 0)
+
+
+def test_full_attention_layers_are_swapped_and_sliding_ones_stay(int4_bundle: Path) -> None:
+    from edge.kernels.library import ATTENTION_OP
+    from edge.kernels.swap import swap
+
+    raw = (int4_bundle / "decoder.onnx").read_bytes()
+    before = onnx.load_from_string(raw)
+    done = swap(raw, "scalar")
+    after = onnx.load_from_string(done.model)
+    gqa = [n for n in before.graph.node if n.op_type == "GroupQueryAttention"]
+    full = [n for n in gqa if not any(a.name == "local_window_size" for a in n.attribute)]
+    assert len(full) == 2 and len(gqa) == 6 and done.attention == 2  # the tiny preset: [S, S, F, S, S, F]
+    ours = [n for n in after.graph.node if n.op_type == ATTENTION_OP and n.domain == DOMAIN]
+    assert [list(n.output) for n in ours] == [list(n.output) for n in full]
+    assert [{a.name: a for a in n.attribute}["scale"].f for n in ours] == [1.0, 1.0]
+    assert sum(n.op_type == "GroupQueryAttention" for n in after.graph.node) == 4
+    assert swap(raw, "scalar", attention=False).attention == 0
+
+
+@pytest.mark.parametrize(
+    "attrs", [{"local_window_size": 16}, {"softcap": 30.0}, {"do_rotary": 1}, {"smooth_softmax": 1}]
+)
+def test_attention_our_op_does_not_compute_exactly_stays(attrs: dict[str, float]) -> None:
+    from onnx import TensorProto, helper
+
+    from edge.kernels.swap import swap
+
+    names = ["q", "k", "v", "pk", "pv", "lens", "total"]
+    node = helper.make_node(
+        "GroupQueryAttention", names, ["o", "ppk", "ppv"], domain="com.microsoft", num_heads=2, kv_num_heads=1, **attrs
+    )
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("q", TensorProto.FLOAT, None)], [])
+    raw = helper.make_model(graph).SerializeToString()
+    assert swap(raw, "scalar").attention == 0
+    node = graph.node[0]  # make_graph copied it
+    node.attribute.clear()
+    node.attribute.extend([helper.make_attribute("num_heads", 2), helper.make_attribute("kv_num_heads", 1)])
+    assert swap(helper.make_model(graph).SerializeToString(), "scalar").attention == 1
+    node.input.append("cos_cache")
+    assert swap(helper.make_model(graph).SerializeToString(), "scalar").attention == 0

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "attention.h"
 #include "int4.h"
 
 namespace edge_kernels {
@@ -11,6 +12,7 @@ struct Isa {
   const char* name;  // "avx512vnni", "avxvnni", "avx2" or "scalar"
   PanelFn panel;  // the GEMM kernel (prefill)
   TileFn stream;  // the GEMV micro-kernel (decode, M <= kMaxRows)
+  AttendFn attend;  // GroupAttention (fp32: AVX-VNNI parts run the AVX2 build)
 };
 
 // EDGE_KERNELS unset, "" or "auto": the best path this CPU supports, in the order below. "avx512vnni",

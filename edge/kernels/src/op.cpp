@@ -1,4 +1,5 @@
-// The onnxruntime custom op edge.kernels::MatMulInt4 and the library's two entry points.
+// The onnxruntime custom op edge.kernels::MatMulInt4 and the library's two entry points (the domain also
+// holds GroupAttention, attention_op.cpp).
 //
 // MatMulInt4 takes exactly the inputs and attributes of a com.microsoft MatMulNBits node with bits 4,
 // block_size 32 and no zero points (A, B, scales; K, N), so the runtime swaps one op type for the other at
@@ -136,6 +137,7 @@ __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps
     static bool added = false;
     if (!added) {
       domain.Add(op.get());
+      domain.Add(edge_kernels::group_attention_op());
       added = true;
     }
     Ort::UnownedSessionOptions(options).Add(domain);

@@ -1,5 +1,5 @@
-// What the library's custom ops share: onnxruntime's thread pool as a Parallel, and output shapes with
-// symbolic dimensions. Include after onnxruntime's C++ headers.
+// What the library's custom ops share: onnxruntime's thread pool as a Parallel, output shapes with symbolic
+// dimensions, and the ops other files define. Include after onnxruntime's C++ headers.
 #pragma once
 
 #include <cstddef>
@@ -11,5 +11,8 @@ void ort_parallel(const void* self, void (*fn)(void*, size_t), size_t total, voi
 
 // ctx.SetOutputShape(index, shape), with each unnamed dynamic dimension (-1) given a fresh symbol.
 Ort::Status set_output_shape(Ort::ShapeInferContext& ctx, size_t index, Ort::ShapeInferContext::Shape shape);
+
+// edge.kernels::GroupAttention (attention_op.cpp).
+Ort::Custom::OrtLiteCustomOp* group_attention_op();
 
 }  // namespace edge_kernels

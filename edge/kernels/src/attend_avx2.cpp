@@ -1,0 +1,10 @@
+// The attention kernel (attend.h) for avx2.
+#pragma GCC target("avx2,fma")
+#pragma GCC optimize("fp-contract=fast")  // the vector multiply-adds become FMAs where the target has them
+#include "attend.h"
+
+namespace edge_kernels {
+
+void attend_avx2(const AttentionArgs& a, const Parallel& parallel) { attend(a, parallel); }
+
+}  // namespace edge_kernels

@@ -1,0 +1,10 @@
+// The attention kernel (attend.h) for avx512.
+#pragma GCC target("avx512f,avx512bw,avx512vl,fma")
+#pragma GCC optimize("fp-contract=fast")  // the vector multiply-adds become FMAs where the target has them
+#include "attend.h"
+
+namespace edge_kernels {
+
+void attend_avx512(const AttentionArgs& a, const Parallel& parallel) { attend(a, parallel); }
+
+}  // namespace edge_kernels

@@ -1,0 +1,10 @@
+// The attention kernel (attend.h) for scalar.
+// no target: the baseline x86-64 (SSE2) the package is built for
+#pragma GCC optimize("fp-contract=fast")  // the vector multiply-adds become FMAs where the target has them
+#include "attend.h"
+
+namespace edge_kernels {
+
+void attend_scalar(const AttentionArgs& a, const Parallel& parallel) { attend(a, parallel); }
+
+}  // namespace edge_kernels

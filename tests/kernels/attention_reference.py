@@ -1,0 +1,109 @@
+"""A numpy reference for grouped-query attention over a KV cache, and one-node graphs that run
+edge.kernels::GroupAttention or com.microsoft GroupQueryAttention on the same inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NAMES = ["query", "key", "value", "past_key", "past_value", "seqlens_k", "total_sequence_length"]
+
+
+@dataclass
+class Case:
+    """One call: ``seq`` new positions after ``past`` cached ones, in a cache of ``capacity`` rows."""
+
+    batch: int
+    seq: int
+    past: int
+    capacity: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+    def feeds(self, rng: np.random.Generator, magnitude: float = 1.0) -> dict[str, np.ndarray]:
+        b, s, d = self.batch, self.seq, self.head_dim
+        f = lambda *shape: (rng.standard_normal(shape) * magnitude).astype(np.float32)  # noqa: E731
+        past_k, past_v = f(b, self.kv_heads, self.capacity, d), f(b, self.kv_heads, self.capacity, d)
+        return {
+            "query": f(b, s, self.heads * d),
+            "key": f(b, s, self.kv_heads * d),
+            "value": f(b, s, self.kv_heads * d),
+            "past_key": past_k,
+            "past_value": past_v,
+            "seqlens_k": np.full(b, self.past + s - 1, np.int32),
+            "total_sequence_length": np.array(self.past + s, np.int32),
+        }
+
+
+def reference(feeds: dict[str, np.ndarray], heads: int, kv_heads: int, scale: float) -> list[np.ndarray]:
+    """(output, present_key, present_value) in float64: the new rows appended at ``seqlens_k + 1 − seq``, then
+    causal softmax attention of each query head over its KV head's rows ``[0, past + s]``."""
+    q, k, v = feeds["query"], feeds["key"], feeds["value"]
+    present_k = feeds["past_key"].astype(np.float64)
+    present_v = feeds["past_value"].astype(np.float64)
+    batch, seq, _ = q.shape
+    d = present_k.shape[3]
+    out = np.zeros((batch, seq, heads, d))
+    group = heads // kv_heads
+    for b in range(batch):
+        total = int(feeds["seqlens_k"][b]) + 1
+        past = total - seq
+        present_k[b, :, past:total] = k[b].reshape(seq, kv_heads, d).transpose(1, 0, 2)
+        present_v[b, :, past:total] = v[b].reshape(seq, kv_heads, d).transpose(1, 0, 2)
+        qb = q[b].reshape(seq, heads, d).astype(np.float64)
+        allowed = np.arange(total)[None, :] <= past + np.arange(seq)[:, None]
+        for h in range(heads):
+            scores = qb[:, h] @ present_k[b, h // group, :total].T * scale
+            scores = np.where(allowed, scores, -np.inf)
+            p = np.exp(scores - scores.max(-1, keepdims=True))
+            out[b, :, h] = (p / p.sum(-1, keepdims=True)) @ present_v[b, h // group, :total]
+    return [out.reshape(batch, seq, heads * d), present_k, present_v]
+
+
+def session(
+    heads: int,
+    kv_heads: int,
+    scale: float,
+    *,
+    op: str = "GroupAttention",
+    isa: str | None = None,
+    library: Path | None = None,
+    threads: int = 2,
+) -> Any:
+    """A one-node session of GroupAttention (our library) or com.microsoft GroupQueryAttention."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    domain = "edge.kernels" if op == "GroupAttention" else "com.microsoft"
+    node = helper.make_node(
+        op,
+        NAMES,
+        ["output", "present_key", "present_value"],
+        domain=domain,
+        num_heads=heads,
+        kv_num_heads=kv_heads,
+        scale=scale,
+    )
+    if isa is not None:
+        node.attribute.append(helper.make_attribute("isa", isa))
+    f, i = TensorProto.FLOAT, TensorProto.INT32
+    inputs = [helper.make_tensor_value_info(n, f, None) for n in NAMES[:5]]
+    inputs += [
+        helper.make_tensor_value_info("seqlens_k", i, None),
+        helper.make_tensor_value_info("total_sequence_length", i, []),
+    ]
+    outputs = [helper.make_tensor_value_info(n, f, None) for n in ("output", "present_key", "present_value")]
+    graph = helper.make_graph([node], "one", inputs, outputs)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid(domain, 1)], ir_version=10
+    )
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    if library is not None:
+        opts.register_custom_ops_library(str(library))
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])

@@ -1,0 +1,141 @@
+"""GroupAttention, each path, through onnxruntime: against a float64 numpy reference, and against the
+com.microsoft GroupQueryAttention node it replaces, in place over consecutive decode steps as the runtime binds it.
+
+Tolerance: the kernel sums in float32 in another order than the reference and computes exp with a polynomial
+(relative error about 1e-7), so outputs agree to 2e-5 × the largest |value| in the cache (an output is a convex
+combination of value rows), plus 1e-6; present rows are copies and agree exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.kernels.library import PATHS
+from tests.kernels.attention_reference import Case, reference, session
+
+RTOL = 2e-5
+
+
+def _check(got: list[np.ndarray], feeds: dict[str, np.ndarray], case: Case, scale: float = 1.0) -> None:
+    want = reference(feeds, case.heads, case.kv_heads, scale)
+    bound = RTOL * max(float(np.abs(feeds["past_value"]).max()), float(np.abs(feeds["value"]).max())) + 1e-6
+    assert got[0].shape == (case.batch, case.seq, case.heads * case.head_dim)
+    np.testing.assert_array_less(np.abs(got[0] - want[0]), bound)
+    # present: past with this call's rows written; rows past the new ones untouched
+    np.testing.assert_array_equal(got[1], want[1].astype(np.float32))
+    np.testing.assert_array_equal(got[2], want[2].astype(np.float32))
+
+
+@pytest.mark.parametrize("isa", [p for p in PATHS if p != "avxvnni"])  # avxvnni runs the avx2 build
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kv_heads=st.integers(1, 3),
+    group=st.integers(1, 5),
+    head_dim=st.sampled_from([16, 32, 48, 64, 256]),
+    seq=st.one_of(st.just(1), st.integers(2, 70)),
+    past=st.one_of(st.integers(0, 40), st.integers(200, 1100)),
+    spare=st.integers(0, 9),
+    batch=st.integers(1, 2),
+    scale=st.sampled_from([1.0, 0.125, 0.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_every_path_matches_the_reference(
+    library: Path,
+    isa: str,
+    kv_heads: int,
+    group: int,
+    head_dim: int,
+    seq: int,
+    past: int,
+    spare: int,
+    batch: int,
+    scale: float,
+    seed: int,
+) -> None:
+    """Decode (one position, its context split across chunks past 256 rows) and prefill (blocks of positions,
+    causal inside the block and across blocks), KV groups of 1 to 5 heads, scale 0 meaning 1/sqrt(head_dim)."""
+    case = Case(batch, seq, past, past + seq + spare, kv_heads * group, kv_heads, head_dim)
+    feeds = case.feeds(np.random.default_rng(seed), magnitude=float(np.random.default_rng(seed).choice([0.1, 1, 4])))
+    got = session(case.heads, kv_heads, scale, isa=isa, library=library).run(None, feeds)
+    _check(got, feeds, case, scale if scale else 1.0 / np.sqrt(head_dim))
+
+
+@pytest.mark.parametrize("isa", [p for p in PATHS if p != "avxvnni"])
+@pytest.mark.parametrize(
+    ("heads", "kv_heads", "head_dim", "seq", "past"),
+    [(8, 1, 256, 1, 4095), (8, 1, 256, 1, 1000), (16, 1, 512, 1, 3000), (8, 1, 256, 300, 700), (16, 1, 512, 287, 0)],
+)
+def test_decoder_shapes(library: Path, isa: str, heads: int, kv_heads: int, head_dim: int, seq: int, past: int) -> None:
+    """The bench preset's and the 12B's full layers: a decode step at long context, an image-sized prefill."""
+    case = Case(1, seq, past, 4096, heads, kv_heads, head_dim)
+    feeds = case.feeds(np.random.default_rng(seq + past))
+    _check(session(heads, kv_heads, 1.0, isa=isa, library=library).run(None, feeds), feeds, case)
+
+
+def _bound(sess: Any, case: Case, feeds: dict[str, np.ndarray]) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+    """An IOBinding with past and present on one buffer, as the runtime binds the decoder's cache."""
+    import onnxruntime as ort
+
+    keys, values = feeds["past_key"].copy(), feeds["past_value"].copy()
+    b = sess.io_binding()
+    k, v = ort.OrtValue.ortvalue_from_numpy(keys), ort.OrtValue.ortvalue_from_numpy(values)
+    b.bind_ortvalue_input("past_key", k), b.bind_ortvalue_input("past_value", v)
+    b.bind_ortvalue_output("present_key", k), b.bind_ortvalue_output("present_value", v)
+    return b, (k, v), keys, values
+
+
+def test_in_place_steps_equal_group_query_attention(library: Path) -> None:
+    """A 40-position prefill and 30 decode steps, each op on its own cache bound in place: the same outputs,
+    and the same cache rows, as onnxruntime's GroupQueryAttention."""
+    rng = np.random.default_rng(7)
+    case = Case(1, 40, 0, 128, 8, 1, 256)
+    first = case.feeds(rng)
+    ours, gqa = session(8, 1, 1.0, library=library), session(8, 1, 1.0, op="GroupQueryAttention")
+    runs = [(s, *_bound(s, case, first)) for s in (ours, gqa)]
+    total, seq = 0, 40
+    for step in range(31):
+        total += seq
+        feeds = Case(1, seq, total - seq, 128, 8, 1, 256).feeds(rng)
+        outs = []
+        for sess, binding, *_ in runs:
+            for name in ("query", "key", "value", "seqlens_k", "total_sequence_length"):
+                binding.bind_cpu_input(name, feeds[name])
+            binding.bind_output("output")  # its shape changes after the prefill
+            sess.run_with_iobinding(binding)
+            outs.append(binding.get_outputs()[0].numpy())
+        np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=2e-5, err_msg=f"step {step}")
+        seq = 1
+    for i in (3, 4):
+        np.testing.assert_array_equal(runs[0][i][:, :, :total], runs[1][i][:, :, :total])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seqlens_k": np.array([200], np.int32)}, r"seqlens_k \+ 1 = 201 must lie in \[seq = 3, capacity = 64\]"),
+        ({"seqlens_k": np.array([0], np.int32)}, r"seqlens_k \+ 1 = 1 must lie in"),
+        ({"key": np.zeros((1, 3, 16), np.float32), "value": np.zeros((1, 3, 16), np.float32)}, "shapes disagree"),
+        ({"key": np.zeros((1, 3, 16), np.float32)}, r"of one shape; got query \[1, 3, 128\], key \[1, 3, 16\]"),
+        ({"seqlens_k": np.array([5, 5], np.int32)}, "one length per batch row"),
+    ],
+)
+def test_bad_inputs_are_named(library: Path, change: dict[str, np.ndarray], message: str) -> None:
+    case = Case(1, 3, 5, 64, 4, 2, 32)
+    feeds = {**case.feeds(np.random.default_rng(0)), **change}
+    with pytest.raises(Exception, match=message):
+        session(4, 2, 1.0, library=library).run(None, feeds)
+
+
+def test_bad_attributes_and_head_dims_are_named(library: Path) -> None:
+    case = Case(1, 1, 0, 8, 3, 2, 32)
+    with pytest.raises(Exception, match=r"num_heads \(3\) must be a positive multiple of kv_num_heads \(2\)"):
+        session(3, 2, 1.0, library=library).run(None, case.feeds(np.random.default_rng(0)))
+    case = Case(1, 1, 0, 8, 2, 1, 24)
+    with pytest.raises(Exception, match="head_dim a multiple of 16"):
+        session(2, 1, 1.0, library=library).run(None, case.feeds(np.random.default_rng(0)))
