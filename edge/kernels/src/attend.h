@@ -3,8 +3,9 @@
 // ymm or four xmm registers. Internal linkage, so the three copies never meet at link time.
 //
 // Work is split into items of (KV head, block of query positions, chunk of cached rows). Every query head of
-// a KV head's group and every position of the block share each K and V row read. Rows go through in tiles of
-// kTile with the softmax kept online (running max m, sum l, unnormalized accumulator). A prefill's items are
+// a KV head's group and every position of the block share each K and V row read from memory. Rows go
+// through in L1-sized tiles with the softmax kept online (running max m, sum l, unnormalized accumulator);
+// within a tile, queries go 4 at a time, so each K or V vector loaded serves 4 of them from registers. A prefill's items are
 // its query blocks; a decode step (a few items) instead splits its context into chunks, and the partial
 // softmaxes are merged at the end (flash-decoding).
 #pragma once
@@ -27,8 +28,8 @@ typedef float F8 __attribute__((vector_size(32)));
 typedef float F4 __attribute__((vector_size(16)));
 
 constexpr size_t kLanes = 16;
-constexpr size_t kTile = 32;         // cached rows per softmax step
-constexpr size_t kAccFloats = 8192;  // an item's accumulators (32 KiB, L1): bounds its query positions
+constexpr size_t kTileFloats = 8192;  // a tile of K or V rows: 32 KiB, in L1
+constexpr size_t kAccFloats = 32768;  // an item's accumulators (128 KiB, L2): bounds its query positions
 constexpr size_t kChunkRows = 256;   // a decode step's context splits into chunks of at least this many rows
 constexpr size_t kMaxChunks = 16;
 constexpr size_t kFewItems = 4;  // fewer (KV head, query block) items than this: split the context
@@ -80,12 +81,6 @@ inline void dot4(const float* const* q, const float* row, size_t d, float* out) 
   out[0] = hsum(a0), out[1] = hsum(a1), out[2] = hsum(a2), out[3] = hsum(a3);
 }
 
-inline float dot1(const float* q, const float* row, size_t d) {
-  F16 a = {};
-  for (size_t i = 0; i < d; i += kLanes) a += load(q + i) * load(row + i);
-  return hsum(a);
-}
-
 struct Plan {
   const AttentionArgs* a;
   size_t group;   // query heads per KV head
@@ -93,79 +88,101 @@ struct Plan {
   size_t blocks;  // query blocks
   size_t chunks;  // context chunks per (KV head, query block)
   size_t chunk_rows;
-  size_t max_queries;  // group · block
+  size_t tile;         // cached rows per softmax step: a tile of K or V rows stays in L1 (32 KiB)
+  size_t max_queries;  // group · block, rounded up to a multiple of 4
   float* state;        // per item: m[max_queries], l[max_queries], acc[max_queries][head_dim]
 };
 
 float* state_of(const Plan& p, size_t item) { return p.state + item * p.max_queries * (p.a->head_dim + 2); }
+
+// acc[j] = corr[j] · acc[j] + Σ_r p[j][r] · V[r] for 4 queries, 16 lanes at a time: each V vector is loaded once
+// for the 4 queries, and the 4 accumulators stay in registers over the tile's rows
+inline void accumulate4(float* const* acc, const float* const* p, const float* v, size_t n, size_t d) {
+  for (size_t i = 0; i < d; i += kLanes) {
+    F16 s0 = load(acc[0] + i), s1 = load(acc[1] + i), s2 = load(acc[2] + i), s3 = load(acc[3] + i);
+    for (size_t r = 0; r < n; ++r) {
+      const F16 x = load(v + r * d + i);
+      s0 += x * p[0][r];
+      s1 += x * p[1][r];
+      s2 += x * p[2][r];
+      s3 += x * p[3][r];
+    }
+    store(acc[0] + i, s0), store(acc[1] + i, s1), store(acc[2] + i, s2), store(acc[3] + i, s3);
+  }
+}
+
+// One query's online-softmax step over a tile: scores pj[0, valid) in, probabilities pj[0, tile) out (0 past
+// valid); returns the factor its accumulator must be scaled by first.
+inline float softmax_step(float* pj, size_t valid, size_t tile, float* m, float* l) {
+  if (valid == 0) {  // a later query position's row: nothing of this tile is visible to this query
+    std::fill(pj, pj + tile, 0.0f);
+    return 1.0f;
+  }
+  std::fill(pj + valid, pj + tile, kNoMax);
+  const float top = std::max(*m, *std::max_element(pj, pj + valid));
+  const float corr = std::exp(*m - top);
+  F16 sum = {};
+  for (size_t r = 0; r < tile; r += kLanes) {
+    const F16 x = load(pj + r);
+    F16 e = exp_neg(x - top);
+    e = x > kNoMax * 0.5f ? e : e - e;  // masked rows give exactly 0
+    store(pj + r, e);
+    sum += e;
+  }
+  *l = *l * corr + hsum(sum);
+  *m = top;
+  return corr;
+}
 
 void run_item(void* data, size_t item) {
   const Plan& p = *static_cast<const Plan*>(data);
   const AttentionArgs& a = *p.a;
   const size_t d = a.head_dim, c = item % p.chunks, b = (item / p.chunks) % p.blocks, g = item / p.chunks / p.blocks;
   const size_t s0 = b * p.block, s1 = std::min(a.seq, s0 + p.block), nq = (s1 - s0) * p.group;
+  const size_t nq4 = (nq + 3) / 4 * 4, tile = p.tile;
   float* m = state_of(p, item);
   float* l = m + p.max_queries;
   float* acc = l + p.max_queries;
-  std::fill(m, m + nq, kNoMax);
-  std::fill(l, l + nq, 0.0f);
-  std::fill(acc, acc + nq * d, 0.0f);
-  std::vector<const float*> q(nq + 3);
-  std::vector<size_t> end(nq);
-  for (size_t j = 0; j < nq; ++j) {
-    const size_t s = s0 + j / p.group, h = g * p.group + j % p.group;
+  std::fill(m, m + nq4, kNoMax);
+  std::fill(l, l + nq4, 0.0f);
+  std::fill(acc, acc + nq4 * d, 0.0f);
+  std::vector<const float*> q(nq4);
+  std::vector<size_t> end(nq4, 0);  // the padding queries (past nq) see no row: probabilities 0
+  for (size_t j = 0; j < nq4; ++j) {
+    const size_t s = s0 + std::min(j, nq - 1) / p.group, h = g * p.group + std::min(j, nq - 1) % p.group;
     q[j] = a.q + (s * a.heads + h) * d;
-    end[j] = a.past + s + 1;  // causal: rows [0, past + s]
+    if (j < nq) end[j] = a.past + s + 1;  // causal: rows [0, past + s]
   }
-  for (size_t j = nq; j < nq + 3; ++j) q[j] = q[0];  // dot4's tail reads a real query, its results are unused
   const size_t lo = c * p.chunk_rows, hi = std::min(a.past + s1, lo + p.chunk_rows);
   const float* kt = a.k + g * a.capacity * d;
   const float* vt = a.v + g * a.capacity * d;
-  std::vector<float> sc((nq + 3) * kTile);  // scores, then probabilities: [query][row of the tile]
-  for (size_t t0 = lo; t0 < hi; t0 += kTile) {
-    const size_t n = std::min(kTile, hi - t0);
-    float four[4];
-    for (size_t r = 0; r < n; ++r) {
-      const float* row = kt + (t0 + r) * d;
-      for (size_t j = 0; j < nq; j += 4) {
-        dot4(&q[j], row, d, four);
-        for (size_t u = 0; u < 4; ++u) sc[(j + u) * kTile + r] = four[u] * a.scale;
+  std::vector<float> sc(nq4 * tile);  // scores, then probabilities: [query][row of the tile]
+  std::vector<float> corr(nq4);
+  for (size_t t0 = lo; t0 < hi; t0 += tile) {
+    const size_t n = std::min(tile, hi - t0);
+    // scores, 4 queries at a time over the tile's K rows: the 4 queries stay in L1, the tile too
+    for (size_t j = 0; j < nq4; j += 4) {
+      float four[4];
+      for (size_t r = 0; r < n; ++r) {
+        dot4(&q[j], kt + (t0 + r) * d, d, four);
+        for (size_t u = 0; u < 4; ++u) sc[(j + u) * tile + r] = four[u] * a.scale;
       }
     }
-    for (size_t j = 0; j < nq; ++j) {
-      float* pj = &sc[j * kTile];
+    for (size_t j = 0; j < nq4; ++j) {
       const size_t valid = end[j] > t0 ? std::min(n, end[j] - t0) : 0;
-      if (valid == 0) {  // a later query position's row: nothing of this tile is visible to this query
-        std::fill(pj, pj + kTile, 0.0f);
-        continue;
-      }
-      std::fill(pj + valid, pj + kTile, kNoMax);
-      const float top = std::max(m[j], *std::max_element(pj, pj + valid));
-      const float corr = std::exp(m[j] - top);
-      F16 sum = {};
-      for (size_t r = 0; r < kTile; r += kLanes) {
-        const F16 x = load(pj + r);
-        F16 e = exp_neg(x - top);
-        e = x > kNoMax * 0.5f ? e : e - e;  // masked rows give exactly 0
-        store(pj + r, e);
-        sum += e;
-      }
-      l[j] = l[j] * corr + hsum(sum);
-      m[j] = top;
-      if (corr != 1.0f) {
-        float* aj = acc + j * d;
-        for (size_t i = 0; i < d; i += kLanes) store(aj + i, load(aj + i) * corr);
-      }
+      corr[j] = softmax_step(&sc[j * tile], valid, tile, &m[j], &l[j]);
     }
-    for (size_t r = 0; r < n; ++r) {
-      const float* row = vt + (t0 + r) * d;
-      for (size_t i = 0; i < d; i += kLanes) {
-        const F16 v = load(row + i);
-        for (size_t j = 0; j < nq; ++j) {
-          float* aj = acc + j * d + i;
-          store(aj, load(aj) + v * sc[j * kTile + r]);
+    for (size_t j = 0; j < nq4; j += 4) {
+      float* accs[4];
+      const float* probs[4];
+      for (size_t u = 0; u < 4; ++u) {
+        accs[u] = acc + (j + u) * d;
+        probs[u] = &sc[(j + u) * tile];
+        if (corr[j + u] != 1.0f) {
+          for (size_t i = 0; i < d; i += kLanes) store(accs[u] + i, load(accs[u] + i) * corr[j + u]);
         }
       }
+      accumulate4(accs, probs, vt + t0 * d, n, d);
     }
   }
   if (p.chunks > 1) return;  // merged by attend() once every chunk is done
@@ -216,8 +233,9 @@ void attend(const AttentionArgs& a, const Parallel& parallel) {
     p.chunks = std::clamp<size_t>((total + kChunkRows - 1) / kChunkRows, 1, kMaxChunks);
   }
   p.chunk_rows = (total + p.chunks - 1) / p.chunks;
-  p.chunk_rows = (p.chunk_rows + kTile - 1) / kTile * kTile;
-  p.max_queries = p.group * p.block;
+  p.chunk_rows = (p.chunk_rows + kLanes - 1) / kLanes * kLanes;
+  p.max_queries = (p.group * p.block + 3) / 4 * 4;
+  p.tile = std::clamp<size_t>(kTileFloats / a.head_dim / kLanes * kLanes, kLanes, 4 * kLanes);
   const size_t items = a.kv_heads * p.blocks * p.chunks;
   std::vector<float> state(items * p.max_queries * (a.head_dim + 2));
   p.state = state.data();
