@@ -4,9 +4,11 @@
    in a child process: tensors are generated already quantized, one at a time, so the build never
    holds fp32 weights (its peak RSS is reported).
 2. ``edge verify`` it (sha256 of ~7 GB).
-3. In a fresh child process: load it in the engine, prefill a prompt that fills the context minus
-   32 tokens (512-token chunks), generate 32 tokens, and report load time, RSS after load, peak RSS
-   and decode tok/s, beside the bundle's memory plan for the kernel path that ran.
+3. In a fresh child process: load it in the engine, time the first token of a 1080p image three times
+   (the first call after load apart: it also pages in mapped weights; the median of the other two),
+   prefill a prompt that fills the context minus 32 tokens (512-token chunks), generate 32 tokens, and
+   report load time, RSS after load, peak RSS and decode tok/s, beside the bundle's memory plan for the
+   kernel path that ran.
 4. The same in another fresh process on onnxruntime's MatMulNBits (EDGE_KERNELS=off), for comparison.
 
 Random weights say nothing about quality; this measures memory and speed only. It needs ~7 GB of
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -103,7 +106,11 @@ def _run(bundle: Path, threads: int, context: int) -> dict[str, Any]:
     out["kv_cache_bytes"] = engine.sessions.kv.nbytes if engine.sessions.kv is not None else 0
     out["kernels"] = engine.sessions.kernels.label
     jpeg = jpeg_bytes(part_image(*FRAME_SIZE, seed=3))
-    out["image_ttft_s"] = first_token_s(engine, QUESTION, images=[jpeg])  # from the 1080p JPEG bytes
+    # from the 1080p JPEG bytes. The first call after load also pages in whatever weights the load left on disk
+    # (ours: all of them, read in place; MatMulNBits copied them into its packed buffers at load), so it is
+    # reported apart; the target is on the later calls, what a running station sees
+    out["image_ttft_first_s"] = first_token_s(engine, QUESTION, images=[jpeg])
+    out["image_ttft_s"] = statistics.median(first_token_s(engine, QUESTION, images=[jpeg]) for _ in range(2))
     short = text_prompt(engine, 16)
     g = engine.generate(short, params=GenerationParams(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS))
     out["short"] = {"prompt_tokens": 16, "decode_tok_s": g.timings.decode_tok_s, "ttft_s": g.timings.ttft_s}
@@ -135,6 +142,7 @@ def format_12b(r: dict[str, Any]) -> str:
     rows = [
         ("load", lambda x: f"{x['load_s']:.1f} s"),
         ("RSS after load", lambda x: g(x["rss_after_load_bytes"])),
+        ("TTFT, 1080p image, first", lambda x: f"{x.get('image_ttft_first_s', 0.0):.1f} s"),
         ("TTFT, 1080p image (JPEG)", lambda x: f"{x['image_ttft_s']:.1f} s"),
         ("decode, 16-token prompt", lambda x: f"{x['short']['decode_tok_s']:.2f} tok/s"),
         (f"prefill {run['full']['prompt_tokens']} tokens", lambda x: f"{x['full']['prefill_tok_s']:.1f} tok/s"),

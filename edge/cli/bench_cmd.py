@@ -50,6 +50,11 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="instead: only the structured row (decode with the default report schema vs unconstrained)",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: onnxruntime's profile of decode steps at each of --contexts, by operator type",
+    )
     p.add_argument("--block-size", type=int, help="with --preset: int4 block size (default: the recipe's 32)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 
@@ -117,6 +122,14 @@ def run(args: argparse.Namespace) -> int:
                 Path(args.json).write_text(
                     json.dumps({"kernels": rows, "read_bandwidth_bytes_s": bandwidth}, indent=2) + "\n"
                 )
+            return 0
+        if args.profile:
+            from edge.bench.profile import format_profile, profile_decode
+
+            report = profile_decode(bundle, threads=args.threads, contexts=contexts)
+            print(format_profile(report))
+            if args.json:
+                Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
             return 0
         if args.structured:
             from edge.bench.structured import bench_structured, format_structured_table

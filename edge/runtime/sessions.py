@@ -195,6 +195,9 @@ class BundleSessions:
         for key, value in self.tuning.items():
             if key == "arena":
                 opts.enable_cpu_mem_arena = value == "1"
+            elif key == "profile":  # `edge bench --profile`: onnxruntime's profiler, files named from this prefix
+                opts.enable_profiling = True
+                opts.profile_file_prefix = value
             else:
                 opts.add_session_config_entry(key, value)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
