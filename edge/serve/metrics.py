@@ -264,12 +264,20 @@ class Metrics:
         self.inter_token.observe(seconds)
 
     def set_model(
-        self, load_seconds: float, version: str, bundle_id: str, model_id: str, quantization: str, kernels: str = ""
+        self,
+        load_seconds: float,
+        version: str,
+        bundle_id: str,
+        model_id: str,
+        quantization: str,
+        kernels: str = "",
+        attention: str = "",
     ) -> None:
         self.model_load.set(load_seconds)
         self.build_info.info(
             {"version": version, "bundle_id": bundle_id, "model": model_id, "quantization": quantization}
             | ({"kernels": kernels} if kernels else {})  # which weight-matmul kernels run (edge.kernels.library)
+            | ({"attention": attention} if attention else {})  # full-attention layers: edge or onnxruntime
         )
 
     def set_serving(self, serving: bool) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from tests.kernels.reference import one_node_session
+
 NAMES = ["query", "key", "value", "past_key", "past_value", "seqlens_k", "total_sequence_length"]
 
 
@@ -75,7 +77,6 @@ def session(
     threads: int = 2,
 ) -> Any:
     """A one-node session of GroupAttention (our library) or com.microsoft GroupQueryAttention."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper
 
     domain = "edge.kernels" if op == "GroupAttention" else "com.microsoft"
@@ -88,8 +89,6 @@ def session(
         kv_num_heads=kv_heads,
         scale=scale,
     )
-    if isa is not None:
-        node.attribute.append(helper.make_attribute("isa", isa))
     f, i = TensorProto.FLOAT, TensorProto.INT32
     inputs = [helper.make_tensor_value_info(n, f, None) for n in NAMES[:5]]
     inputs += [
@@ -97,13 +96,4 @@ def session(
         helper.make_tensor_value_info("total_sequence_length", i, []),
     ]
     outputs = [helper.make_tensor_value_info(n, f, None) for n in ("output", "present_key", "present_value")]
-    graph = helper.make_graph([node], "one", inputs, outputs)
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid(domain, 1)], ir_version=10
-    )
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    if library is not None:
-        opts.register_custom_ops_library(str(library))
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return one_node_session(node, inputs, outputs, isa=isa, library=library, threads=threads)

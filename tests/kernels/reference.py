@@ -77,7 +77,6 @@ def session(
     **attrs: int,
 ) -> Any:
     """A one-node onnxruntime session: MatMulInt4 (our library) or com.microsoft MatMulNBits on these bytes."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     domain = "edge.kernels" if op == "MatMulInt4" else "com.microsoft"
@@ -89,18 +88,38 @@ def session(
         domain=domain,
         **{"K": k, "N": n, "bits": 4, "block_size": BLOCK, "accuracy_level": 4, **attrs},
     )
-    if isa is not None:
-        node.attribute.append(helper.make_attribute("isa", isa))
-    graph = helper.make_graph(
-        [node],
-        "one",
+    return one_node_session(
+        node,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(q, "q"), numpy_helper.from_array(s, "s")],
+        isa=isa,
+        library=library,
+        threads=threads,
+        initializers=[numpy_helper.from_array(q, "q"), numpy_helper.from_array(s, "s")],
     )
+
+
+def one_node_session(
+    node: Any,
+    inputs: list[Any],
+    outputs: list[Any],
+    *,
+    isa: str | None,
+    library: Path | None,
+    threads: int,
+    initializers: list[Any] | None = None,
+) -> Any:
+    """An onnxruntime session on a graph of one node (with ``isa`` as its attribute when given), our library
+    registered when ``library`` is."""
+    import onnxruntime as ort
+    from onnx import helper
+
+    if isa is not None:
+        node.attribute.append(helper.make_attribute("isa", isa))
+    graph = helper.make_graph([node], "one", inputs, outputs, initializers or [])
     # onnx 1.20 writes IR version 14 by default; onnxruntime 1.31 reads at most 13
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid(domain, 1)], ir_version=10
+        graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid(node.domain, 1)], ir_version=10
     )
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads

@@ -1,4 +1,5 @@
-"""The daemon reports which weight-matmul kernels run as the ``kernels`` label of edge_inspector_build_info."""
+"""The daemon reports which weight-matmul kernels and which attention run, as the ``kernels`` and ``attention``
+labels of edge_inspector_build_info."""
 
 from __future__ import annotations
 
@@ -25,3 +26,4 @@ def test_build_info_names_the_kernels(
     assert lib is not None
     want = f"edge-{resolve(lib, 'auto')}" if setting == "auto" else "matmulnbits"
     assert sample.labels["kernels"] == want and sample.value == 1
+    assert sample.labels["attention"] == ("edge" if setting == "auto" else "onnxruntime")
