@@ -78,7 +78,7 @@ def profile_decode(bundle: Path, threads: int, contexts: tuple[int, ...]) -> dic
 def format_profile(report: dict[str, Any]) -> str:
     lines = [
         f"decode steps by operator type ({report['steps']} steps, {report['threads']} threads, {report['kernels']}, "
-        f"{report['attention_nodes']} full-attention layers on GroupAttention; profiler on)"
+        f"{report['attention_nodes']} attention layers on GroupAttention; profiler on)"
     ]
     for ctx, row in report["contexts"].items():
         lines.append(

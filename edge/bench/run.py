@@ -181,7 +181,7 @@ def measure_engine(bundle: Path, threads: int, repeats: int, contexts: tuple[int
     out["decoder"] = engine.manifest.graphs["decoder"].get("kind", "reference")
     out["kernels"] = engine.sessions.kernels.label  # which weight-matmul kernels ran (EDGE_KERNELS)
     out["kernel_nodes"] = engine.sessions.kernel_nodes
-    out["attention_nodes"] = engine.sessions.attention_nodes  # full-attention layers on our GroupAttention
+    out["attention_nodes"] = engine.sessions.attention_nodes  # attention layers on our GroupAttention
     out["kv_cache_bytes"] = getattr(engine.sessions.kv, "nbytes", 0)
 
     decode: dict[str, float] = {}
@@ -373,7 +373,7 @@ def format_report(r: dict[str, Any]) -> str:
     add("weight-matmul kernels", r["kernels"], f"{r['kernel_nodes']} nodes swapped; EDGE_KERNELS=off: matmulnbits")
     n_attn = r.get("attention_nodes", 0)
     add(
-        "full-attention layers",
+        "attention layers",
         "edge GroupAttention" if n_attn else "GroupQueryAttention",
         f"{n_attn} nodes swapped; EDGE_ATTENTION=onnxruntime or EDGE_KERNELS=off: onnxruntime's",
     )

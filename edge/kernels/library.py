@@ -102,7 +102,7 @@ def choose_kernels(setting: str | None) -> KernelChoice:
 
 
 def our_attention(setting: str | None) -> bool:
-    """Whether full-attention layers run our GroupAttention (``EDGE_ATTENTION``; None means ``auto``).
+    """Whether attention layers run our GroupAttention (``EDGE_ATTENTION``; None means ``auto``).
 
     Only where our kernels load (``EDGE_KERNELS`` not ``off``); ``onnxruntime`` keeps GroupQueryAttention, for
     comparisons and as a way back.

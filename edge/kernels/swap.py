@@ -1,13 +1,13 @@
 """Swap a graph's nodes for our kernels at load, on the serialized model: int4 ``MatMulNBits`` for
-``edge.kernels::MatMulInt4``, and full-attention ``GroupQueryAttention`` for ``edge.kernels::GroupAttention``.
+``edge.kernels::MatMulInt4``, and ``GroupQueryAttention`` for ``edge.kernels::GroupAttention``.
 
 The station has no ``onnx`` package, so this reads the model with protobuf and a five-message subset of
 ``onnx.proto`` (same field numbers). Fields the subset does not name (initializers, value infos, node
 attributes' tensors and subgraphs...) are kept as protobuf unknown fields and written back byte for byte.
 A node is swapped only when our kernel computes exactly what it asks for (``library.takes``: bits 4,
 block 32, accuracy level 4) and it has no zero points, ``g_idx`` or bias. A ``GroupQueryAttention`` node
-is swapped when it has the seven inputs of a fused decoder's layer and none of the features our op leaves
-out (sliding window, softcap, smooth softmax, rotary inside the op). Everything else stays.
+is swapped when it has the seven inputs of a fused decoder's layer, only attributes our op knows, and none of
+the features it leaves out (softcap, smooth softmax, rotary inside the op). Everything else stays.
 """
 
 from __future__ import annotations
@@ -83,8 +83,10 @@ def _swappable(node: Any) -> bool:
     return len(node.input) >= 3 and not extra_inputs and takes(*layout, zero_points=False)
 
 
-# GroupQueryAttention's attributes whose non-default values GroupAttention does not compute
-_ATTENTION_DEFAULTS = {"local_window_size": -1, "do_rotary": 0, "softcap": 0.0, "smooth_softmax": 0, "qk_output": 0}
+# GroupQueryAttention's attributes GroupAttention computes (any value), and those it takes only at their default;
+# a node with any other attribute (a newer onnxruntime's, say) stays on onnxruntime's op
+_ATTENTION_ATTRS = {"num_heads", "kv_num_heads", "scale", "local_window_size", "sliding_window_cache"}
+_ATTENTION_DEFAULTS = {"do_rotary": 0, "rotary_interleaved": 0, "softcap": 0.0, "smooth_softmax": 0, "qk_output": 0}
 _ATTENTION_INPUTS = 7  # query, key, value, past_key, past_value, seqlens_k, total_sequence_length
 
 
@@ -92,10 +94,12 @@ def _attention_swappable(node: Any) -> bool:
     if node.op_type != "GroupQueryAttention" or node.domain != "com.microsoft":
         return False
     attrs = {a.name: (a.f if a.name == "softcap" else a.i) for a in node.attribute}
-    extra_inputs = [name for name in node.input[_ATTENTION_INPUTS:] if name]  # cos/sin caches, position ids...
+    known = all(name in _ATTENTION_ATTRS or name in _ATTENTION_DEFAULTS for name in attrs)
     defaults = all(attrs.get(name, default) == default for name, default in _ATTENTION_DEFAULTS.items())
+    cache = attrs.get("sliding_window_cache", 0) in (0, 1)
+    extra_inputs = [name for name in node.input[_ATTENTION_INPUTS:] if name]  # cos/sin caches, position ids...
     complete = len(node.input) >= _ATTENTION_INPUTS and all(node.input[:_ATTENTION_INPUTS])
-    return complete and not extra_inputs and defaults
+    return complete and not extra_inputs and known and defaults and cache
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ class BundleSessions:
         elif self.kernels.isa:
             log.info("int4 kernels: %s on %d weight matmuls", self.kernels.label, self.kernel_nodes)
         if self.attention_nodes:
-            log.info("attention: edge.kernels GroupAttention on %d full-attention layers", self.attention_nodes)
+            log.info("attention: edge.kernels GroupAttention on %d attention layers", self.attention_nodes)
         self.output_names = {n: [o.name for o in s.get_outputs()] for n, s in self.sessions.items()}
         log.debug("released %d bytes of mapped weight pages", release_mapped_pages(bundle))
         tok_file = bundle / manifest.tokenizer.get("file", "tokenizer.json")
@@ -210,7 +210,7 @@ class BundleSessions:
 
     def _load(self, path: Path) -> Any:
         """A session on one graph file; with our kernels, its int4 MatMulNBits nodes swapped for MatMulInt4 and
-        its full-attention GroupQueryAttention nodes for GroupAttention (unless EDGE_ATTENTION=onnxruntime).
+        its GroupQueryAttention nodes for GroupAttention (unless EDGE_ATTENTION=onnxruntime).
 
         The weights are the bundle's own bytes either way (memory-mapped external data). If our kernels fail
         to load, the session falls back to MatMulNBits (an error instead when a path was forced).

@@ -277,7 +277,7 @@ class Metrics:
         self.build_info.info(
             {"version": version, "bundle_id": bundle_id, "model": model_id, "quantization": quantization}
             | ({"kernels": kernels} if kernels else {})  # which weight-matmul kernels run (edge.kernels.library)
-            | ({"attention": attention} if attention else {})  # full-attention layers: edge or onnxruntime
+            | ({"attention": attention} if attention else {})  # attention layers: edge or onnxruntime
         )
 
     def set_serving(self, serving: bool) -> None:

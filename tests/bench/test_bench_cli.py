@@ -56,7 +56,7 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
     assert all(t["met"] in (True, False) for t in report["targets"].values())
     # which kernels ran, and the same bundle on MatMulNBits in the same run
     assert report["kernels"].startswith("edge-") and report["kernel_nodes"] > 0
-    assert report["attention_nodes"] == 2  # the tiny preset's two full-attention layers
+    assert report["attention_nodes"] == 6  # the tiny preset's six attention layers
     assert report["matmulnbits"]["kernels"] == "matmulnbits"
     assert set(report["decode_vs_matmulnbits_by_context"]) == {"128", "1024"}
     assert report["decode_vs_matmulnbits"] == min(report["decode_vs_matmulnbits_by_context"].values())

@@ -41,9 +41,12 @@ class Case:
         }
 
 
-def reference(feeds: dict[str, np.ndarray], heads: int, kv_heads: int, scale: float) -> list[np.ndarray]:
+def reference(
+    feeds: dict[str, np.ndarray], heads: int, kv_heads: int, scale: float, window: int = 0
+) -> list[np.ndarray]:
     """(output, present_key, present_value) in float64: the new rows appended at ``seqlens_k + 1 − seq``, then
-    causal softmax attention of each query head over its KV head's rows ``[0, past + s]``."""
+    causal softmax attention of each query head over its KV head's rows ``[0, past + s]`` (with a ``window``,
+    only the last ``window`` of them, itself included)."""
     q, k, v = feeds["query"], feeds["key"], feeds["value"]
     present_k = feeds["past_key"].astype(np.float64)
     present_v = feeds["past_value"].astype(np.float64)
@@ -57,7 +60,8 @@ def reference(feeds: dict[str, np.ndarray], heads: int, kv_heads: int, scale: fl
         present_k[b, :, past:total] = k[b].reshape(seq, kv_heads, d).transpose(1, 0, 2)
         present_v[b, :, past:total] = v[b].reshape(seq, kv_heads, d).transpose(1, 0, 2)
         qb = q[b].reshape(seq, heads, d).astype(np.float64)
-        allowed = np.arange(total)[None, :] <= past + np.arange(seq)[:, None]
+        rows, last = np.arange(total)[None, :], past + np.arange(seq)[:, None]
+        allowed = (rows <= last) & ((rows > last - window) if window else True)
         for h in range(heads):
             scores = qb[:, h] @ present_k[b, h // group, :total].T * scale
             scores = np.where(allowed, scores, -np.inf)
@@ -75,8 +79,10 @@ def session(
     isa: str | None = None,
     library: Path | None = None,
     threads: int = 2,
+    **attrs: int,
 ) -> Any:
-    """A one-node session of GroupAttention (our library) or com.microsoft GroupQueryAttention."""
+    """A one-node session of GroupAttention (our library) or com.microsoft GroupQueryAttention; ``attrs``:
+    local_window_size, sliding_window_cache."""
     from onnx import TensorProto, helper
 
     domain = "edge.kernels" if op == "GroupAttention" else "com.microsoft"
@@ -88,6 +94,7 @@ def session(
         num_heads=heads,
         kv_num_heads=kv_heads,
         scale=scale,
+        **attrs,
     )
     f, i = TensorProto.FLOAT, TensorProto.INT32
     inputs = [helper.make_tensor_value_info(n, f, None) for n in NAMES[:5]]

@@ -24,8 +24,10 @@ from tests.kernels.attention_reference import Case, reference, session
 RTOL = 2e-5
 
 
-def _check(got: list[np.ndarray], feeds: dict[str, np.ndarray], case: Case, scale: float = 1.0) -> None:
-    want = reference(feeds, case.heads, case.kv_heads, scale)
+def _check(
+    got: list[np.ndarray], feeds: dict[str, np.ndarray], case: Case, scale: float = 1.0, window: int = 0
+) -> None:
+    want = reference(feeds, case.heads, case.kv_heads, scale, window)
     d = case.head_dim
     q = np.abs(feeds["query"]).reshape(-1, d).astype(np.float64)
     k = np.abs(np.concatenate([feeds["past_key"].reshape(-1, d), feeds["key"].reshape(-1, d)]))
@@ -50,6 +52,7 @@ def _check(got: list[np.ndarray], feeds: dict[str, np.ndarray], case: Case, scal
     spare=st.integers(0, 9),
     batch=st.integers(1, 2),
     scale=st.sampled_from([1.0, 0.125, 0.0]),
+    window=st.sampled_from([0, 0, 1, 7, 16, 300]),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_every_path_matches_the_reference(
@@ -63,14 +66,17 @@ def test_every_path_matches_the_reference(
     spare: int,
     batch: int,
     scale: float,
+    window: int,
     seed: int,
 ) -> None:
     """Decode (one position, its context split across chunks past 256 rows) and prefill (blocks of positions,
-    causal inside the block and across blocks), KV groups of 1 to 5 heads, scale 0 meaning 1/sqrt(head_dim)."""
+    causal inside the block and across blocks), KV groups of 1 to 5 heads, scale 0 meaning 1/sqrt(head_dim),
+    with and without a local window over a cache that keeps every row."""
     case = Case(batch, seq, past, past + seq + spare, kv_heads * group, kv_heads, head_dim)
     feeds = case.feeds(np.random.default_rng(seed), magnitude=float(np.random.default_rng(seed).choice([0.1, 1, 4])))
-    got = session(case.heads, kv_heads, scale, isa=isa, library=library).run(None, feeds)
-    _check(got, feeds, case, scale if scale else 1.0 / np.sqrt(head_dim))
+    attrs = {"local_window_size": window} if window else {}
+    got = session(case.heads, kv_heads, scale, isa=isa, library=library, **attrs).run(None, feeds)
+    _check(got, feeds, case, scale if scale else 1.0 / np.sqrt(head_dim), window)
 
 
 @pytest.mark.parametrize("isa", [p for p in PATHS if p != "avxvnni"])
@@ -85,7 +91,7 @@ def test_decoder_shapes(library: Path, isa: str, heads: int, kv_heads: int, head
     _check(session(heads, kv_heads, 1.0, isa=isa, library=library).run(None, feeds), feeds, case)
 
 
-def _bound(sess: Any, case: Case, feeds: dict[str, np.ndarray]) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+def _bound(sess: Any, feeds: dict[str, np.ndarray]) -> tuple[Any, Any, np.ndarray, np.ndarray]:
     """An IOBinding with past and present on one buffer, as the runtime binds the decoder's cache."""
     import onnxruntime as ort
 
@@ -104,7 +110,7 @@ def test_in_place_steps_equal_group_query_attention(library: Path) -> None:
     case = Case(1, 40, 0, 128, 8, 1, 256)
     first = case.feeds(rng)
     ours, gqa = session(8, 1, 1.0, library=library), session(8, 1, 1.0, op="GroupQueryAttention")
-    runs = [(s, *_bound(s, case, first)) for s in (ours, gqa)]
+    runs = [(s, *_bound(s, first)) for s in (ours, gqa)]
     total, seq = 0, 40
     for step in range(31):
         total += seq
@@ -115,7 +121,8 @@ def test_in_place_steps_equal_group_query_attention(library: Path) -> None:
                 binding.bind_cpu_input(name, feeds[name])
             binding.bind_output("output")  # its shape changes after the prefill
             sess.run_with_iobinding(binding)
-            outs.append(binding.get_outputs()[0].numpy())
+            outs.append(binding.get_outputs()[2].numpy())  # bound after the cache's two
+            assert outs[-1].shape == (1, seq, 8 * 256)
         np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=2e-5, err_msg=f"step {step}")
         seq = 1
     for i in (3, 4):
@@ -146,3 +153,43 @@ def test_bad_attributes_and_head_dims_are_named(library: Path) -> None:
     case = Case(1, 1, 0, 8, 2, 1, 24)
     with pytest.raises(Exception, match="head_dim a multiple of 16"):
         session(2, 1, 1.0, library=library).run(None, case.feeds(np.random.default_rng(0)))
+
+
+def _resident(positions: int, capacity: int, window: int) -> int:
+    """Rows a sliding window cache holds after ``positions`` tokens (edge/build/graphs/fused.py's formula)."""
+    step = capacity - window + 1
+    return positions if positions <= capacity else positions - step * -(-(positions - capacity) // step)
+
+
+@pytest.mark.parametrize("isa", [p for p in PATHS if p != "avxvnni"])
+@pytest.mark.parametrize(
+    ("heads", "kv_heads", "head_dim", "window", "capacity"),
+    [(2, 1, 16, 4, 7), (4, 2, 32, 16, 79), (8, 4, 128, 64, 127)],  # the last two: the tiny preset, a bench-like one
+)
+def test_sliding_window_cache_equals_group_query_attention(
+    library: Path, isa: str, heads: int, kv_heads: int, head_dim: int, window: int, capacity: int
+) -> None:
+    """Prefill chunks and decode steps across many evictions (chunks longer than the cache too), each op on its
+    own cache bound in place: the same outputs, and the same resident rows, as onnxruntime's op."""
+    rng = np.random.default_rng(window)
+    attrs = {"local_window_size": window, "sliding_window_cache": 1}
+    ours = session(heads, kv_heads, 1.0, isa=isa, library=library, **attrs)
+    gqa = session(heads, kv_heads, 1.0, op="GroupQueryAttention", **attrs)
+    empty = Case(1, 1, 0, capacity, heads, kv_heads, head_dim).feeds(rng)
+    runs = [(s, *_bound(s, empty)) for s in (ours, gqa)]
+    total = 0
+    for seq in [3, 1, 1, 1, 1, 1, 1, 1, 5, 1, 1, 9, *[1] * 70, 40, 1, 200, *[1] * 9, capacity, 1]:
+        feeds = Case(1, seq, total, capacity, heads, kv_heads, head_dim).feeds(rng)
+        total += seq
+        outs = []
+        for sess, binding, *_ in runs:
+            for name in ("query", "key", "value", "seqlens_k", "total_sequence_length"):
+                binding.bind_cpu_input(name, feeds[name])
+            binding.bind_output("output")
+            sess.run_with_iobinding(binding)
+            outs.append(binding.get_outputs()[2].numpy())  # bound after the cache's two
+            assert outs[-1].shape == (1, seq, heads * head_dim)
+        np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=5e-5, err_msg=f"after {total} positions")
+        rows = _resident(total, capacity, window)
+        for i in (3, 4):  # keys, values: the resident rows agree exactly
+            np.testing.assert_array_equal(runs[0][i][:, :, :rows], runs[1][i][:, :, :rows], f"after {total}")

@@ -60,7 +60,7 @@ def test_nodes_our_kernel_does_not_compute_exactly_stay(attrs: dict[str, int], i
     assert swap_matmul_nbits(raw, "scalar") == (raw, 0)
 
 
-def test_full_attention_layers_are_swapped_and_sliding_ones_stay(int4_bundle: Path) -> None:
+def test_every_attention_layer_is_swapped(int4_bundle: Path) -> None:
     from edge.kernels.library import ATTENTION_OP
     from edge.kernels.swap import swap
 
@@ -69,17 +69,19 @@ def test_full_attention_layers_are_swapped_and_sliding_ones_stay(int4_bundle: Pa
     done = swap(raw, "scalar")
     after = onnx.load_from_string(done.model)
     gqa = [n for n in before.graph.node if n.op_type == "GroupQueryAttention"]
-    full = [n for n in gqa if not any(a.name == "local_window_size" for a in n.attribute)]
-    assert len(full) == 2 and len(gqa) == 6 and done.attention == 2  # the tiny preset: [S, S, F, S, S, F]
+    assert len(gqa) == 6 and done.attention == 6  # the tiny preset: [S, S, F, S, S, F]
     ours = [n for n in after.graph.node if n.op_type == ATTENTION_OP and n.domain == DOMAIN]
-    assert [list(n.output) for n in ours] == [list(n.output) for n in full]
-    assert [{a.name: a for a in n.attribute}["scale"].f for n in ours] == [1.0, 1.0]
-    assert sum(n.op_type == "GroupQueryAttention" for n in after.graph.node) == 4
+    assert [list(n.output) for n in ours] == [list(n.output) for n in gqa]
+    windows = [{a.name: a.i for a in n.attribute}.get("local_window_size", -1) for n in ours]
+    assert windows == [16, 16, -1, 16, 16, -1]  # attributes kept: the op reads them
+    assert [{a.name: a for a in n.attribute}["scale"].f for n in ours] == [1.0] * 6
+    assert not any(n.op_type == "GroupQueryAttention" for n in after.graph.node)
     assert swap(raw, "scalar", attention=False).attention == 0
 
 
 @pytest.mark.parametrize(
-    "attrs", [{"local_window_size": 16}, {"softcap": 30.0}, {"do_rotary": 1}, {"smooth_softmax": 1}]
+    "attrs",
+    [{"softcap": 30.0}, {"do_rotary": 1}, {"smooth_softmax": 1}, {"sliding_window_cache": 2}, {"k_quant_type": 1}],
 )
 def test_attention_our_op_does_not_compute_exactly_stays(attrs: dict[str, float]) -> None:
     from onnx import TensorProto, helper

@@ -111,15 +111,16 @@ inline void accumulate4(float* const* acc, const float* const* p, const float* v
   }
 }
 
-// One query's online-softmax step over a tile: scores pj[0, valid) in, probabilities pj[0, tile) out (0 past
-// valid); returns the factor its accumulator must be scaled by first.
-inline float softmax_step(float* pj, size_t valid, size_t tile, float* m, float* l) {
-  if (valid == 0) {  // a later query position's row: nothing of this tile is visible to this query
+// One query's online-softmax step over a tile: scores pj[from, valid) in, probabilities pj[0, tile) out (0
+// outside [from, valid)); returns the factor its accumulator must be scaled by first.
+inline float softmax_step(float* pj, size_t from, size_t valid, size_t tile, float* m, float* l) {
+  if (from >= valid) {  // no row of this tile is visible to this query (causal limit or window)
     std::fill(pj, pj + tile, 0.0f);
     return 1.0f;
   }
+  std::fill(pj, pj + from, kNoMax);
   std::fill(pj + valid, pj + tile, kNoMax);
-  const float top = std::max(*m, *std::max_element(pj, pj + valid));
+  const float top = std::max(*m, *std::max_element(pj + from, pj + valid));
   const float corr = std::exp(*m - top);
   F16 sum = {};
   for (size_t r = 0; r < tile; r += kLanes) {
@@ -147,13 +148,16 @@ void run_item(void* data, size_t item) {
   std::fill(l, l + nq4, 0.0f);
   std::fill(acc, acc + nq4 * d, 0.0f);
   std::vector<const float*> q(nq4);
-  std::vector<size_t> end(nq4, 0);  // the padding queries (past nq) see no row: probabilities 0
+  std::vector<size_t> end(nq4, 0), start(nq4, 0);  // the padding queries (past nq) see no row: probabilities 0
   for (size_t j = 0; j < nq4; ++j) {
     const size_t s = s0 + std::min(j, nq - 1) / p.group, h = g * p.group + std::min(j, nq - 1) % p.group;
     q[j] = a.q + (s * a.heads + h) * d;
-    if (j < nq) end[j] = a.past + s + 1;  // causal: rows [0, past + s]
+    if (j >= nq) continue;
+    end[j] = a.past + s + 1;  // causal: rows [0, past + s]
+    if (a.window && end[j] > a.window) start[j] = end[j] - a.window;  // the window's first row
   }
-  const size_t lo = c * p.chunk_rows, hi = std::min(a.past + s1, lo + p.chunk_rows);
+  // rows before every query's window (the first position's) are skipped whole
+  const size_t lo = std::max(c * p.chunk_rows, start[0]), hi = std::min(a.past + s1, c * p.chunk_rows + p.chunk_rows);
   const float* kt = a.k + g * a.capacity * d;
   const float* vt = a.v + g * a.capacity * d;
   std::vector<float> sc(nq4 * tile);  // scores, then probabilities: [query][row of the tile]
@@ -170,7 +174,8 @@ void run_item(void* data, size_t item) {
     }
     for (size_t j = 0; j < nq4; ++j) {
       const size_t valid = end[j] > t0 ? std::min(n, end[j] - t0) : 0;
-      corr[j] = softmax_step(&sc[j * tile], valid, tile, &m[j], &l[j]);
+      const size_t from = start[j] > t0 ? std::min(n, start[j] - t0) : 0;
+      corr[j] = softmax_step(&sc[j * tile], from, valid, tile, &m[j], &l[j]);
     }
     for (size_t j = 0; j < nq4; j += 4) {
       float* accs[4];

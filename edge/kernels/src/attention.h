@@ -20,10 +20,11 @@ struct AttentionArgs {
   const float* v;  // the same layout, values
   float* out;      // [seq][heads][head_dim]
   size_t seq, past, capacity, heads, kv_heads, head_dim;
-  float scale;  // on q·k before the softmax
+  float scale;    // on q·k before the softmax
+  size_t window;  // 0: none; else query s attends to at most this many rows, itself included
 };
 
-// Causal: query s attends to rows [0, past + s]. Each path is the same source (attend.h) compiled for its ISA.
+// Causal: query s attends to rows [0, past + s], or with a window to rows [past + s + 1 − window, past + s]. Each path is the same source (attend.h) compiled for its ISA.
 using AttendFn = void (*)(const AttentionArgs&, const Parallel&);
 void attend_avx512(const AttentionArgs& a, const Parallel& parallel);
 void attend_avx2(const AttentionArgs& a, const Parallel& parallel);

@@ -1,12 +1,15 @@
-// The onnxruntime custom op edge.kernels::GroupAttention: com.microsoft GroupQueryAttention for a full-attention
-// layer whose KV cache the runtime binds as both past and present (the fused decoder, edge/build/graphs/fused.py).
+// The onnxruntime custom op edge.kernels::GroupAttention: com.microsoft GroupQueryAttention for a layer whose KV
+// cache the runtime binds as both past and present (the fused decoder, edge/build/graphs/fused.py): a full-attention
+// layer, or a sliding one (local_window_size, with or without sliding_window_cache).
 //
 // Inputs and attributes are GroupQueryAttention's (query, key, value, past_key, past_value, seqlens_k,
 // total_sequence_length; num_heads, kv_num_heads, scale), so the runtime swaps the op type at load
-// (edge/kernels/swap.py) for the nodes this op computes exactly: no sliding window, softcap, smooth softmax or
-// rotary inside the op, and no cos/sin caches. The op appends this call's keys and values to the cache at rows
-// [seqlens_k + 1 − seq, seqlens_k + 1) and attends causally over it (attention.h). present has past's shape;
-// when it is the same buffer (bound in place) nothing else is copied, otherwise past is copied into it first.
+// (edge/kernels/swap.py) for the nodes this op computes exactly: no softcap, smooth softmax or rotary inside the
+// op, and no cos/sin caches. Without sliding_window_cache the op appends this call's keys and values to the cache
+// at rows [seqlens_k + 1 − seq, seqlens_k + 1) and attends causally over it (attention.h), within the window if
+// there is one. With it the cache holds only the latest rows, compacted as GroupQueryAttention does (resident()
+// below; edge/build/graphs/fused.py derives the same rows). present has past's shape; when it is the same buffer
+// (bound in place) nothing else is copied, otherwise past is copied into it first.
 #define ORT_API_MANUAL_INIT
 #include "onnxruntime_cxx_api.h"
 #undef ORT_API_MANUAL_INIT
@@ -34,6 +37,18 @@ struct GroupAttention {
       try {
         scale_ = ki.GetAttribute<float>("scale");
       } catch (const Ort::Exception&) {
+      }
+      try {
+        window_ = ki.GetAttribute<int64_t>("local_window_size");
+      } catch (const Ort::Exception&) {
+      }
+      try {
+        compact_ = ki.GetAttribute<int64_t>("sliding_window_cache") == 1;
+      } catch (const Ort::Exception&) {
+      }
+      if (compact_ && window_ < 1) {
+        error_ = "GroupAttention: sliding_window_cache needs a local_window_size of at least 1";
+        return;
       }
       if (heads_ < 1 || kv_heads_ < 1 || heads_ % kv_heads_ != 0) {
         error_ = "GroupAttention: num_heads (" + std::to_string(heads_) + ") must be a positive multiple of "
@@ -92,14 +107,21 @@ struct GroupAttention {
       if (static_cast<size_t>(seqlens_k.NumberOfElement()) != batch || total.NumberOfElement() != 1) {
         return invalid("seqlens_k must hold one length per batch row and total_sequence_length one value");
       }
-      std::vector<size_t> past(batch);
+      // per batch row: how many cache rows precede this call's, and how many the cache holds after it
+      std::vector<size_t> before(batch), after(batch);
+      if (compact_ && cap < static_cast<size_t>(window_)) {
+        return invalid("a sliding window cache of " + std::to_string(cap) + " rows cannot hold the window of " +
+                       std::to_string(window_));
+      }
       for (size_t b = 0; b < batch; ++b) {
         const int64_t t = static_cast<int64_t>(seqlens_k.Data()[b]) + 1;
-        if (t < static_cast<int64_t>(seq) || t > static_cast<int64_t>(cap)) {
+        if (t < static_cast<int64_t>(seq) || (!compact_ && t > static_cast<int64_t>(cap))) {
           return invalid("seqlens_k + 1 = " + std::to_string(t) + " must lie in [seq = " + std::to_string(seq) +
-                         ", capacity = " + std::to_string(cap) + "]");
+                         (compact_ ? ", ∞)" : ", capacity = " + std::to_string(cap) + "]"));
         }
-        past[b] = static_cast<size_t>(t) - seq;
+        const size_t p = static_cast<size_t>(t) - seq;
+        before[b] = compact_ ? resident(p, cap) : p;
+        after[b] = compact_ ? resident(p + seq, cap) : p + seq;
       }
       float* o = out.Allocate(qs);
       float* pk = present_key.Allocate(cache);
@@ -109,19 +131,36 @@ struct GroupAttention {
       if (pv != past_value.Data()) std::memcpy(pv, past_value.Data(), cache_floats * sizeof(float));
       Ort::KernelContext ctx(context);
       const Parallel parallel{ort_parallel, &ctx};
+      const float scale = scale_ != 0.0f ? scale_ : 1.0f / std::sqrt(static_cast<float>(d));
+      const size_t window = window_ > 0 ? static_cast<size_t>(window_) : 0;
       for (size_t b = 0; b < batch; ++b) {
-        for (size_t n = 0; n < kvh; ++n) {
-          for (size_t s = 0; s < seq; ++s) {
-            const size_t src = ((b * seq + s) * kvh + n) * d, dst = ((b * kvh + n) * cap + past[b] + s) * d;
-            std::memcpy(pk + dst, key.Data() + src, d * sizeof(float));
-            std::memcpy(pv + dst, value.Data() + src, d * sizeof(float));
-          }
-        }
+        if (seq == 0) break;
         const size_t kv_off = b * kvh * cap * d, q_off = b * seq * nh * d;
-        const float scale = scale_ != 0.0f ? scale_ : 1.0f / std::sqrt(static_cast<float>(d));
-        const AttentionArgs args{query.Data() + q_off, pk + kv_off, pv + kv_off, o + q_off, seq, past[b], cap,
-                                 nh, kvh, d, scale};
-        if (seq > 0) attend_(args, parallel);
+        const float* new_k = key.Data() + b * seq * kvh * d;
+        const float* new_v = value.Data() + b * seq * kvh * d;
+        if (before[b] + seq <= cap) {  // this call's rows fit after the cached ones: append and attend in place
+          append(new_k, new_v, seq, kvh, d, pk + kv_off, pv + kv_off, cap, before[b]);
+          attend_({query.Data() + q_off, pk + kv_off, pv + kv_off, o + q_off, seq, before[b], cap, nh, kvh, d, scale,
+                   window},
+                  parallel);
+          continue;
+        }
+        // a sliding window cache that must evict: attend over the cached rows and this call's in a scratch
+        // copy (a prefill's first positions still see rows the eviction drops), then keep the last after[b]
+        const size_t rows = before[b] + seq;
+        std::vector<float> tk(kvh * rows * d), tv(kvh * rows * d);
+        for (size_t n = 0; n < kvh; ++n) {
+          std::memcpy(&tk[n * rows * d], pk + kv_off + n * cap * d, before[b] * d * sizeof(float));
+          std::memcpy(&tv[n * rows * d], pv + kv_off + n * cap * d, before[b] * d * sizeof(float));
+        }
+        append(new_k, new_v, seq, kvh, d, tk.data(), tv.data(), rows, before[b]);
+        attend_({query.Data() + q_off, tk.data(), tv.data(), o + q_off, seq, before[b], rows, nh, kvh, d, scale,
+                 window},
+                parallel);
+        for (size_t n = 0; n < kvh; ++n) {
+          std::memcpy(pk + kv_off + n * cap * d, &tk[(n * rows + rows - after[b]) * d], after[b] * d * sizeof(float));
+          std::memcpy(pv + kv_off + n * cap * d, &tv[(n * rows + rows - after[b]) * d], after[b] * d * sizeof(float));
+        }
       }
       return Ort::Status{nullptr};
     } catch (const std::exception& exc) {
@@ -137,8 +176,30 @@ struct GroupAttention {
     return set_output_shape(ctx, 2, ctx.GetInputShape(4));
   }
 
+  // sliding_window_cache: the resident rows after `positions` tokens, as GroupQueryAttention compacts a cache of
+  // `cap` rows: all of them until it is full, then it drops the oldest in steps of cap − window + 1 rows
+  size_t resident(size_t positions, size_t cap) const {
+    if (positions <= cap) return positions;
+    const size_t step = cap - static_cast<size_t>(window_) + 1;
+    return positions - step * ((positions - cap + step - 1) / step);
+  }
+
+  // this call's keys and values ([seq][kv_heads][head_dim]) into a [kv_heads][cap][head_dim] cache at row `row`
+  static void append(const float* k, const float* v, size_t seq, size_t kvh, size_t d, float* ck, float* cv,
+                     size_t cap, size_t row) {
+    for (size_t n = 0; n < kvh; ++n) {
+      for (size_t s = 0; s < seq; ++s) {
+        const size_t src = (s * kvh + n) * d, dst = (n * cap + row + s) * d;
+        std::memcpy(ck + dst, k + src, d * sizeof(float));
+        std::memcpy(cv + dst, v + src, d * sizeof(float));
+      }
+    }
+  }
+
   int64_t heads_ = 0, kv_heads_ = 0;
-  float scale_ = 0.0f;  // 0: 1 / sqrt(head_dim), as GroupQueryAttention
+  float scale_ = 0.0f;    // 0: 1 / sqrt(head_dim), as GroupQueryAttention
+  int64_t window_ = -1;   // local_window_size: -1 none, else the rows a query sees, itself included
+  bool compact_ = false;  // sliding_window_cache = 1: the cache holds a window that the op compacts
   AttendFn attend_ = nullptr;
   std::string error_;
 };
