@@ -34,18 +34,9 @@ struct GroupAttention {
       Ort::ConstKernelInfo ki(info);
       heads_ = ki.GetAttribute<int64_t>("num_heads");
       kv_heads_ = ki.GetAttribute<int64_t>("kv_num_heads");
-      try {
-        scale_ = ki.GetAttribute<float>("scale");
-      } catch (const Ort::Exception&) {
-      }
-      try {
-        window_ = ki.GetAttribute<int64_t>("local_window_size");
-      } catch (const Ort::Exception&) {
-      }
-      try {
-        compact_ = ki.GetAttribute<int64_t>("sliding_window_cache") == 1;
-      } catch (const Ort::Exception&) {
-      }
+      scale_ = attribute_or<float>(ki, "scale", 0.0f);
+      window_ = attribute_or<int64_t>(ki, "local_window_size", -1);
+      compact_ = attribute_or<int64_t>(ki, "sliding_window_cache", 0) == 1;
       if (compact_ && window_ < 1) {
         error_ = "GroupAttention: sliding_window_cache needs a local_window_size of at least 1";
         return;
@@ -55,11 +46,7 @@ struct GroupAttention {
                  "kv_num_heads (" + std::to_string(kv_heads_) + ")";
         return;
       }
-      std::string isa = "auto";
-      try {
-        isa = ki.GetAttribute<std::string>("isa");
-      } catch (const Ort::Exception&) {
-      }
+      const std::string isa = attribute_or<std::string>(ki, "isa", "auto");
       Isa chosen{};
       if (!select_isa(isa.c_str(), &chosen, &error_)) return;
       attend_ = chosen.attend;

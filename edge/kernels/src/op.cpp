@@ -42,11 +42,7 @@ struct MatMulInt4 {
                  ", block_size " + std::to_string(block);
         return;
       }
-      std::string isa = "auto";
-      try {
-        isa = ki.GetAttribute<std::string>("isa");
-      } catch (const Ort::Exception&) {
-      }
+      const std::string isa = attribute_or<std::string>(ki, "isa", "auto");
       if (!select_isa(isa.c_str(), &isa_, &error_)) return;
     } catch (const std::exception& exc) {
       error_ = std::string("MatMulInt4: ") + exc.what();

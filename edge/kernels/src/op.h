@@ -12,6 +12,16 @@ void ort_parallel(const void* self, void (*fn)(void*, size_t), size_t total, voi
 // ctx.SetOutputShape(index, shape), with each unnamed dynamic dimension (-1) given a fresh symbol.
 Ort::Status set_output_shape(Ort::ShapeInferContext& ctx, size_t index, Ort::ShapeInferContext::Shape shape);
 
+// An optional attribute of the node: its value, or `fallback` when the node does not have it.
+template <typename T>
+T attribute_or(const Ort::ConstKernelInfo& ki, const char* name, T fallback) {
+  try {
+    return ki.GetAttribute<T>(name);
+  } catch (const Ort::Exception&) {
+    return fallback;
+  }
+}
+
 // edge.kernels::GroupAttention (attention_op.cpp).
 Ort::Custom::OrtLiteCustomOp* group_attention_op();
 
