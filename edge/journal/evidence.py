@@ -91,7 +91,8 @@ def _map16(anomaly_map: Any) -> np.ndarray:
     """Scores in [0, 1] as 16-bit levels, rounded to nearest; NaN and anything below 0 become 0, anything above 1
     (+inf too) becomes 65535. One saturating OpenCV multiply: half the writer thread's time of clip-and-cast."""
     m = np.minimum(np.asarray(anomaly_map, np.float32).squeeze(), 1.0)  # +inf would otherwise saturate to 0
-    return cv2.multiply(m, 65535.0, dtype=cv2.CV_16U)  # type: ignore[call-overload]  # stubs lack the scalar form
+    # opencv-python-headless 5.0 stubs lack the scalar form (5.1 has it): ignored, and unused where it is found
+    return cv2.multiply(m, 65535.0, dtype=cv2.CV_16U)  # type: ignore[call-overload,unused-ignore]
 
 
 def _frame(frame: Any, quality: int) -> tuple[str, bytes]:
