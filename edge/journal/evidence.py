@@ -89,8 +89,11 @@ def encode(record: Record, quality: int) -> list[tuple[str, str, bytes]]:
 
 def _map16(anomaly_map: Any) -> np.ndarray:
     """Scores in [0, 1] as 16-bit levels, rounded to nearest; NaN and anything below 0 become 0, anything above 1
-    (+inf too) becomes 65535. One saturating OpenCV multiply: half the writer thread's time of clip-and-cast."""
-    m = np.minimum(np.asarray(anomaly_map, np.float32).squeeze(), 1.0)  # +inf would otherwise saturate to 0
+    (+inf too) becomes 65535. One OpenCV multiply after the clamp: about half the writer thread's time of
+    nan_to_num, clip and cast."""
+    # +inf would otherwise saturate to 0, and NaN to 0 or 65535 depending on the OpenCV release (5.0: 0, 5.1:
+    # 65535): clamp to [0, 1] first, fmax taking 0 over NaN
+    m = np.fmax(np.minimum(np.asarray(anomaly_map, np.float32).squeeze(), 1.0), 0.0)
     # opencv-python-headless 5.0 stubs lack the scalar form (5.1 has it): ignored, and unused where it is found
     return cv2.multiply(m, 65535.0, dtype=cv2.CV_16U)  # type: ignore[call-overload,unused-ignore]
 
