@@ -5,9 +5,9 @@
 // Work is split into items of (KV head, block of query positions, chunk of cached rows). Every query head of
 // a KV head's group and every position of the block share each K and V row read from memory. Rows go
 // through in L1-sized tiles with the softmax kept online (running max m, sum l, unnormalized accumulator);
-// within a tile, queries go 4 at a time, so each K or V vector loaded serves 4 of them from registers. A prefill's items are
-// its query blocks; a decode step (a few items) instead splits its context into chunks, and the partial
-// softmaxes are merged at the end (flash-decoding).
+// within a tile, queries go 4 at a time, so each K or V vector loaded serves 4 of them from registers. A
+// prefill's items are its query blocks; a decode step (a few items) instead splits its context into chunks, and
+// the partial softmaxes are merged at the end (flash-decoding).
 #pragma once
 // F16 values pass between inline functions of one file only, never across an ABI boundary
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -97,9 +97,11 @@ float* state_of(const Plan& p, size_t item) { return p.state + item * p.max_quer
 
 // acc[j] = corr[j] · acc[j] + Σ_r p[j][r] · V[r] for 4 queries, 16 lanes at a time: each V vector is loaded once
 // for the 4 queries, and the 4 accumulators stay in registers over the tile's rows
-inline void accumulate4(float* const* acc, const float* const* p, const float* v, size_t n, size_t d) {
+inline void accumulate4(float* const* acc, const float* corr, const float* const* p, const float* v, size_t n,
+                        size_t d) {
   for (size_t i = 0; i < d; i += kLanes) {
-    F16 s0 = load(acc[0] + i), s1 = load(acc[1] + i), s2 = load(acc[2] + i), s3 = load(acc[3] + i);
+    F16 s0 = load(acc[0] + i) * corr[0], s1 = load(acc[1] + i) * corr[1];
+    F16 s2 = load(acc[2] + i) * corr[2], s3 = load(acc[3] + i) * corr[3];
     for (size_t r = 0; r < n; ++r) {
       const F16 x = load(v + r * d + i);
       s0 += x * p[0][r];
@@ -183,11 +185,8 @@ void run_item(void* data, size_t item) {
       for (size_t u = 0; u < 4; ++u) {
         accs[u] = acc + (j + u) * d;
         probs[u] = &sc[(j + u) * tile];
-        if (corr[j + u] != 1.0f) {
-          for (size_t i = 0; i < d; i += kLanes) store(accs[u] + i, load(accs[u] + i) * corr[j + u]);
-        }
       }
-      accumulate4(accs, probs, vt + t0 * d, n, d);
+      accumulate4(accs, &corr[j], probs, vt + t0 * d, n, d);
     }
   }
   if (p.chunks > 1) return;  // merged by attend() once every chunk is done
@@ -204,11 +203,11 @@ void merge(const Plan& p, size_t g, size_t b) {
   const AttentionArgs& a = *p.a;
   const size_t d = a.head_dim, s0 = b * p.block, s1 = std::min(a.seq, s0 + p.block), nq = (s1 - s0) * p.group;
   const size_t first = (g * p.blocks + b) * p.chunks;
+  std::vector<float> w(p.chunks);
   for (size_t j = 0; j < nq; ++j) {
     float top = kNoMax;
     for (size_t c = 0; c < p.chunks; ++c) top = std::max(top, state_of(p, first + c)[j]);
     float total = 0.0f;
-    std::vector<float> w(p.chunks);
     for (size_t c = 0; c < p.chunks; ++c) {
       const float* st = state_of(p, first + c);
       w[c] = st[j] > kNoMax ? std::exp(st[j] - top) : 0.0f;

@@ -1,5 +1,5 @@
 // Grouped-query attention over a KV cache the runtime owns: the core of edge.kernels::GroupAttention
-// (attention_op.cpp), for the decoder's full-attention layers.
+// (attention_op.cpp), for the decoder's full-attention and sliding-window layers.
 //
 // onnxruntime's CPU GroupQueryAttention reads a decode step's KV cache at about 2.4 GB/s (one node, 8 heads on
 // 1 KV head × 256, context 4096: 3.5 ms where the machine reads 35 GB/s), and it was 45% of a decode step at
@@ -24,7 +24,8 @@ struct AttentionArgs {
   size_t window;  // 0: none; else query s attends to at most this many rows, itself included
 };
 
-// Causal: query s attends to rows [0, past + s], or with a window to rows [past + s + 1 − window, past + s]. Each path is the same source (attend.h) compiled for its ISA.
+// Causal: query s attends to rows [0, past + s], or with a window to rows [past + s + 1 − window, past + s].
+// Each path is the same source (attend.h) compiled for its ISA.
 using AttendFn = void (*)(const AttentionArgs&, const Parallel&);
 void attend_avx512(const AttentionArgs& a, const Parallel& parallel);
 void attend_avx2(const AttentionArgs& a, const Parallel& parallel);

@@ -75,12 +75,14 @@ struct GroupAttention {
     try {
       const std::vector<int64_t>& qs = query.Shape();
       const std::vector<int64_t>& cache = past_key.Shape();
-      const std::string got = "; got query " + dims(qs) + ", key " + dims(key.Shape()) + ", value " +
-                              dims(value.Shape()) + ", past_key " + dims(cache) + ", past_value " +
-                              dims(past_value.Shape());
+      // every shape, for the error messages only (built when one is returned, not on every call)
+      const auto got = [&] {
+        return "; got query " + dims(qs) + ", key " + dims(key.Shape()) + ", value " + dims(value.Shape()) +
+               ", past_key " + dims(cache) + ", past_value " + dims(past_value.Shape());
+      };
       if (qs.size() != 3 || cache.size() != 4 || key.Shape() != value.Shape() || past_value.Shape() != cache) {
         return invalid("query, key and value must be [batch, seq, hidden], past_key and past_value "
-                       "[batch, kv_num_heads, capacity, head_dim] of one shape" + got);
+                       "[batch, kv_num_heads, capacity, head_dim] of one shape" + got());
       }
       const size_t batch = qs[0], seq = qs[1], cap = cache[2], d = cache[3];
       const size_t nh = heads_, kvh = kv_heads_;
@@ -89,7 +91,7 @@ struct GroupAttention {
         return invalid("shapes disagree: with num_heads " + std::to_string(nh) + " and kv_num_heads " +
                        std::to_string(kvh) + ", query must be [batch, seq, num_heads × head_dim], key and value "
                        "[batch, seq, kv_num_heads × head_dim], past_key [batch, kv_num_heads, capacity, "
-                       "head_dim], head_dim a multiple of 16" + got);
+                       "head_dim], head_dim a multiple of 16" + got());
       }
       if (static_cast<size_t>(seqlens_k.NumberOfElement()) != batch || total.NumberOfElement() != 1) {
         return invalid("seqlens_k must hold one length per batch row and total_sequence_length one value");
