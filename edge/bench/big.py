@@ -142,7 +142,7 @@ def format_12b(r: dict[str, Any]) -> str:
     rows = [
         ("load", lambda x: f"{x['load_s']:.1f} s"),
         ("RSS after load", lambda x: g(x["rss_after_load_bytes"])),
-        ("TTFT, 1080p image, first", lambda x: f"{x.get('image_ttft_first_s', 0.0):.1f} s"),
+        ("TTFT, 1080p image, first", lambda x: f"{x['image_ttft_first_s']:.1f} s"),
         ("TTFT, 1080p image (JPEG)", lambda x: f"{x['image_ttft_s']:.1f} s"),
         ("decode, 16-token prompt", lambda x: f"{x['short']['decode_tok_s']:.2f} tok/s"),
         (f"prefill {run['full']['prompt_tokens']} tokens", lambda x: f"{x['full']['prefill_tok_s']:.1f} tok/s"),

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from edge.kernels.library import DOMAIN, ENV, OP, KernelChoice, choose_kernels
-from edge.kernels.swap import swap_matmul_nbits
+from edge.kernels.swap import Swapped, swap
 
 CACHE_BYTES = 256 << 20  # M = 1 copies stream at least this much, far past the 32 MiB L3 here
 MAX_COPIES = 256  # ...unless the matrix is tiny (test bundles): then the figure is a cache figure
@@ -155,9 +155,10 @@ def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20, kernels: str |
     graph = helper.make_graph(nodes, "ceiling", list(inputs.values()), outputs, [inits[n] for n in used])
     ceiling = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
     choice = _choice(kernels)
-    data, swapped = swap_matmul_nbits(ceiling.SerializeToString(), choice.isa) if choice.isa else (b"", 0)
+    done = swap(ceiling.SerializeToString(), choice.isa, attention=False) if choice.isa else Swapped(b"", 0, 0)
+    swapped = done.matmuls
     if swapped:
-        sess = _cpu_session(data, threads, cwd=bundle, library=choice.library)
+        sess = _cpu_session(done.model, threads, cwd=bundle, library=choice.library)
     else:
         sess = _cpu_session(ceiling, threads, cwd=bundle)  # the bundle's own weight file
     feeds = {name: np.random.default_rng(0).standard_normal((1, 1, int(name[1:])), dtype=np.float32) for name in inputs}

@@ -136,9 +136,3 @@ def swap(model: bytes, isa: str, attention: bool = True) -> Swapped:
     if not any(op.domain == DOMAIN for op in proto.opset_import):
         proto.opset_import.add(domain=DOMAIN, version=1)
     return Swapped(proto.SerializeToString(), matmuls, attentions)
-
-
-def swap_matmul_nbits(model: bytes, isa: str) -> tuple[bytes, int]:
-    """``model`` with its int4 weight matmuls on our kernel's ``isa`` path, and how many were swapped."""
-    done = swap(model, isa, attention=False)
-    return done.model, done.matmuls

@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from edge.kernels.library import DOMAIN, OP
-from edge.kernels.swap import swap_matmul_nbits
+from edge.kernels.swap import swap
 
 
 def _ops(model: onnx.ModelProto) -> Counter[tuple[str, str, int]]:
@@ -23,7 +23,8 @@ def _ops(model: onnx.ModelProto) -> Counter[tuple[str, str, int]]:
 def test_every_int4_node_is_swapped_and_nothing_else_changes(int4_bundle: Path) -> None:
     raw = (int4_bundle / "decoder.onnx").read_bytes()
     before = onnx.load_from_string(raw)
-    swapped_bytes, count = swap_matmul_nbits(raw, "avx2")
+    done = swap(raw, "avx2", attention=False)
+    swapped_bytes, count = done.model, done.matmuls
     after = onnx.load_from_string(swapped_bytes)
     ops_before, ops_after = _ops(before), _ops(after)
     int4 = ops_before[("com.microsoft", "MatMulNBits", 4)]
@@ -57,12 +58,12 @@ def test_nodes_our_kernel_does_not_compute_exactly_stay(attrs: dict[str, int], i
     )
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])], [])
     raw = helper.make_model(graph).SerializeToString()
-    assert swap_matmul_nbits(raw, "scalar") == (raw, 0)
+    done = swap(raw, "scalar", attention=False)
+    assert (done.model, done.matmuls) == (raw, 0)
 
 
 def test_every_attention_layer_is_swapped(int4_bundle: Path) -> None:
     from edge.kernels.library import ATTENTION_OP
-    from edge.kernels.swap import swap
 
     raw = (int4_bundle / "decoder.onnx").read_bytes()
     before = onnx.load_from_string(raw)
@@ -85,8 +86,6 @@ def test_every_attention_layer_is_swapped(int4_bundle: Path) -> None:
 )
 def test_attention_our_op_does_not_compute_exactly_stays(attrs: dict[str, float]) -> None:
     from onnx import TensorProto, helper
-
-    from edge.kernels.swap import swap
 
     names = ["q", "k", "v", "pk", "pv", "lens", "total"]
     node = helper.make_node(
