@@ -148,3 +148,26 @@ def fitted_gate(tmp_path_factory: pytest.TempPathFactory, small_dataset: Path) -
     request = GateFitRequest(good_images=small_dataset / "train/good", good_sounds=small_dataset / "sound/train/good")
     fit_gate(out, request)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _forced_path_runs_here(request: pytest.FixtureRequest) -> None:
+    """Skips a test parametrized with a kernel path (``isa`` or ``kernels``) that this CPU cannot run.
+
+    Every path is tested wherever the machine runs it: an AVX2-only CPU (Zen 3, most Core and Atom parts)
+    skips the AVX-512 and AVX-VNNI cases, which then run on a machine that has them.
+    """
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None:
+        return
+    from edge.kernels.library import PATHS, library_path, resolve
+    from edge.errors import ConfigError
+
+    path = callspec.params.get("isa", callspec.params.get("kernels"))
+    library = library_path()
+    if path not in PATHS or library is None:
+        return
+    try:
+        resolve(library, path)
+    except ConfigError as exc:
+        pytest.skip(f"this CPU cannot run the {path} path: {exc}")
