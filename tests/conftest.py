@@ -160,8 +160,8 @@ def _forced_path_runs_here(request: pytest.FixtureRequest) -> None:
     callspec = getattr(request.node, "callspec", None)
     if callspec is None:
         return
-    from edge.kernels.library import PATHS, library_path, resolve
     from edge.errors import ConfigError
+    from edge.kernels.library import PATHS, library_path, resolve
 
     path = callspec.params.get("isa", callspec.params.get("kernels"))
     library = library_path()

@@ -155,7 +155,10 @@ def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20, kernels: str |
     graph = helper.make_graph(nodes, "ceiling", list(inputs.values()), outputs, [inits[n] for n in used])
     ceiling = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
     choice = _choice(kernels)
-    done = swap(ceiling.SerializeToString(), choice.isa, attention=False) if choice.isa else Swapped(b"", 0, 0)
+    # as the runtime swaps the decoder: its int4 nodes and its int8 LM head
+    done = (
+        swap(ceiling.SerializeToString(), choice.isa, attention=False, int8=True) if choice.isa else Swapped(b"", 0, 0)
+    )
     swapped = done.matmuls
     if swapped:
         sess = _cpu_session(done.model, threads, cwd=bundle, library=choice.library)

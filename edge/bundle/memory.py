@@ -18,7 +18,7 @@ from edge.bundle.estimate import derived_matmuls, estimate_weight_bytes
 from edge.bundle.manifest import Manifest, graph_bytes
 from edge.bundle.recipe import QuantRecipe, WeightMatMul, weight_matmuls
 from edge.errors import ConfigError
-from edge.kernels.library import takes
+from edge.kernels.library import INT8_GRAPHS, takes, takes_int8
 from edge.spec import SLIDING, ModelSpec
 
 GiB = 2**30
@@ -38,7 +38,8 @@ ASSUMPTIONS = (
     "MatMulNBits with accuracy_level 4 (int8 compute) pre-packs one extra fp32 block sum per block per output "
     "column: +4/block_size bytes per weight (measured 1.22× disk for int4/32, 1.12× for int8/32 on 3840×15360 "
     "layers with onnxruntime 1.31); with our kernels (edge) the int4 nodes they take read the bundle's bytes in "
-    "place (memory-mapped, resident once read) and hold nothing else, the int8 ones stay on MatMulNBits",
+    "place (memory-mapped, resident once read) and hold nothing else, as do the decoder's int8 ones (its LM "
+    "head); the other int8 nodes (vision and audio projections) stay on MatMulNBits",
     "int4/int8 linear weights are MatMulNBits blocks (bits per weight + one fp32 scale per block, + packed zero "
     "points when asymmetric); an int8 embedding is per-row (1 byte + one fp32 scale per row); norm weights, "
     "biases and the vision position table stay fp32",
@@ -178,9 +179,10 @@ def plan_for_bundle(manifest: Manifest, *, kernels: str = "edge", context: int |
 def _prepacked_bytes(m: WeightMatMul, kernels: str) -> int:
     """What a MatMulNBits node holds beyond its bytes on disk: one fp32 block sum per block at accuracy level 4.
 
-    Nothing when our kernels take the node: they read the bundle's bytes in place.
+    Nothing when our kernels take the node: they read the bundle's bytes in place (int8 nodes: the decoder's).
     """
-    if kernels == "edge" and takes(m.bits, m.block_size, m.accuracy_level, m.zero_points):
+    layout = (m.bits, m.block_size, m.accuracy_level, m.zero_points)
+    if kernels == "edge" and (takes(*layout) or (m.graph in INT8_GRAPHS and takes_int8(*layout))):
         return 0
     return m.count * m.blocks * 4 if m.accuracy_level == 4 else 0
 

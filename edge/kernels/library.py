@@ -26,6 +26,8 @@ PATHS = ("avx512vnni", "avxvnni", "avx2", "scalar")  # the order auto prefers th
 MATMULNBITS = "matmulnbits"
 DOMAIN = "edge.kernels"
 OP = "MatMulInt4"
+INT8_OP = "MatMulInt8"  # the decoder's int8 LM head
+INT8_GRAPHS = ("decoder",)  # graphs whose int8 MatMulNBits nodes run MatMulInt8: one row per decode step there
 ATTENTION_OP = "GroupAttention"
 LIBRARY_STEM = "_int4"
 
@@ -51,6 +53,12 @@ def takes(bits: int, block_size: int, accuracy_level: int, zero_points: bool) ->
     that asks for fp32 activations (levels 0–3) or another layout stays on MatMulNBits.
     """
     return bits == 4 and block_size == 32 and accuracy_level == 4 and not zero_points
+
+
+def takes_int8(bits: int, block_size: int, accuracy_level: int, zero_points: bool) -> bool:
+    """Whether MatMulInt8 computes exactly what a MatMulNBits node with these attributes asks for: 8 bits,
+    block 32, accuracy level 4, no zero points (the implicit 128)."""
+    return bits == 8 and block_size == 32 and accuracy_level == 4 and not zero_points
 
 
 def library_path() -> Path | None:

@@ -1,13 +1,15 @@
 """Swap a graph's nodes for our kernels at load, on the serialized model: int4 ``MatMulNBits`` for
-``edge.kernels::MatMulInt4``, and ``GroupQueryAttention`` for ``edge.kernels::GroupAttention``.
+``edge.kernels::MatMulInt4``, int8 ones for ``edge.kernels::MatMulInt8`` (asked for: the decoder's LM head),
+and ``GroupQueryAttention`` for ``edge.kernels::GroupAttention``.
 
 The station has no ``onnx`` package, so this reads the model with protobuf and a five-message subset of
 ``onnx.proto`` (same field numbers). Fields the subset does not name (initializers, value infos, node
 attributes' tensors and subgraphs...) are kept as protobuf unknown fields and written back byte for byte.
 A node is swapped only when our kernel computes exactly what it asks for (``library.takes``: bits 4,
-block 32, accuracy level 4) and it has no zero points, ``g_idx`` or bias. A ``GroupQueryAttention`` node
-is swapped when it has the seven inputs of a fused decoder's layer, only attributes our op knows, and none of
-the features it leaves out (softcap, smooth softmax, rotary inside the op). Everything else stays.
+block 32, accuracy level 4; ``takes_int8``: the same with 8 bits) and it has no zero points, ``g_idx`` or
+bias. A ``GroupQueryAttention`` node is swapped when it has the seven inputs of a fused decoder's layer, only
+attributes our op knows, and none of the features it leaves out (softcap, smooth softmax, rotary inside the
+op). Everything else stays.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from edge.kernels.library import ATTENTION_OP, DOMAIN, OP, takes
+from edge.kernels.library import ATTENTION_OP, DOMAIN, INT8_OP, OP, takes, takes_int8
 
 _PACKAGE = "edge_kernels_onnx_subset"
 _STRING_ATTRIBUTE = 3  # onnx.AttributeProto.STRING
@@ -74,13 +76,18 @@ def _messages() -> dict[str, Any]:
     }
 
 
-def _swappable(node: Any) -> bool:
+def _matmul_op(node: Any, int8: bool) -> str | None:
+    """MatMulInt4 or MatMulInt8 (``int8``: int8 nodes too) for a MatMulNBits node our kernels compute exactly."""
     if node.op_type != "MatMulNBits" or node.domain != "com.microsoft":
-        return False
+        return None
     attrs = {a.name: a.i for a in node.attribute}
     extra_inputs = [name for name in node.input[3:] if name]  # zero points, g_idx, bias
+    if len(node.input) < 3 or extra_inputs:
+        return None
     layout = (attrs.get("bits", 4), attrs.get("block_size", 0), attrs.get("accuracy_level", 0))
-    return len(node.input) >= 3 and not extra_inputs and takes(*layout, zero_points=False)
+    if takes(*layout, zero_points=False):
+        return OP
+    return INT8_OP if int8 and takes_int8(*layout, zero_points=False) else None
 
 
 # GroupQueryAttention's attributes GroupAttention computes (any value), and those it takes only at their default;
@@ -107,10 +114,12 @@ class Swapped:
     model: bytes  # the serialized model (the input itself when nothing was swapped)
     matmuls: int  # MatMulNBits -> MatMulInt4
     attention: int  # GroupQueryAttention -> GroupAttention
+    int8: int = 0  # int8 MatMulNBits -> MatMulInt8
 
 
-def swap(model: bytes, isa: str, attention: bool = True) -> Swapped:
-    """``model`` with every swappable node running our kernels' ``isa`` path (``attention``: also the attention).
+def swap(model: bytes, isa: str, attention: bool = True, int8: bool = False) -> Swapped:
+    """``model`` with every swappable node running our kernels' ``isa`` path (``attention``: also the attention;
+    ``int8``: also the int8 matmuls, which MatMulInt8 reads once per row group: for a decoder's LM head).
 
     The top-level graph only: the decoder's ``If`` branches hold no weight matmuls, and their explicit image
     attention is plain ONNX.
@@ -118,12 +127,14 @@ def swap(model: bytes, isa: str, attention: bool = True) -> Swapped:
     classes = _messages()
     proto = classes["ModelProto"]()
     proto.ParseFromString(model)
-    matmuls = attentions = 0
+    matmuls = attentions = int8s = 0
     for node in proto.graph.node:
-        if _swappable(node):
-            node.op_type, node.domain = OP, DOMAIN
+        op = _matmul_op(node, int8)
+        if op is not None:
+            node.op_type, node.domain = op, DOMAIN
             del node.input[3:]
-            matmuls += 1
+            matmuls += op == OP
+            int8s += op == INT8_OP
         elif attention and _attention_swappable(node):
             node.op_type, node.domain = ATTENTION_OP, DOMAIN
             del node.input[_ATTENTION_INPUTS:]
@@ -131,8 +142,8 @@ def swap(model: bytes, isa: str, attention: bool = True) -> Swapped:
         else:
             continue
         node.attribute.append(classes["AttributeProto"](name="isa", s=isa.encode(), type=_STRING_ATTRIBUTE))
-    if matmuls + attentions == 0:
+    if matmuls + attentions + int8s == 0:
         return Swapped(model, 0, 0)
-    if not any(op.domain == DOMAIN for op in proto.opset_import):
+    if not any(opset.domain == DOMAIN for opset in proto.opset_import):
         proto.opset_import.add(domain=DOMAIN, version=1)
-    return Swapped(proto.SerializeToString(), matmuls, attentions)
+    return Swapped(proto.SerializeToString(), matmuls, attentions, int8s)

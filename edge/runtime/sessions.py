@@ -16,7 +16,7 @@ from edge.bundle.manifest import Manifest, load_manifest
 from edge.bundle.memory import SLIDING_SLACK
 from edge.bundle.verify import verify_bundle
 from edge.errors import BundleError, EngineError
-from edge.kernels.library import ATTENTION_ENV, ENV, KernelChoice, choose_kernels, our_attention
+from edge.kernels.library import ATTENTION_ENV, ENV, INT8_GRAPHS, KernelChoice, choose_kernels, our_attention
 from edge.kernels.swap import swap
 from edge.runtime.prompt import IMAGE, VIDEO
 from edge.spec import SLIDING, ModelSpec
@@ -158,15 +158,21 @@ class BundleSessions:
         self.kernel_nodes = 0
         self.attention = our_attention(os.environ.get(ATTENTION_ENV))  # our GroupAttention where our kernels run
         self.attention_nodes = 0
+        self.int8_nodes = 0  # int8 MatMulNBits nodes (the LM head) on our MatMulInt8
         if self.kernels.isa is None and setting != "off":
             log.warning("int4 kernels: using onnxruntime's MatMulNBits: %s", self.kernels.reason)
         self.sessions: dict[str, Any] = {}
         for name, graph in manifest.graphs.items():
-            self.sessions[name] = self._load(bundle / graph["file"])
+            self.sessions[name] = self._load(bundle / graph["file"], int8=name in INT8_GRAPHS)
         if self.kernels.isa and not self.kernel_nodes:
             self.kernels = KernelChoice(None, None, "no int4 MatMulNBits node in the bundle that our kernels take")
         elif self.kernels.isa:
-            log.info("int4 kernels: %s on %d weight matmuls", self.kernels.label, self.kernel_nodes)
+            log.info(
+                "int4 kernels: %s on %d weight matmuls (+ %d int8)",
+                self.kernels.label,
+                self.kernel_nodes,
+                self.int8_nodes,
+            )
         if self.attention_nodes:
             log.info("attention: edge.kernels GroupAttention on %d attention layers", self.attention_nodes)
         self.output_names = {n: [o.name for o in s.get_outputs()] for n, s in self.sessions.items()}
@@ -208,9 +214,10 @@ class BundleSessions:
             opts.add_session_config_entry("session.model_external_initializers_file_folder_path", str(self.bundle))
         return opts
 
-    def _load(self, path: Path) -> Any:
-        """A session on one graph file; with our kernels, its int4 MatMulNBits nodes swapped for MatMulInt4 and
-        its GroupQueryAttention nodes for GroupAttention (unless EDGE_ATTENTION=onnxruntime).
+    def _load(self, path: Path, int8: bool = False) -> Any:
+        """A session on one graph file; with our kernels, its int4 MatMulNBits nodes swapped for MatMulInt4, its
+        int8 ones for MatMulInt8 when ``int8`` (the decoder: its LM head), and its GroupQueryAttention nodes for
+        GroupAttention (unless EDGE_ATTENTION=onnxruntime).
 
         The weights are the bundle's own bytes either way (memory-mapped external data). If our kernels fail
         to load, the session falls back to MatMulNBits (an error instead when a path was forced).
@@ -218,11 +225,12 @@ class BundleSessions:
         import onnxruntime as ort
 
         if self.kernels.isa is not None:
-            done = swap(path.read_bytes(), self.kernels.isa, attention=self.attention)
-            if done.matmuls or done.attention:
+            done = swap(path.read_bytes(), self.kernels.isa, attention=self.attention, int8=int8)
+            if done.matmuls or done.attention or done.int8:
                 try:
                     sess = ort.InferenceSession(done.model, sess_options=self._options(True), providers=_CPU)
                     self.kernel_nodes += done.matmuls
+                    self.int8_nodes += done.int8
                     self.attention_nodes += done.attention
                     return sess
                 except Exception as exc:  # onnxruntime raises its own pybind exception types

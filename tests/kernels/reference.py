@@ -76,10 +76,11 @@ def session(
     threads: int = 2,
     **attrs: int,
 ) -> Any:
-    """A one-node onnxruntime session: MatMulInt4 (our library) or com.microsoft MatMulNBits on these bytes."""
+    """A one-node onnxruntime session: MatMulInt4 or MatMulInt8 (our library) or com.microsoft MatMulNBits on
+    these bytes (``bits=8`` for int8 ones)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    domain = "edge.kernels" if op == "MatMulInt4" else "com.microsoft"
+    domain = "com.microsoft" if op == "MatMulNBits" else "edge.kernels"
     n = q.shape[0]
     node = helper.make_node(
         op,

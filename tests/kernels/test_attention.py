@@ -129,7 +129,11 @@ def test_in_place_steps_equal_group_query_attention(library: Path) -> None:
             outs.append(binding.get_outputs()[2].numpy())  # bound after the cache's two
             assert outs[-1].shape == (1, seq, 8 * 256)
         # each op within its tolerance of the exact result, so within twice that of each other
-        step_feeds = {**feeds, "past_key": runs[0][3][:, :, : total - seq], "past_value": runs[0][4][:, :, : total - seq]}
+        step_feeds = {
+            **feeds,
+            "past_key": runs[0][3][:, :, : total - seq],
+            "past_value": runs[0][4][:, :, : total - seq],
+        }
         atol = 2 * _tolerance(step_feeds, 256, 1.0)
         np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=atol, err_msg=f"step {step}")
         seq = 1

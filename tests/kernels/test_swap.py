@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from edge.kernels.library import DOMAIN, OP
+from edge.kernels.library import DOMAIN, INT8_OP, OP
 from edge.kernels.swap import swap
 
 
@@ -44,8 +44,23 @@ def test_every_int4_node_is_swapped_and_nothing_else_changes(int4_bundle: Path) 
     assert after.ir_version == before.ir_version and after.metadata_props == before.metadata_props
 
 
+def test_the_int8_lm_head_is_swapped_when_asked(int4_bundle: Path) -> None:
+    """int8 MatMulNBits nodes become MatMulInt8 only with int8=True (the runtime asks for the decoder's)."""
+    raw = (int4_bundle / "decoder.onnx").read_bytes()
+    before = _ops(onnx.load_from_string(raw))
+    int8 = before[("com.microsoft", "MatMulNBits", 8)]
+    assert int8 == 1  # the LM head
+    assert swap(raw, "avx2", attention=False).int8 == 0
+    done = swap(raw, "avx2", attention=False, int8=True)
+    after = _ops(onnx.load_from_string(done.model))
+    assert done.int8 == int8 and after[(DOMAIN, INT8_OP, 8)] == int8
+    assert ("com.microsoft", "MatMulNBits", 8) not in after
+    assert done.matmuls == before[("com.microsoft", "MatMulNBits", 4)] == after[(DOMAIN, OP, 4)]
+
+
+@pytest.mark.parametrize("bits", [4, 8])
 @pytest.mark.parametrize(("attrs", "inputs"), [({"accuracy_level": 0}, 3), ({"block_size": 64}, 3), ({}, 4)])
-def test_nodes_our_kernel_does_not_compute_exactly_stay(attrs: dict[str, int], inputs: int) -> None:
+def test_nodes_our_kernel_does_not_compute_exactly_stay(attrs: dict[str, int], inputs: int, bits: int) -> None:
     from onnx import TensorProto, helper
 
     names = ["x", "q", "s", "zp"][:inputs]
@@ -54,12 +69,12 @@ def test_nodes_our_kernel_does_not_compute_exactly_stay(attrs: dict[str, int], i
         names,
         ["y"],
         domain="com.microsoft",
-        **{"K": 64, "N": 8, "bits": 4, "block_size": 32, "accuracy_level": 4, **attrs},
+        **{"K": 64, "N": 8, "bits": bits, "block_size": 32, "accuracy_level": 4, **attrs},
     )
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])], [])
     raw = helper.make_model(graph).SerializeToString()
-    done = swap(raw, "scalar", attention=False)
-    assert (done.model, done.matmuls) == (raw, 0)
+    done = swap(raw, "scalar", attention=False, int8=True)
+    assert (done.model, done.matmuls, done.int8) == (raw, 0, 0)
 
 
 def test_every_attention_layer_is_swapped(int4_bundle: Path) -> None:

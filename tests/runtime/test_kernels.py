@@ -85,9 +85,9 @@ def test_a_graph_onnxruntime_rejects_falls_back(
 ) -> None:
     """The library loads but the session cannot be built on our op: MatMulNBits, or an error when forced."""
 
-    def unknown_op(model: bytes, isa: str, attention: bool) -> Swapped:
-        done = library_swap(model, isa, attention)
-        return Swapped(done.model.replace(b"MatMulInt4", b"MatMulInt9"), done.matmuls, done.attention)
+    def unknown_op(model: bytes, isa: str, attention: bool, int8: bool) -> Swapped:
+        done = library_swap(model, isa, attention, int8)
+        return Swapped(done.model.replace(b"MatMulInt4", b"MatMulInt9"), done.matmuls, done.attention, done.int8)
 
     library_swap: Any = sessions.swap
     monkeypatch.setattr(sessions, "swap", unknown_op)

@@ -5,6 +5,7 @@
 
 #include "attention.h"
 #include "int4.h"
+#include "int8.h"
 
 namespace edge_kernels {
 
@@ -13,6 +14,7 @@ struct Isa {
   PanelFn panel;  // the GEMM kernel (prefill)
   TileFn stream;  // the GEMV micro-kernel (decode, M <= kMaxRows)
   AttendFn attend;  // GroupAttention (fp32: AVX-VNNI parts run the AVX2 build)
+  Int8Fn int8;      // MatMulInt8 (memory-bound: every vector path runs the AVX2 kernel)
 };
 
 // EDGE_KERNELS unset, "" or "auto": the best path this CPU supports, in the order below. "avx512vnni",

@@ -1,5 +1,5 @@
 // The onnxruntime custom op edge.kernels::MatMulInt4 and the library's two entry points (the domain also
-// holds GroupAttention, attention_op.cpp).
+// holds GroupAttention, attention_op.cpp, and MatMulInt8, int8_op.cpp).
 //
 // MatMulInt4 takes exactly the inputs and attributes of a com.microsoft MatMulNBits node with bits 4,
 // block_size 32 and no zero points (A, B, scales; K, N), so the runtime swaps one op type for the other at
@@ -134,6 +134,7 @@ __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps
     if (!added) {
       domain.Add(op.get());
       domain.Add(edge_kernels::group_attention_op());
+      domain.Add(edge_kernels::matmul_int8_op());
       added = true;
     }
     Ort::UnownedSessionOptions(options).Add(domain);

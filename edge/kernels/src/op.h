@@ -25,4 +25,7 @@ T attribute_or(const Ort::ConstKernelInfo& ki, const char* name, T fallback) {
 // edge.kernels::GroupAttention (attention_op.cpp).
 Ort::Custom::OrtLiteCustomOp* group_attention_op();
 
+// edge.kernels::MatMulInt8 (int8_op.cpp).
+Ort::Custom::OrtLiteCustomOp* matmul_int8_op();
+
 }  // namespace edge_kernels
