@@ -60,6 +60,12 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
     assert report["matmulnbits"]["kernels"] == "matmulnbits"
     assert set(report["decode_vs_matmulnbits_by_context"]) == {"128", "1024"}
     assert report["decode_vs_matmulnbits"] == min(report["decode_vs_matmulnbits_by_context"].values())
+    # the ratios are between ours and MatMulNBits taking turns in one process, not between separate runs
+    paired, ref = report["matmulnbits"]["edge"], report["matmulnbits"]
+    assert paired["kernels"] == report["kernels"]
+    for ctx, ratio in report["decode_vs_matmulnbits_by_context"].items():
+        assert ratio == pytest.approx(paired["decode_tok_s_by_context"][ctx] / ref["decode_tok_s_by_context"][ctx])
+    assert report["prefill_vs_matmulnbits"] == pytest.approx(paired["prefill_tok_s"] / ref["prefill_tok_s"])
     assert 0 < report["step_overhead_fraction"] < 1
     structured = report["structured"]  # the default report schema against unconstrained, same tokens, same run
     assert structured["report_complete"] and structured["new_tokens"] > 10, structured
