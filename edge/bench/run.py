@@ -164,6 +164,7 @@ def measure_engine(bundle: Path, threads: int, repeats: int, contexts: tuple[int
     out["decoder"] = engine.manifest.graphs["decoder"].get("kind", "reference")
     out["kernels"] = engine.sessions.kernels.label  # which weight-matmul kernels ran (EDGE_KERNELS)
     out["kernel_nodes"] = engine.sessions.kernel_nodes
+    out["int8_nodes"] = engine.sessions.int8_nodes  # the int8 LM head on our MatMulInt8
     out["attention_nodes"] = engine.sessions.attention_nodes  # attention layers on our GroupAttention
     out["kv_cache_bytes"] = getattr(engine.sessions.kv, "nbytes", 0)
 
@@ -349,7 +350,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"{b['id']} {b['quantization']} ({r['decoder']} decoder)",
         f"{b['size_bytes'] / 2**20:.0f} MiB, context {b['context']}",
     )
-    add("weight-matmul kernels", r["kernels"], f"{r['kernel_nodes']} nodes swapped; EDGE_KERNELS=off: matmulnbits")
+    swapped = f"{r['kernel_nodes']} int4 + {r.get('int8_nodes', 0)} int8 nodes swapped"
+    add("weight-matmul kernels", r["kernels"], f"{swapped}; EDGE_KERNELS=off: matmulnbits")
     n_attn = r.get("attention_nodes", 0)
     add(
         "attention layers",

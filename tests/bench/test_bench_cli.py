@@ -56,6 +56,7 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
     assert all(t["met"] in (True, False) for t in report["targets"].values())
     # which kernels ran, and the same bundle on MatMulNBits in the same run
     assert report["kernels"].startswith("edge-") and report["kernel_nodes"] > 0
+    assert report["int8_nodes"] == 1  # the LM head
     assert report["attention_nodes"] == 6  # the tiny preset's six attention layers
     assert report["matmulnbits"]["kernels"] == "matmulnbits"
     assert set(report["decode_vs_matmulnbits_by_context"]) == {"128", "1024"}
