@@ -52,7 +52,9 @@ inline void store(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof v); }
 
 // the sum of a vector's lanes (one overload per width)
 inline float hsum(F4 q) { return (q[0] + q[2]) + (q[1] + q[3]); }
-inline float hsum(F8 h) { return hsum(__builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7)); }
+inline float hsum(F8 h) {
+  return hsum(__builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7));
+}
 inline float hsum(F16 v) {
   return hsum(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
