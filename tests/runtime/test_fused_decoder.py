@@ -22,6 +22,7 @@ from edge.runtime.sessions import BoundCache, BundleSessions, prefill_chunks
 from edge.samples import jpeg_bytes, machine_audio, part_image
 
 STEPS = 100
+MAX_LOGIT_DELTA = 0.1  # the largest |Δlogit| between the graphs on int4 (measured 0.01–0.075)
 
 
 def _reference_export(tmp_path_factory: pytest.TempPathFactory, ckpt: Path, quant: str) -> Path:
@@ -147,6 +148,10 @@ def test_fused_matches_reference_on_int4_kernels(
     0.96–1.0, max |Δlogit| 0.01–0.05 for MatMulNBits and each of our paths alike; the bounds sit around that.
     With the fixture tokenizer of issue 12's corpus (other prompt ids, so another random trajectory) the image
     case on MatMulNBits gives mean 0.99939, min 0.986, top-1 0.94, max |Δlogit| 0.075; the others stay in range.
+    On an AVX2-only EPYC (other float rounding in onnxruntime's kernels) the image case's top-1 read 0.91 on
+    MatMulNBits and 0.88 on our scalar path, with the logits within bounds: the flips are near-ties of this
+    random model. So the top-1 check asks that every token the reference chooses by a clear margin (more than
+    twice the allowed logit difference) be the same, and only 0.85 of all of them.
     """
     fused = Engine(BundleSessions.open(int4_bundle, 1, kernels=kernels), prefill_chunk=40)
     reference = Engine(BundleSessions.open(int4_reference_bundle, 1, kernels=kernels), prefill_chunk=40)
@@ -162,5 +167,11 @@ def test_fused_matches_reference_on_int4_kernels(
     want = _teacher_forced(reference, p, tokens).reshape(STEPS, -1)
     cosine = (got * want).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
     assert cosine.mean() > 0.999 and cosine.min() > 0.98, (cosine.mean(), cosine.min())
-    assert (got.argmax(-1) == want.argmax(-1)).mean() >= 0.93
-    assert np.abs(got - want).max() < 0.1
+    assert np.abs(got - want).max() < MAX_LOGIT_DELTA
+    # a top-1 token may flip only where the reference's two best logits lie within the logits' allowed
+    # difference of each other: anywhere else a flip is a real disagreement
+    top2 = np.sort(want, axis=-1)[:, -2:]
+    confident = top2[:, 1] - top2[:, 0] > 2 * MAX_LOGIT_DELTA
+    agree = got.argmax(-1) == want.argmax(-1)
+    assert agree[confident].all(), np.flatnonzero(confident & ~agree)
+    assert agree.mean() >= 0.85, agree.mean()
