@@ -19,83 +19,30 @@
 #include <string>
 #include <vector>
 
-#include "dispatch.h"
-#include "matmul.h"
-#include "op.h"
+#include "weight_op.h"
 
 namespace edge_kernels {
 namespace {
 
 constexpr const char* kDomain = "edge.kernels";
 
-struct MatMulInt4 {
-  MatMulInt4(const OrtApi*, const OrtKernelInfo* info) {
-    // onnxruntime's CreateKernel cannot report an error: keep it and fail the first Compute with it
-    try {
-      Ort::ConstKernelInfo ki(info);
-      k_ = ki.GetAttribute<int64_t>("K");
-      n_ = ki.GetAttribute<int64_t>("N");
-      const int64_t bits = ki.GetAttribute<int64_t>("bits");
-      const int64_t block = ki.GetAttribute<int64_t>("block_size");
-      if (bits != 4 || block != static_cast<int64_t>(kBlock) || k_ < 1 || n_ < 1) {
-        error_ = "MatMulInt4 takes bits 4, block_size 32 and positive K, N; got bits " + std::to_string(bits) +
-                 ", block_size " + std::to_string(block);
-        return;
-      }
-      const std::string isa = attribute_or<std::string>(ki, "isa", "auto");
-      if (!select_isa(isa.c_str(), &isa_, &error_)) return;
-    } catch (const std::exception& exc) {
-      error_ = std::string("MatMulInt4: ") + exc.what();
+// MatMulNBits' 4-bit layout (int4.h): decode (M <= kMaxRows) on the GEMV, prefill on the packed-panel GEMM.
+struct Int4Layout {
+  static constexpr const char* kName = "MatMulInt4";
+  static constexpr int64_t kBits = 4;
+  static constexpr size_t kBlockBytes = edge_kernels::kBlockBytes;
+  static void run(const Isa& isa, const float* a, size_t m, size_t k, size_t n, size_t nb, const uint8_t* b,
+                  const float* scales, float* y, const Parallel& parallel) {
+    const Int4Weights w{b, scales, n, k, nb};
+    if (m <= kMaxRows) {
+      gemv(a, m, w, y, isa.stream, parallel);
+    } else {
+      gemm(a, m, w, y, isa.panel, parallel);
     }
   }
-
-  Ort::Status Compute(OrtKernelContext* context, const Ort::Custom::Tensor<float>& a,
-                      const Ort::Custom::Tensor<uint8_t>& b, const Ort::Custom::Tensor<float>& scales,
-                      Ort::Custom::Tensor<float>& y) {
-    if (!error_.empty()) return Ort::Status(error_.c_str(), ORT_INVALID_ARGUMENT);
-    try {
-      const std::vector<int64_t>& shape = a.Shape();
-      const size_t k = static_cast<size_t>(k_), n = static_cast<size_t>(n_);
-      const size_t nb = (k + kBlock - 1) / kBlock;
-      if (shape.empty() || shape.back() != k_) {
-        return Ort::Status(("MatMulInt4: A's last dimension must be K = " + std::to_string(k_)).c_str(),
-                           ORT_INVALID_ARGUMENT);
-      }
-      if (static_cast<size_t>(b.NumberOfElement()) != n * nb * kBlockBytes ||
-          static_cast<size_t>(scales.NumberOfElement()) != n * nb) {
-        return Ort::Status("MatMulInt4: B must hold N × ceil(K / 32) × 16 bytes and scales N × ceil(K / 32)",
-                           ORT_INVALID_ARGUMENT);
-      }
-      std::vector<int64_t> out(shape);
-      out.back() = n_;
-      const size_t m = static_cast<size_t>(a.NumberOfElement()) / k;
-      float* dst = y.Allocate(out);
-      if (m == 0) return Ort::Status{nullptr};
-      const Int4Weights w{b.Data(), scales.Data(), n, k, nb};
-      Ort::KernelContext ctx(context);
-      const Parallel parallel{ort_parallel, &ctx};
-      if (m <= kMaxRows) {
-        gemv(a.Data(), m, w, dst, isa_.stream, parallel);
-      } else {
-        gemm(a.Data(), m, w, dst, isa_.panel, parallel);
-      }
-      return Ort::Status{nullptr};
-    } catch (const std::exception& exc) {
-      return Ort::Status((std::string("MatMulInt4: ") + exc.what()).c_str(), ORT_FAIL);
-    }
-  }
-
-  static Ort::Status InferOutputShape(Ort::ShapeInferContext& ctx) {
-    Ort::ShapeInferContext::Shape shape = ctx.GetInputShape(0);
-    if (shape.empty()) return Ort::Status("MatMulInt4: A must have at least one dimension", ORT_INVALID_ARGUMENT);
-    shape.back() = Ort::ShapeInferContext::SymbolicInteger(ctx.GetAttrInt("N"));
-    return set_output_shape(ctx, 0, shape);
-  }
-
-  int64_t k_ = 0, n_ = 0;
-  Isa isa_{};
-  std::string error_;
 };
+
+using MatMulInt4 = WeightMatMul<Int4Layout>;
 
 }  // namespace
 
