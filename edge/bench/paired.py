@@ -9,16 +9,16 @@ negligible), and each ratio is taken between medians of the same interleaved seq
 
 from __future__ import annotations
 
+import functools
 import statistics
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 PAIR = ("edge", "matmulnbits")  # ours (EDGE_KERNELS decides the path), then EDGE_KERNELS=off
 
 
-def alternate(calls: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+def alternate(calls: Mapping[str, Callable[[], float]], repeats: int) -> dict[str, float]:
     """Median of each call's results, the calls taking turns ``repeats`` times."""
     results: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
@@ -33,8 +33,8 @@ def measure_paired(bundle: Path, threads: int, repeats: int, contexts: tuple[int
     Returns MatMulNBits' figures (the reference), ours from the same sequence under ``edge``, and the ratios
     (ours ÷ MatMulNBits for rates, time ÷ time for the TTFT).
     """
-    from edge.bench.run import FRAME_SIZE, NEW_TOKENS, PREFILL_TOKENS, QUESTION, first_token_s, text_prompt
-    from edge.runtime.engine import Engine, GenerationParams
+    from edge.bench.run import FRAME_SIZE, QUESTION, decode_call, first_token_s, prefill_call
+    from edge.runtime.engine import Engine
     from edge.runtime.sessions import BundleSessions
     from edge.samples import jpeg_bytes, part_image
 
@@ -48,24 +48,14 @@ def measure_paired(bundle: Path, threads: int, repeats: int, contexts: tuple[int
     for ctx in contexts:
         if ctx > engines["edge"].context:
             continue
-        prompts = {name: text_prompt(e, max(ctx - NEW_TOKENS, 16)) for name, e in engines.items()}
-        warm = GenerationParams(max_new_tokens=8, min_new_tokens=8)
-        params = GenerationParams(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
-        for name, e in engines.items():
-            e.generate(prompts[name], params=warm)
-        rates = alternate(
-            {name: _decode_call(e, prompts[name], params) for name, e in engines.items()},
-            repeats,
-        )
+        rates = alternate({name: decode_call(e, ctx) for name, e in engines.items()}, repeats)
         for name in PAIR:
             decode[name][str(ctx)] = rates[name]
-    calls = {name: _prefill_call(e, text_prompt(e, PREFILL_TOKENS), PREFILL_TOKENS) for name, e in engines.items()}
-    for call in calls.values():
-        call()  # warm-up
-    prefill = alternate(calls, repeats)
+    prefill = alternate({name: prefill_call(e) for name, e in engines.items()}, repeats)
     jpeg = jpeg_bytes(part_image(*FRAME_SIZE, seed=3))
-    prepared = {name: e.prepare(QUESTION, images=[jpeg]) for name, e in engines.items()}
-    calls = {name: _ttft_call(e, prepared[name], first_token_s) for name, e in engines.items()}
+    calls = {
+        name: functools.partial(first_token_s, e, e.prepare(QUESTION, images=[jpeg])) for name, e in engines.items()
+    }
     for call in calls.values():
         call()  # warm-up
     ttft = alternate(calls, repeats)
@@ -85,20 +75,3 @@ def measure_paired(bundle: Path, threads: int, repeats: int, contexts: tuple[int
         "prefill_vs_matmulnbits": prefill["edge"] / prefill["matmulnbits"],
         "image_ttft_model_vs_matmulnbits": ttft["edge"] / ttft["matmulnbits"],
     }
-
-
-def _decode_call(engine: Any, prompt: Any, params: Any) -> Callable[[], float]:
-    return lambda: float(engine.generate(prompt, params=params).timings.decode_tok_s)
-
-
-def _prefill_call(engine: Any, prompt: Any, tokens: int) -> Callable[[], float]:
-    def once() -> float:
-        t = time.perf_counter()
-        engine.prefill(prompt)
-        return tokens / (time.perf_counter() - t)
-
-    return once
-
-
-def _ttft_call(engine: Any, prompt: Any, first_token_s: Callable[[Any, Any], float]) -> Callable[[], float]:
-    return lambda: first_token_s(engine, prompt)

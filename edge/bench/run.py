@@ -102,18 +102,19 @@ def first_token_s(engine: Any, prompt: Any, images: Any = (), audio: Any = ()) -
     return time.perf_counter() - t
 
 
-def decode_rate(engine: Any, context: int, repeats: int) -> float:
-    """Median greedy tok/s of NEW_TOKENS steps ending near ``context`` (prompt of context − NEW_TOKENS, ≥ 16)."""
+def decode_call(engine: Any, context: int) -> Callable[[], float]:
+    """A timed call: greedy tok/s of NEW_TOKENS steps ending near ``context`` (prompt of context − NEW_TOKENS,
+    ≥ 16); the engine is warmed up once first (arena, page faults)."""
     from edge.runtime.engine import GenerationParams
 
     p = text_prompt(engine, max(context - NEW_TOKENS, 16))
-    engine.generate(p, params=GenerationParams(max_new_tokens=8, min_new_tokens=8))  # warm-up: arena, page faults
+    engine.generate(p, params=GenerationParams(max_new_tokens=8, min_new_tokens=8))
     params = GenerationParams(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
-    return _median(lambda: float(engine.generate(p, params=params).timings.decode_tok_s), repeats)
+    return lambda: float(engine.generate(p, params=params).timings.decode_tok_s)
 
 
-def prefill_rate(engine: Any, repeats: int) -> float:
-    """Median tok/s of prefilling a PREFILL_TOKENS text prompt (chunked as the engine does), after a warm-up."""
+def prefill_call(engine: Any) -> Callable[[], float]:
+    """A timed call: tok/s of prefilling a PREFILL_TOKENS text prompt (chunked as the engine does); warmed up once."""
     p = text_prompt(engine, PREFILL_TOKENS)
 
     def once() -> float:
@@ -122,7 +123,17 @@ def prefill_rate(engine: Any, repeats: int) -> float:
         return PREFILL_TOKENS / (time.perf_counter() - t)
 
     once()
-    return _median(once, repeats)
+    return once
+
+
+def decode_rate(engine: Any, context: int, repeats: int) -> float:
+    """Median of ``decode_call``'s tok/s."""
+    return _median(decode_call(engine, context), repeats)
+
+
+def prefill_rate(engine: Any, repeats: int) -> float:
+    """Median of ``prefill_call``'s tok/s."""
+    return _median(prefill_call(engine), repeats)
 
 
 def step_overhead(engine: Any, repeats: int) -> float:
