@@ -19,7 +19,7 @@ def fit_demo_gate(work: Path, say: Any, size: str) -> tuple[Path, Path]:
     import json
 
     from edge.build.progress import Progress
-    from edge.dataset.writer import write_dataset
+    from edge.dataset.writer import file_count, write_dataset
     from edge.errors import GateError
     from edge.gate.fit import GateFitRequest, fit_gate
     from edge.gate.manifest import verify_gate
@@ -27,9 +27,8 @@ def fit_demo_gate(work: Path, say: Any, size: str) -> tuple[Path, Path]:
     data, gate = work / f"dataset-{size}", work / f"gate-{size}"
     # about 20 s the first time: a progress line every few seconds (nothing when both are reused)
     if not (data / "dataset.json").is_file() or json.loads((data / "dataset.json").read_text()).get("size") != size:
-        with Progress("generate the parts and sounds", total=1, unit="data set") as bar:
-            write_dataset(data, size, seed=0)
-            bar.update(1)
+        with Progress("generate the parts and sounds", total=file_count(size), unit="file") as bar:
+            write_dataset(data, size, seed=0, on_file=bar.update)
     try:
         manifest = verify_gate(gate)
         reused = " (already fitted: reused)"

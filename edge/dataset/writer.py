@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,27 @@ SIZES = {
 }
 
 
-def write_dataset(out: Path, size: str = "default", seed: int = 0) -> dict[str, Any]:
-    """Write the data set to ``out`` (replaced if it holds a previous one); returns what ``dataset.json`` says."""
+def file_count(size: str) -> int:
+    """How many frames and clips ``write_dataset`` writes for ``size`` (a progress bar's total)."""
+    s = _size(size)
+    frames = s.train_good + s.test_good + s.test_per_defect * len(DEFECT_KINDS)
+    return frames + s.sound_train + s.sound_test_good + s.sound_test_per_kind * len(SOUND_KINDS)
+
+
+def _size(size: str) -> DatasetSize:
     if size not in SIZES:
         raise ConfigError(f"unknown data set size {size!r}; use one of {', '.join(SIZES)}")
-    s = SIZES[size]
+    return SIZES[size]
+
+
+def write_dataset(
+    out: Path, size: str = "default", seed: int = 0, on_file: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Write the data set to ``out`` (replaced if it holds a previous one); returns what ``dataset.json`` says.
+
+    ``on_file`` is called after each frame and clip (``file_count(size)`` calls in all), for progress.
+    """
+    s = _size(size)
     if out.exists():
         if not (out / "dataset.json").is_file() and any(out.iterdir()):
             raise ConfigError(f"{out}: exists and is not a data set written by `edge fixture dataset`; pick another")
@@ -78,6 +95,8 @@ def write_dataset(out: Path, size: str = "default", seed: int = 0) -> dict[str, 
                 (out / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
                 _imwrite(out / "ground_truth" / kind / f"{name}_mask.png", mask)
             frames[f"{split}/{kind}/{name}.png"] = {"pose": asdict(pose), "lighting": asdict(light)}
+            if on_file is not None:
+                on_file()
     sounds = [("train", "good", s.sound_train), ("test", "good", s.sound_test_good)]
     sounds += [("test", kind, s.sound_test_per_kind) for kind in SOUND_KINDS]
     for split_id, (split, kind, count) in enumerate(sounds):
@@ -91,6 +110,8 @@ def write_dataset(out: Path, size: str = "default", seed: int = 0) -> dict[str, 
                 truth = out / "sound" / "ground_truth" / kind
                 truth.mkdir(parents=True, exist_ok=True)
                 (truth / f"{i:03d}.json").write_text(json.dumps({"intervals": [list(iv) for iv in intervals]}) + "\n")
+            if on_file is not None:
+                on_file()
     meta = {"generator": "edge fixture dataset", "size": size, "seed": seed, **asdict(s), "frames": frames}
     (out / "dataset.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta

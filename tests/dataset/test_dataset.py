@@ -14,7 +14,7 @@ from edge.dataset.defects import DEFECT_KINDS, PartSpec
 from edge.dataset.mvtec import labeled_clips, labeled_images
 from edge.dataset.parts import Lighting, Pose, draw_canonical, render_part
 from edge.dataset.sounds import SOUND_KINDS, machine_clip
-from edge.dataset.writer import SIZES, write_dataset
+from edge.dataset.writer import SIZES, file_count, write_dataset
 from edge.errors import ConfigError
 
 
@@ -66,8 +66,11 @@ def test_reader(small_dataset: Path, tmp_path: Path) -> None:
 
 def test_seeded_and_deterministic(tmp_path: Path, small_dataset: Path) -> None:
     again = tmp_path / "again"
-    write_dataset(again, "small", seed=0)
+    calls: list[None] = []
+    write_dataset(again, "small", seed=0, on_file=lambda: calls.append(None))
     assert _digest(again) == _digest(small_dataset)
+    written = [p for p in again.rglob("*") if p.suffix in (".png", ".wav") and "ground_truth" not in p.parts]
+    assert len(calls) == file_count("small") == len(written)  # one progress call per frame and clip
     write_dataset(again, "small", seed=1)  # replaces its own earlier output
     assert _digest(again) != _digest(small_dataset)
 
@@ -78,6 +81,8 @@ def test_refuses_to_overwrite_other_folders(tmp_path: Path) -> None:
         write_dataset(tmp_path, "small")
     with pytest.raises(ConfigError, match="unknown data set size"):
         write_dataset(tmp_path / "x", "huge")
+    with pytest.raises(ConfigError, match="unknown data set size"):
+        file_count("huge")
     assert (tmp_path / "mine.txt").exists()
 
 
