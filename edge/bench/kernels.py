@@ -6,7 +6,7 @@ every distinct 4-bit weight shape of the bundle's decoder it times, with random 
 - at M = 1 (a decode step), onnxruntime's ``MatMulNBits`` with the bundle's attributes and our
   ``MatMulInt4`` (edge/kernels, the micro-kernel ``EDGE_KERNELS`` selects) on the same bytes, on enough
   copies of the matrix to stream past the caches: the weight bytes each reads per second; the two take
-  turns call by call (here and at prefill), so a shared machine's load falls on both alike;
+  turns of several calls (here and at prefill), so a shared machine's load falls on both alike;
 - at M = the image prompt (a prefill), four kernels on the same matrix: ``MatMulNBits`` as the bundle
   runs it, our ``MatMulInt4``, MLAS's int8 GEMM (``DynamicQuantizeMatMul`` on pre-packed int8 weights:
   the speed an int4 kernel that widens to int8 in registers can approach), and fp32 ``MatMul`` (the
@@ -75,7 +75,8 @@ def _cpu_session(model: Any, threads: int, cwd: Path | None = None, library: Pat
         return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
-def _session(nodes: list[Any], inits: list[Any], k: int, m: int, threads: int, library: Path | None = None) -> Any:
+def _model(nodes: list[Any], inits: list[Any], k: int, m: int) -> bytes:
+    """A serialized graph of ``nodes`` on input ``x`` ``[m, k]``, with ``inits`` as its initializers."""
     from onnx import TensorProto, helper
 
     outs = [helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, None) for n in nodes]
@@ -83,7 +84,11 @@ def _session(nodes: list[Any], inits: list[Any], k: int, m: int, threads: int, l
     graph.initializer.extend(inits)
     opsets = [helper.make_opsetid(d, v) for d, v in (("", 21), ("com.microsoft", 1), (DOMAIN, 1))]
     # onnx 1.20 writes IR version 14 by default; onnxruntime 1.31 reads at most 13
-    return _cpu_session(helper.make_model(graph, opset_imports=opsets, ir_version=10), threads, library=library)
+    return bytes(helper.make_model(graph, opset_imports=opsets, ir_version=10).SerializeToString())
+
+
+def _session(nodes: list[Any], inits: list[Any], k: int, m: int, threads: int, library: Path | None = None) -> Any:
+    return _cpu_session(_model(nodes, inits, k, m), threads, library=library)
 
 
 def _median_s(sess: Any, feeds: dict[str, np.ndarray], repeats: int, warmup: int = 1) -> float:
@@ -98,20 +103,35 @@ def _median_s(sess: Any, feeds: dict[str, np.ndarray], repeats: int, warmup: int
     return statistics.median(times)
 
 
-def _paired_median_s(sessions: list[Any], feeds: dict[str, np.ndarray], repeats: int) -> list[float]:
-    """Median seconds of each session's ``run``, the sessions taking turns call by call.
+TURNS = 3  # each kernel's turns in _turns_median_s
+TURN_WARMUP = 3  # untimed calls that open each turn
 
-    Taking turns puts both kernels under the same load on a shared machine, so their ratio holds where
-    back-to-back medians drift apart. Each turn runs once untimed first: the other session's thread pool
-    still spins for a moment after its own run and would take a core from the timed one.
+
+def _turns_median_s(
+    models: list[tuple[bytes, Path | None]], threads: int, feeds: dict[str, np.ndarray], repeats: int
+) -> list[float]:
+    """Median seconds of a session's ``run`` on each ``(model, custom-op library)``, the kernels taking turns.
+
+    Each kernel gets ``TURNS`` turns, and only one session exists at a time: a turn opens a session, makes
+    ``TURN_WARMUP`` untimed calls and ``repeats`` timed ones back to back (as a decode step calls its matmuls),
+    then closes it, which stops its thread pool. Turns put both kernels under the same load on a shared
+    machine. Both sessions alive and taking turns call by call (one untimed call before each timed one)
+    halved both kernels' M = 1 figures on 2-core VMs (the AVX2 EPYC; on the Zen 4 EPYC 9.4-12.4 GB/s for
+    ``MatMulNBits`` and 11-18 for ours, against 18-22 and 22-42 with one session at a time, and turns of
+    a few calls with both alive only got halfway there): the idle session's workers keep spinning on a core
+    for milliseconds after its last call.
     """
-    times: list[list[float]] = [[] for _ in sessions]
-    for _ in range(repeats):
-        for sess, out in zip(sessions, times, strict=True):
-            sess.run(None, feeds)
-            t = time.perf_counter()
-            sess.run(None, feeds)
-            out.append(time.perf_counter() - t)
+    times: list[list[float]] = [[] for _ in models]
+    for _ in range(TURNS):
+        for (model, library), out in zip(models, times, strict=True):
+            sess = _cpu_session(model, threads, library=library)
+            for _ in range(TURN_WARMUP):
+                sess.run(None, feeds)
+            for _ in range(repeats):
+                t = time.perf_counter()
+                sess.run(None, feeds)
+                out.append(time.perf_counter() - t)
+            del sess
     return [statistics.median(t) for t in times]
 
 
@@ -230,21 +250,22 @@ def kernel_table(
         nodes, inits = _nbits(shape, copies, rng)
         row: dict[str, Any] = {**shape, "prefill_m": prefill_m, "kernels": choice.label}
 
-        sessions = [_session(nodes, inits, k, 1, threads)]
+        models: list[tuple[bytes, Path | None]] = [(_model(nodes, inits, k, 1), None)]
         if choice.isa:
-            sessions.append(_session(_ours(nodes, choice.isa), inits, k, 1, threads, choice.library))
-        decode_s = [s / copies for s in _paired_median_s(sessions, _x(k, 1), repeats)]
+            models.append((_model(_ours(nodes, choice.isa), inits, k, 1), choice.library))
+        del nodes, inits
+        decode_s = [s / copies for s in _turns_median_s(models, threads, _x(k, 1), repeats)]
         row.update(decode_bytes_per_s=one / decode_s[0], decode_us=decode_s[0] * 1e6)
         if choice.isa:
             row["edge_decode_bytes_per_s"] = one / decode_s[1]
-        del nodes, inits, sessions
+        del models
 
         flop = 2.0 * prefill_m * k * n / 1e9
         nodes, inits = _nbits(shape, 1, rng)
-        sessions = [_session(nodes, inits, k, prefill_m, threads)]
+        models = [(_model(nodes, inits, k, prefill_m), None)]
         if choice.isa:
-            sessions.append(_session(_ours(nodes, choice.isa), inits, k, prefill_m, threads, choice.library))
-        prefill_s = _paired_median_s(sessions, _x(k, prefill_m), repeats)
+            models.append((_model(_ours(nodes, choice.isa), inits, k, prefill_m), choice.library))
+        prefill_s = _turns_median_s(models, threads, _x(k, prefill_m), repeats)
         row["nbits_gflop_s"] = flop / prefill_s[0]
         if choice.isa:
             row["edge_gflop_s"] = flop / prefill_s[1]
