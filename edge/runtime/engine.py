@@ -210,7 +210,8 @@ class Engine:
         """Token embeddings; media placeholder ids embed as pad, as ``Gemma4UnifiedModel.forward`` does
         (also for a generated placeholder token, which the model then sees as pad)."""
         tk = self.spec.tokens
-        media_ids = np.isin(ids, (tk.image, tk.audio, tk.video))
+        # three compares, not np.isin: its setup cost 0.18 ms of every decode step's 1-token call
+        media_ids = (ids == tk.image) | (ids == tk.audio) | (ids == tk.video)
         return self.sessions.run("embedding", {"input_ids": np.where(media_ids, self.spec.text.pad_token_id, ids)})[0]
 
     # -- generation -----------------------------------------------------------------------------
