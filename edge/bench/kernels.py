@@ -116,10 +116,10 @@ def _turns_median_s(
     ``TURN_WARMUP`` untimed calls and ``repeats`` timed ones back to back (as a decode step calls its matmuls),
     then closes it, which stops its thread pool. Turns put both kernels under the same load on a shared
     machine. Both sessions alive and taking turns call by call (one untimed call before each timed one)
-    halved both kernels' M = 1 figures on 2-core VMs (the AVX2 EPYC; on the Zen 4 EPYC 9.4-12.4 GB/s for
-    ``MatMulNBits`` and 11-18 for ours, against 18-22 and 22-42 with one session at a time, and turns of
-    a few calls with both alive only got halfway there): the idle session's workers keep spinning on a core
-    for milliseconds after its last call.
+    halved both kernels' figures on 2-core VMs (the AVX2 EPYC; on the Zen 4 EPYC at M = 1 9.4-12.4 GB/s for
+    ``MatMulNBits`` and 11-13 for ours, against 15-21 and 19-26 with one session at a time; ours at M = 288
+    199-315 GFLOP/s against 440-553), and turns of a few calls with both alive did not fix it: the idle
+    session's workers keep spinning on a core for milliseconds after its last call.
     """
     times: list[list[float]] = [[] for _ in models]
     for _ in range(TURNS):
