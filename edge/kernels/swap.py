@@ -18,6 +18,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from edge.kernels.blocks import fold_image_blocks
 from edge.kernels.library import ATTENTION_OP, DOMAIN, INT8_OP, OP, takes, takes_int8
 
 _PACKAGE = "edge_kernels_onnx_subset"
@@ -46,6 +47,7 @@ def _messages() -> dict[str, Any]:
             ("f", 2, f.TYPE_FLOAT, opt, ""),
             ("i", 3, f.TYPE_INT64, opt, ""),
             ("s", 4, f.TYPE_BYTES, opt, ""),
+            ("g", 6, f.TYPE_MESSAGE, opt, f".{_PACKAGE}.GraphProto"),  # an If node's branch
             ("type", 20, f.TYPE_INT32, opt, ""),  # an enum in onnx.proto: the same varint on the wire
         ],
     )
@@ -59,7 +61,15 @@ def _messages() -> dict[str, Any]:
             ("domain", 7, f.TYPE_STRING, opt, ""),
         ],
     )
-    message("GraphProto", [("node", 1, f.TYPE_MESSAGE, rep, f".{_PACKAGE}.NodeProto")])
+    message("ValueInfoProto", [("name", 1, f.TYPE_STRING, opt, "")])
+    message(
+        "GraphProto",
+        [
+            ("node", 1, f.TYPE_MESSAGE, rep, f".{_PACKAGE}.NodeProto"),
+            ("input", 11, f.TYPE_MESSAGE, rep, f".{_PACKAGE}.ValueInfoProto"),
+            ("output", 12, f.TYPE_MESSAGE, rep, f".{_PACKAGE}.ValueInfoProto"),
+        ],
+    )
     message("OperatorSetIdProto", [("domain", 1, f.TYPE_STRING, opt, ""), ("version", 2, f.TYPE_INT64, opt, "")])
     message(
         "ModelProto",
@@ -115,14 +125,16 @@ class Swapped:
     matmuls: int  # MatMulNBits -> MatMulInt4
     attention: int  # GroupQueryAttention -> GroupAttention
     int8: int = 0  # int8 MatMulNBits -> MatMulInt8
+    image_blocks: int = 0  # layers whose image-block If branches GroupAttention took over (blocks.py)
 
 
-def swap(model: bytes, isa: str, attention: bool = True, int8: bool = False) -> Swapped:
+def swap(model: bytes, isa: str, attention: bool = True, int8: bool = False, image_mask: str | None = None) -> Swapped:
     """``model`` with every swappable node running our kernels' ``isa`` path (``attention``: also the attention;
-    ``int8``: also the int8 matmuls, which MatMulInt8 reads once per row group: for a decoder's LM head).
+    ``int8``: also the int8 matmuls, which MatMulInt8 reads once per row group: for a decoder's LM head;
+    ``image_mask``: the bundle's, and the attention also takes over the image-block ``If`` branches).
 
-    The top-level graph only: the decoder's ``If`` branches hold no weight matmuls, and their explicit image
-    attention is plain ONNX.
+    The top-level graph only: the decoder's ``If`` branches hold no weight matmuls, and with ``image_mask`` the
+    branches that make image prompts exact go (``blocks.fold_image_blocks``); without it they stay, plain ONNX.
     """
     classes = _messages()
     proto = classes["ModelProto"]()
@@ -144,6 +156,7 @@ def swap(model: bytes, isa: str, attention: bool = True, int8: bool = False) -> 
         node.attribute.append(classes["AttributeProto"](name="isa", s=isa.encode(), type=_STRING_ATTRIBUTE))
     if matmuls + attentions + int8s == 0:
         return Swapped(model, 0, 0)
+    blocks = fold_image_blocks(proto.graph, image_mask) if attentions and image_mask else 0
     if not any(opset.domain == DOMAIN for opset in proto.opset_import):
         proto.opset_import.add(domain=DOMAIN, version=1)
-    return Swapped(proto.SerializeToString(), matmuls, attentions, int8s)
+    return Swapped(proto.SerializeToString(), matmuls, attentions, int8s, blocks)

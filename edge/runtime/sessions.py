@@ -16,6 +16,7 @@ from edge.bundle.manifest import Manifest, load_manifest
 from edge.bundle.memory import SLIDING_SLACK
 from edge.bundle.verify import verify_bundle
 from edge.errors import BundleError, EngineError
+from edge.kernels.blocks import IMAGE_MASKS
 from edge.kernels.library import ATTENTION_ENV, ENV, INT8_GRAPHS, KernelChoice, choose_kernels, our_attention
 from edge.kernels.swap import swap
 from edge.runtime.prompt import IMAGE, VIDEO
@@ -159,6 +160,7 @@ class BundleSessions:
         self.kernel_nodes = 0
         self.attention = our_attention(os.environ.get(ATTENTION_ENV))  # our GroupAttention where our kernels run
         self.attention_nodes = 0
+        self.image_block_nodes = 0  # of those, layers that also compute the image-block mask (no If branches)
         self.int8_nodes = 0  # int8 MatMulNBits nodes (the LM head) on our MatMulInt8
         if self.kernels.isa is None and setting != "off":
             log.warning("int4 kernels: using onnxruntime's MatMulNBits: %s", self.kernels.reason)
@@ -175,7 +177,11 @@ class BundleSessions:
                 self.int8_nodes,
             )
         if self.attention_nodes:
-            log.info("attention: edge.kernels GroupAttention on %d attention layers", self.attention_nodes)
+            log.info(
+                "attention: edge.kernels GroupAttention on %d attention layers (%d with image blocks)",
+                self.attention_nodes,
+                self.image_block_nodes,
+            )
         self.output_names = {n: [o.name for o in s.get_outputs()] for n, s in self.sessions.items()}
         log.debug("released %d bytes of mapped weight pages", release_mapped_pages(bundle))
         tok_file = bundle / manifest.tokenizer.get("file", "tokenizer.json")
@@ -227,7 +233,7 @@ class BundleSessions:
     def _load(self, path: Path, int8: bool = False, spin: bool = True) -> Any:
         """A session on one graph file; with our kernels, its int4 MatMulNBits nodes swapped for MatMulInt4, its
         int8 ones for MatMulInt8 when ``int8`` (the decoder: its LM head), and its GroupQueryAttention nodes for
-        GroupAttention (unless EDGE_ATTENTION=onnxruntime).
+        GroupAttention (unless EDGE_ATTENTION=onnxruntime), which also takes over the image-block If branches.
 
         The weights are the bundle's own bytes either way (memory-mapped external data). If our kernels fail
         to load, the session falls back to MatMulNBits (an error instead when a path was forced).
@@ -235,13 +241,17 @@ class BundleSessions:
         import onnxruntime as ort
 
         if self.kernels.isa is not None:
-            done = swap(path.read_bytes(), self.kernels.isa, attention=self.attention, int8=int8)
+            # the bundle's image-block mask: our attention computes it (a bundle without one keeps its If branches)
+            mask = self.manifest.processor.get("image_mask")
+            mask = mask if mask in IMAGE_MASKS else None
+            done = swap(path.read_bytes(), self.kernels.isa, attention=self.attention, int8=int8, image_mask=mask)
             if done.matmuls or done.attention or done.int8:
                 try:
                     sess = ort.InferenceSession(done.model, sess_options=self._options(True, spin), providers=_CPU)
                     self.kernel_nodes += done.matmuls
                     self.int8_nodes += done.int8
                     self.attention_nodes += done.attention
+                    self.image_block_nodes += done.image_blocks
                     return sess
                 except Exception as exc:  # onnxruntime raises its own pybind exception types
                     if self._forced:

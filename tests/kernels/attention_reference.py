@@ -41,12 +41,43 @@ class Case:
         }
 
 
+def block_ids(token_types: np.ndarray) -> np.ndarray:
+    """One call's image blocks: consecutive image or video tokens (types 1, 2) share an id, others get -1."""
+    is_block = (token_types == 1) | (token_types == 2)
+    starts = is_block & ~np.concatenate([[False], is_block[:-1]])
+    return np.where(is_block, np.cumsum(starts) - 1, -1)
+
+
+def allowed_rows(past: int, seq: int, window: int, types: np.ndarray | None, image_mask: str) -> np.ndarray:
+    """``[seq, past + seq]``: which rows each query sees. Causal, within the ``window`` if there is one; with
+    ``types`` (the call's mm_token_type_ids) a block's queries also see their whole block, as transformers'
+    masks combine the two (``image_mask``: sliding = window AND (causal OR block), all = (causal AND window)
+    OR block)."""
+    rows, last = np.arange(past + seq)[None, :], past + np.arange(seq)[:, None]
+    causal = rows <= last
+    in_window = (rows > last - window) if window else np.ones_like(causal)
+    if types is None:
+        return causal & in_window
+    ids = block_ids(types)
+    row_ids = np.concatenate([np.full(past, -1), ids])[None, :]
+    same = (ids[:, None] >= 0) & (row_ids == ids[:, None])
+    if window and image_mask == "sliding":
+        return in_window & (causal | same)
+    return (causal & in_window) | same
+
+
 def reference(
-    feeds: dict[str, np.ndarray], heads: int, kv_heads: int, scale: float, window: int = 0
+    feeds: dict[str, np.ndarray],
+    heads: int,
+    kv_heads: int,
+    scale: float,
+    window: int = 0,
+    image_mask: str = "sliding",
 ) -> list[np.ndarray]:
     """(output, present_key, present_value) in float64: the new rows appended at ``seqlens_k + 1 − seq``, then
-    causal softmax attention of each query head over its KV head's rows ``[0, past + s]`` (with a ``window``,
-    only the last ``window`` of them, itself included)."""
+    softmax attention of each query head over its KV head's rows ``allowed_rows`` gives (causal over
+    ``[0, past + s]``; with a ``window``, only the last ``window`` of them, itself included; with the feeds'
+    ``mm_token_type_ids``, image blocks too)."""
     q, k, v = feeds["query"], feeds["key"], feeds["value"]
     present_k = feeds["past_key"].astype(np.float64)
     present_v = feeds["past_value"].astype(np.float64)
@@ -60,8 +91,8 @@ def reference(
         present_k[b, :, past:total] = k[b].reshape(seq, kv_heads, d).transpose(1, 0, 2)
         present_v[b, :, past:total] = v[b].reshape(seq, kv_heads, d).transpose(1, 0, 2)
         qb = q[b].reshape(seq, heads, d).astype(np.float64)
-        rows, last = np.arange(total)[None, :], past + np.arange(seq)[:, None]
-        allowed = (rows <= last) & ((rows > last - window) if window else True)
+        types = feeds["mm_token_type_ids"][b] if "mm_token_type_ids" in feeds else None
+        allowed = allowed_rows(past, seq, window, types, image_mask)
         for h in range(heads):
             scores = qb[:, h] @ present_k[b, h // group, :total].T * scale
             scores = np.where(allowed, scores, -np.inf)
@@ -79,16 +110,19 @@ def session(
     isa: str | None = None,
     library: Path | None = None,
     threads: int = 2,
-    **attrs: int,
+    blocks: bool = False,
+    **attrs: int | str,
 ) -> Any:
     """A one-node session of GroupAttention (our library) or com.microsoft GroupQueryAttention; ``attrs``:
-    local_window_size, sliding_window_cache."""
+    local_window_size, sliding_window_cache, image_mask; ``blocks``: GroupAttention's eighth input,
+    mm_token_type_ids."""
     from onnx import TensorProto, helper
 
     domain = "edge.kernels" if op == "GroupAttention" else "com.microsoft"
+    names = [*NAMES, "mm_token_type_ids"] if blocks else NAMES
     node = helper.make_node(
         op,
-        NAMES,
+        names,
         ["output", "present_key", "present_value"],
         domain=domain,
         num_heads=heads,
@@ -102,5 +136,7 @@ def session(
         helper.make_tensor_value_info("seqlens_k", i, None),
         helper.make_tensor_value_info("total_sequence_length", i, []),
     ]
+    if blocks:
+        inputs.append(helper.make_tensor_value_info("mm_token_type_ids", TensorProto.INT64, None))
     outputs = [helper.make_tensor_value_info(n, f, None) for n in ("output", "present_key", "present_value")]
     return one_node_session(node, inputs, outputs, isa=isa, library=library, threads=threads)

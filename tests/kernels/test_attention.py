@@ -25,9 +25,14 @@ RTOL = 2e-5
 
 
 def _check(
-    got: list[np.ndarray], feeds: dict[str, np.ndarray], case: Case, scale: float = 1.0, window: int = 0
+    got: list[np.ndarray],
+    feeds: dict[str, np.ndarray],
+    case: Case,
+    scale: float = 1.0,
+    window: int = 0,
+    image_mask: str = "sliding",
 ) -> None:
-    want = reference(feeds, case.heads, case.kv_heads, scale, window)
+    want = reference(feeds, case.heads, case.kv_heads, scale, window, image_mask)
     bound = _tolerance(feeds, case.head_dim, scale)
     assert got[0].shape == (case.batch, case.seq, case.heads * case.head_dim)
     np.testing.assert_array_less(np.abs(got[0] - want[0]), bound)
@@ -94,6 +99,59 @@ def test_decoder_shapes(library: Path, isa: str, heads: int, kv_heads: int, head
     case = Case(1, seq, past, 4096, heads, kv_heads, head_dim)
     feeds = case.feeds(np.random.default_rng(seq + past))
     _check(session(heads, kv_heads, 1.0, isa=isa, library=library).run(None, feeds), feeds, case)
+
+
+_RUNS = st.lists(st.tuples(st.sampled_from([0, 1, 2, 3]), st.integers(1, 40)), min_size=1, max_size=6)
+
+
+@pytest.mark.parametrize("isa", [p for p in PATHS if p != "avxvnni"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kv_heads=st.integers(1, 2),
+    group=st.integers(1, 4),
+    head_dim=st.sampled_from([16, 32, 64]),
+    runs=_RUNS,
+    past=st.one_of(st.integers(0, 40), st.integers(200, 400)),
+    batch=st.integers(1, 2),
+    window=st.sampled_from([0, 1, 7, 16, 300]),
+    image_mask=st.sampled_from(["sliding", "all"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_image_blocks_match_the_reference(
+    library: Path,
+    isa: str,
+    kv_heads: int,
+    group: int,
+    head_dim: int,
+    runs: list[tuple[int, int]],
+    past: int,
+    batch: int,
+    window: int,
+    image_mask: str,
+    seed: int,
+) -> None:
+    """With the call's mm_token_type_ids, a block of image or video tokens (types 1 and 2, runs of either
+    joining) attends both ways, text causally; blocks longer than the window tell the two image masks apart.
+    One batch row may hold no block at all (plain causal attention)."""
+    types = np.concatenate([np.full(n, t, np.int64) for t, n in runs])
+    seq = len(types)
+    case = Case(batch, seq, past, past + seq + 3, kv_heads * group, kv_heads, head_dim)
+    feeds = case.feeds(np.random.default_rng(seed))
+    rows = [types, np.where((types == 1) | (types == 2), 0, types)][:batch]
+    feeds["mm_token_type_ids"] = np.stack(rows)
+    attrs: dict[str, int | str] = {"image_mask": image_mask, **({"local_window_size": window} if window else {})}
+    got = session(case.heads, kv_heads, 1.0, isa=isa, library=library, blocks=True, **attrs).run(None, feeds)
+    _check(got, feeds, case, 1.0, window, image_mask)
+
+
+def test_bad_image_blocks_are_named(library: Path) -> None:
+    case = Case(1, 3, 5, 64, 4, 2, 32)
+    feeds = {**case.feeds(np.random.default_rng(0)), "mm_token_type_ids": np.ones((1, 4), np.int64)}
+    with pytest.raises(Exception, match=r"mm_token_type_ids must be \[batch, seq\] = \[1, 3\]; got \[1, 4\]"):
+        session(4, 2, 1.0, library=library, blocks=True).run(None, feeds)
+    feeds["mm_token_type_ids"] = np.ones((1, 3), np.int64)
+    with pytest.raises(Exception, match="image_mask must be sliding or all, not causal"):
+        session(4, 2, 1.0, library=library, blocks=True, image_mask="causal").run(None, feeds)
 
 
 def _bound(sess: Any, feeds: dict[str, np.ndarray]) -> tuple[Any, Any, np.ndarray, np.ndarray]:

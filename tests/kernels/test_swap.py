@@ -115,3 +115,34 @@ def test_attention_our_op_does_not_compute_exactly_stays(attrs: dict[str, float]
     assert swap(helper.make_model(graph).SerializeToString(), "scalar").attention == 1
     node.input.append("cos_cache")
     assert swap(helper.make_model(graph).SerializeToString(), "scalar").attention == 0
+
+
+@pytest.mark.parametrize("image_mask", ["sliding", "all"])
+def test_image_block_branches_fold_into_our_attention(int4_bundle: Path, image_mask: str) -> None:
+    """Each sliding layer's two If nodes go (the tiny bundle is exported with the sliding mask): our op reads
+    the keys and values the first passed through, writes the output the second produced, and takes the call's
+    mm_token_type_ids and the bundle's mask. Without a mask, or on onnxruntime's attention, they stay."""
+    from edge.kernels.library import ATTENTION_OP
+
+    raw = (int4_bundle / "decoder.onnx").read_bytes()
+    before = onnx.load_from_string(raw)
+    ifs = [n for n in before.graph.node if n.op_type == "If"]
+    assert len(ifs) == 8  # 2 for each of the 4 sliding layers
+    done = swap(raw, "scalar", image_mask=image_mask)
+    after = onnx.load_from_string(done.model)
+    assert done.image_blocks == 4 and not any(n.op_type == "If" for n in after.graph.node)
+    known = {v.name for v in after.graph.input} | {t.name for t in after.graph.initializer} | {""}
+    for node in after.graph.node:  # every name still produced before it is read
+        assert set(node.input) <= known, node.name
+        known |= set(node.output)
+    ours = [n for n in after.graph.node if n.op_type == ATTENTION_OP]
+    folded = [n for n in ours if len(n.input) == 8]
+    assert [n.input[7] for n in folded] == ["mm_token_type_ids"] * 4
+    assert {next(a.s for a in n.attribute if a.name == "image_mask") for n in folded} == {image_mask.encode()}
+    assert {n.output[0] for n in folded} == {n.output[0] for n in ifs if len(n.output) == 1}
+    passed = {n.output[2]: n for n in ifs if len(n.output) == 4}
+    assert not {i for n in folded for i in n.input[1:3]} & set(passed)  # the If's inputs, not its outputs
+    assert swap(raw, "scalar").image_blocks == 0
+    assert swap(raw, "scalar", attention=False, image_mask=image_mask).image_blocks == 0
+    with pytest.raises(ValueError, match="image_mask must be one of sliding, all, not 'causal'"):
+        swap(raw, "scalar", image_mask="causal")

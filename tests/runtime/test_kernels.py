@@ -11,10 +11,12 @@ import pytest
 
 import edge.kernels.library as library
 import edge.runtime.sessions as sessions
+from edge.bundle.manifest import load_manifest
 from edge.errors import BundleError, ConfigError
 from edge.kernels.library import PATHS, choose_kernels, library_path, resolve
 from edge.kernels.swap import Swapped
 from edge.runtime.engine import Engine, GenerationParams
+from edge.spec import SLIDING
 
 PARAMS = GenerationParams(max_new_tokens=12, min_new_tokens=12)
 
@@ -85,8 +87,8 @@ def test_a_graph_onnxruntime_rejects_falls_back(
 ) -> None:
     """The library loads but the session cannot be built on our op: MatMulNBits, or an error when forced."""
 
-    def unknown_op(model: bytes, isa: str, attention: bool, int8: bool) -> Swapped:
-        done = library_swap(model, isa, attention, int8)
+    def unknown_op(model: bytes, isa: str, attention: bool, int8: bool, image_mask: str | None) -> Swapped:
+        done = library_swap(model, isa, attention, int8, image_mask)
         return Swapped(done.model.replace(b"MatMulInt4", b"MatMulInt9"), done.matmuls, done.attention, done.int8)
 
     library_swap: Any = sessions.swap
@@ -103,14 +105,14 @@ def test_unknown_setting_is_a_config_error(int4_bundle: Path) -> None:
         sessions.BundleSessions.open(int4_bundle, 1, kernels="sse9")
 
 
-def _prefill_logits(bundle: Path, attention: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, int]:
+def _prefill_logits(bundle: Path, attention: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, int, int]:
     from edge.samples import jpeg_bytes, part_image
 
     monkeypatch.setenv("EDGE_ATTENTION", attention)
     engine = Engine(bundle, threads=2)
     prompt = engine.prepare("Describe the defect.", images=[jpeg_bytes(part_image(320, 240))])
     logits, _ = engine.prefill(prompt)
-    return logits, engine.sessions.attention_nodes
+    return logits, engine.sessions.attention_nodes, engine.sessions.image_block_nodes
 
 
 @pytest.mark.parametrize("bundle_name", ["fp32_bundle", "int4_bundle"])
@@ -119,11 +121,14 @@ def test_our_attention_equals_group_query_attention_in_the_whole_decoder(
 ) -> None:
     """An image prompt (prefill in chunks, image blocks) through the whole decoder: our GroupAttention on the
     attention layers (full and sliding, its window cache compacting) gives onnxruntime's GroupQueryAttention's
-    logits, on fp32 and int4 weights."""
+    logits, on fp32 and int4 weights. Ours computes the image-block mask itself: the sliding layers' If
+    branches are gone, where onnxruntime's op keeps them."""
     bundle = request.getfixturevalue(bundle_name)
-    ours, swapped = _prefill_logits(bundle, "auto", monkeypatch)
-    theirs, kept = _prefill_logits(bundle, "onnxruntime", monkeypatch)
-    assert (swapped, kept) == (6, 0)
+    ours, swapped, folded = _prefill_logits(bundle, "auto", monkeypatch)
+    theirs, kept, _ = _prefill_logits(bundle, "onnxruntime", monkeypatch)
+    sliding = sum(layer.kind == SLIDING for layer in load_manifest(bundle).spec.text.layers)
+    assert (swapped, kept, folded) == (6, 0, sliding)
+    assert 0 < sliding < 6
     if bundle_name == "fp32_bundle":
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-4 * float(np.abs(theirs).max()))
     else:

@@ -171,11 +171,17 @@ void run_item(void* data, size_t item) {
   for (size_t j = 0; j < nq; ++j) {
     const size_t s = s0 + j / p.group, h = g * p.group + j % p.group;
     q[j] = a.q + (s * a.heads + h) * d;
+    if (a.ends) {  // image blocks: the op's rows for this position
+      start[j] = a.starts[s];
+      end[j] = a.ends[s];
+      continue;
+    }
     end[j] = a.past + s + 1;  // causal: rows [0, past + s]
     if (a.window && end[j] > a.window) start[j] = end[j] - a.window;  // the window's first row
   }
-  // rows before every query's window (the first position's) are skipped whole
-  const size_t lo = std::max(c * p.chunk_rows, start[0]), hi = std::min(a.past + s1, c * p.chunk_rows + p.chunk_rows);
+  // rows before every query's first, or after every query's last, are skipped whole
+  const size_t first = *std::min_element(start.begin(), start.end()), last = *std::max_element(end.begin(), end.end());
+  const size_t lo = std::max(c * p.chunk_rows, first), hi = std::min(last, c * p.chunk_rows + p.chunk_rows);
   const float* kt = a.k + g * a.capacity * d;
   const float* vt = a.v + g * a.capacity * d;
   std::vector<float> sc(nq * tile);  // scores, then probabilities: [query][row of the tile]

@@ -22,9 +22,14 @@ struct AttentionArgs {
   size_t seq, past, capacity, heads, kv_heads, head_dim;
   float scale;    // on q·k before the softmax
   size_t window;  // 0: none; else query s attends to at most this many rows, itself included
+  // Image blocks (both set, or neither): query s attends to rows [starts[s], ends[s]) instead, which the op
+  // derives from the call's token types (a block's queries see the whole block, both ways); otherwise causal
+  const size_t* starts = nullptr;
+  const size_t* ends = nullptr;
 };
 
-// Causal: query s attends to rows [0, past + s], or with a window to rows [past + s + 1 − window, past + s].
+// Causal: query s attends to rows [0, past + s], or with a window to rows [past + s + 1 − window, past + s];
+// with starts and ends, to rows [starts[s], ends[s]).
 // Each path is the same source (attend.h) compiled for its ISA.
 using AttendFn = void (*)(const AttentionArgs&, const Parallel&);
 void attend_avx512(const AttentionArgs& a, const Parallel& parallel);

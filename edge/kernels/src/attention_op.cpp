@@ -10,6 +10,13 @@
 // there is one. With it the cache holds only the latest rows, compacted as GroupQueryAttention does (resident()
 // below; edge/build/graphs/fused.py derives the same rows). present has past's shape; when it is the same buffer
 // (bound in place) nothing else is copied, otherwise past is copied into it first.
+//
+// Image blocks: an optional eighth input, the call's mm_token_type_ids [batch, seq], makes the attention exact for
+// image prompts, which the fused graph otherwise recomputes in an If branch (edge/kernels/blocks.py folds that
+// branch into this op at load). Consecutive image or video tokens (types 1 and 2) form a block whose queries see
+// the whole block both ways; keys from earlier calls are never in one. The attribute image_mask says how a block
+// meets the window, as transformers' two masks do: "sliding" (the default) window AND (causal OR block), "all"
+// (causal AND window) OR block. A layer without a window attends causal OR block.
 #define ORT_API_MANUAL_INIT
 #include "onnxruntime_cxx_api.h"
 #undef ORT_API_MANUAL_INIT
@@ -18,6 +25,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +45,12 @@ struct GroupAttention {
       scale_ = attribute_or<float>(ki, "scale", 0.0f);
       window_ = attribute_or<int64_t>(ki, "local_window_size", -1);
       compact_ = attribute_or<int64_t>(ki, "sliding_window_cache", 0) == 1;
+      const std::string mask = attribute_or<std::string>(ki, "image_mask", "sliding");
+      if (mask != "sliding" && mask != "all") {
+        error_ = "GroupAttention: image_mask must be sliding or all, not " + mask;
+        return;
+      }
+      blocks_widen_window_ = mask == "all";
       if (compact_ && window_ < 1) {
         error_ = "GroupAttention: sliding_window_cache needs a local_window_size of at least 1";
         return;
@@ -69,7 +83,7 @@ struct GroupAttention {
                       const Ort::Custom::Tensor<float>& key, const Ort::Custom::Tensor<float>& value,
                       const Ort::Custom::Tensor<float>& past_key, const Ort::Custom::Tensor<float>& past_value,
                       const Ort::Custom::Tensor<int32_t>& seqlens_k, const Ort::Custom::Tensor<int32_t>& total,
-                      Ort::Custom::Tensor<float>& out, Ort::Custom::Tensor<float>& present_key,
+                      std::optional<const Ort::Custom::Tensor<int64_t>*> token_types, Ort::Custom::Tensor<float>& out, Ort::Custom::Tensor<float>& present_key,
                       Ort::Custom::Tensor<float>& present_value) {
     if (!error_.empty()) return Ort::Status(error_.c_str(), ORT_INVALID_ARGUMENT);
     try {
@@ -95,6 +109,14 @@ struct GroupAttention {
       }
       if (static_cast<size_t>(seqlens_k.NumberOfElement()) != batch || total.NumberOfElement() != 1) {
         return invalid("seqlens_k must hold one length per batch row and total_sequence_length one value");
+      }
+      const int64_t* types = nullptr;
+      if (token_types.has_value() && *token_types != nullptr) {
+        if ((*token_types)->Shape() != std::vector<int64_t>{qs[0], qs[1]}) {
+          return invalid("mm_token_type_ids must be [batch, seq] = " + dims({qs[0], qs[1]}) + "; got " +
+                         dims((*token_types)->Shape()));
+        }
+        types = (*token_types)->Data();
       }
       // per batch row: how many cache rows precede this call's, and how many the cache holds after it
       std::vector<size_t> before(batch), after(batch);
@@ -122,15 +144,19 @@ struct GroupAttention {
       const Parallel parallel{ort_parallel, &ctx};
       const float scale = scale_ != 0.0f ? scale_ : 1.0f / std::sqrt(static_cast<float>(d));
       const size_t window = window_ > 0 ? static_cast<size_t>(window_) : 0;
+      std::vector<size_t> starts, ends;  // image blocks: each query's rows
       for (size_t b = 0; b < batch; ++b) {
         if (seq == 0) break;
+        const bool blocks = types != nullptr && block_rows(types + b * seq, seq, before[b], window, &starts, &ends);
+        const size_t* rows_from = blocks ? starts.data() : nullptr;
+        const size_t* rows_to = blocks ? ends.data() : nullptr;
         const size_t kv_off = b * kvh * cap * d, q_off = b * seq * nh * d;
         const float* new_k = key.Data() + b * seq * kvh * d;
         const float* new_v = value.Data() + b * seq * kvh * d;
         if (before[b] + seq <= cap) {  // this call's rows fit after the cached ones: append and attend in place
           append(new_k, new_v, seq, kvh, d, pk + kv_off, pv + kv_off, cap, before[b]);
           attend_({query.Data() + q_off, pk + kv_off, pv + kv_off, o + q_off, seq, before[b], cap, nh, kvh, d, scale,
-                   window},
+                   window, rows_from, rows_to},
                   parallel);
           continue;
         }
@@ -144,7 +170,7 @@ struct GroupAttention {
         }
         append(new_k, new_v, seq, kvh, d, tk.data(), tv.data(), rows, before[b]);
         attend_({query.Data() + q_off, tk.data(), tv.data(), o + q_off, seq, before[b], rows, nh, kvh, d, scale,
-                 window},
+                 window, rows_from, rows_to},
                 parallel);
         for (size_t n = 0; n < kvh; ++n) {
           std::memcpy(pk + kv_off + n * cap * d, &tk[(n * rows + rows - after[b]) * d], after[b] * d * sizeof(float));
@@ -173,6 +199,33 @@ struct GroupAttention {
     return positions - step * ((positions - cap + step - 1) / step);
   }
 
+  // Each query's rows [starts[s], ends[s]) in a buffer whose first `before` rows precede this call's, given the
+  // call's token types; false (and nothing written) when the call holds no image or video token.
+  bool block_rows(const int64_t* types, size_t seq, size_t before, size_t window, std::vector<size_t>* starts,
+                  std::vector<size_t>* ends) const {
+    const auto in_block = [&](size_t s) { return types[s] == 1 || types[s] == 2; };
+    bool any = false;
+    for (size_t s = 0; s < seq && !any; ++s) any = in_block(s);
+    if (!any) return false;
+    starts->assign(seq, 0);
+    ends->assign(seq, 0);
+    for (size_t s = 0; s < seq;) {
+      size_t run = s + 1;  // [s, run): one block, or one text position
+      if (in_block(s)) {
+        while (run < seq && in_block(run)) ++run;
+      }
+      for (size_t i = s; i < run; ++i) {
+        const size_t causal_end = before + i + 1;
+        size_t start = window && causal_end > window ? causal_end - window : 0;
+        if (in_block(i) && (blocks_widen_window_ || !window)) start = std::min(start, before + s);
+        (*starts)[i] = start;
+        (*ends)[i] = in_block(i) ? before + run : causal_end;
+      }
+      s = run;
+    }
+    return true;
+  }
+
   // this call's keys and values ([seq][kv_heads][head_dim]) into a [kv_heads][cap][head_dim] cache at row `row`
   static void append(const float* k, const float* v, size_t seq, size_t kvh, size_t d, float* ck, float* cv,
                      size_t cap, size_t row) {
@@ -189,6 +242,7 @@ struct GroupAttention {
   float scale_ = 0.0f;    // 0: 1 / sqrt(head_dim), as GroupQueryAttention
   int64_t window_ = -1;   // local_window_size: -1 none, else the rows a query sees, itself included
   bool compact_ = false;  // sliding_window_cache = 1: the cache holds a window that the op compacts
+  bool blocks_widen_window_ = false;  // image_mask "all": a block's queries see the whole block, past the window
   AttendFn attend_ = nullptr;
   std::string error_;
 };
