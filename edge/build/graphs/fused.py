@@ -18,7 +18,8 @@ Same model as ``decoder.py`` (the reference graph), built for speed on a CPU sta
   that need it take an ``If`` branch: before the cache is updated, it copies the resident window
   of past keys/values (the copy is ordered before the update by passing K/V through the same
   ``If``); after the update, it recomputes that layer's attention explicitly with the full mask.
-  Text-only calls (every decode step) skip both branches.
+  Text-only calls (every decode step) skip both branches. Where the station runs our attention
+  kernel, it computes that mask itself and both branches go at load (``edge/kernels/blocks.py``).
 
 Inputs: ``inputs_embeds [1, seq, hidden]``, ``position_ids [1, seq]`` (absolute, contiguous:
 the first one is the number of tokens already cached), ``mm_token_type_ids [1, seq]``, and the
