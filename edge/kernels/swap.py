@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.kernels.blocks import fold_image_blocks
+from edge.kernels.gated import fold_gated_gelu
 from edge.kernels.library import ATTENTION_OP, DOMAIN, INT8_OP, OP, takes, takes_int8
 
 _PACKAGE = "edge_kernels_onnx_subset"
@@ -126,12 +127,21 @@ class Swapped:
     attention: int  # GroupQueryAttention -> GroupAttention
     int8: int = 0  # int8 MatMulNBits -> MatMulInt8
     image_blocks: int = 0  # layers whose image-block If branches GroupAttention took over (blocks.py)
+    gated: int = 0  # Split -> Gelu -> Mul folded into GatedGelu (gated.py)
 
 
-def swap(model: bytes, isa: str, attention: bool = True, int8: bool = False, image_mask: str | None = None) -> Swapped:
+def swap(
+    model: bytes,
+    isa: str,
+    attention: bool = True,
+    int8: bool = False,
+    image_mask: str | None = None,
+    gated: bool = True,
+) -> Swapped:
     """``model`` with every swappable node running our kernels' ``isa`` path (``attention``: also the attention;
     ``int8``: also the int8 matmuls, which MatMulInt8 reads once per row group: for a decoder's LM head;
-    ``image_mask``: the bundle's, and the attention also takes over the image-block ``If`` branches).
+    ``image_mask``: the bundle's, and the attention also takes over the image-block ``If`` branches; ``gated``:
+    every GeGLU activation, Split → Gelu → Mul, becomes one GatedGelu node, ``gated.fold_gated_gelu``).
 
     The top-level graph only: the decoder's ``If`` branches hold no weight matmuls, and with ``image_mask`` the
     branches that make image prompts exact go (``blocks.fold_image_blocks``); without it they stay, plain ONNX.
@@ -154,9 +164,10 @@ def swap(model: bytes, isa: str, attention: bool = True, int8: bool = False, ima
         else:
             continue
         node.attribute.append(classes["AttributeProto"](name="isa", s=isa.encode(), type=_STRING_ATTRIBUTE))
-    if matmuls + attentions + int8s == 0:
+    geglu = fold_gated_gelu(proto.graph, isa) if gated else 0
+    if matmuls + attentions + int8s + geglu == 0:
         return Swapped(model, 0, 0)
     blocks = fold_image_blocks(proto.graph, image_mask) if attentions and image_mask else 0
     if not any(opset.domain == DOMAIN for opset in proto.opset_import):
         proto.opset_import.add(domain=DOMAIN, version=1)
-    return Swapped(proto.SerializeToString(), matmuls, attentions, int8s, blocks)
+    return Swapped(proto.SerializeToString(), matmuls, attentions, int8s, blocks, geglu)

@@ -162,6 +162,7 @@ class BundleSessions:
         self.attention_nodes = 0
         self.image_block_nodes = 0  # of those, layers that also compute the image-block mask (no If branches)
         self.int8_nodes = 0  # int8 MatMulNBits nodes (the LM head) on our MatMulInt8
+        self.gated_nodes = 0  # GeGLU activations (Split, Gelu, Mul) on our GatedGelu
         if self.kernels.isa is None and setting != "off":
             log.warning("int4 kernels: using onnxruntime's MatMulNBits: %s", self.kernels.reason)
         self.sessions: dict[str, Any] = {}
@@ -171,10 +172,11 @@ class BundleSessions:
             self.kernels = KernelChoice(None, None, "no int4 MatMulNBits node in the bundle that our kernels take")
         elif self.kernels.isa:
             log.info(
-                "int4 kernels: %s on %d weight matmuls (+ %d int8)",
+                "int4 kernels: %s on %d weight matmuls (+ %d int8), %d GeGLU activations",
                 self.kernels.label,
                 self.kernel_nodes,
                 self.int8_nodes,
+                self.gated_nodes,
             )
         if self.attention_nodes:
             log.info(
@@ -245,13 +247,14 @@ class BundleSessions:
             mask = self.manifest.processor.get("image_mask")
             mask = mask if mask in IMAGE_MASKS else None
             done = swap(path.read_bytes(), self.kernels.isa, attention=self.attention, int8=int8, image_mask=mask)
-            if done.matmuls or done.attention or done.int8:
+            if done.matmuls or done.attention or done.int8 or done.gated:
                 try:
                     sess = ort.InferenceSession(done.model, sess_options=self._options(True, spin), providers=_CPU)
                     self.kernel_nodes += done.matmuls
                     self.int8_nodes += done.int8
                     self.attention_nodes += done.attention
                     self.image_block_nodes += done.image_blocks
+                    self.gated_nodes += done.gated
                     return sess
                 except Exception as exc:  # onnxruntime raises its own pybind exception types
                     if self._forced:

@@ -23,7 +23,7 @@ def _ops(model: onnx.ModelProto) -> Counter[tuple[str, str, int]]:
 def test_every_int4_node_is_swapped_and_nothing_else_changes(int4_bundle: Path) -> None:
     raw = (int4_bundle / "decoder.onnx").read_bytes()
     before = onnx.load_from_string(raw)
-    done = swap(raw, "avx2", attention=False)
+    done = swap(raw, "avx2", attention=False, gated=False)
     swapped_bytes, count = done.model, done.matmuls
     after = onnx.load_from_string(swapped_bytes)
     ops_before, ops_after = _ops(before), _ops(after)
@@ -146,3 +146,24 @@ def test_image_block_branches_fold_into_our_attention(int4_bundle: Path, image_m
     assert swap(raw, "scalar", attention=False, image_mask=image_mask).image_blocks == 0
     with pytest.raises(ValueError, match="image_mask must be one of sliding, all, not 'causal'"):
         swap(raw, "scalar", image_mask="causal")
+
+
+def test_geglu_activations_fold_into_gated_gelu(int4_bundle: Path) -> None:
+    """Every layer's Split → Gelu(tanh) → Mul becomes one GatedGelu on the gate/up matmul's output, writing the
+    Mul's output; the other Splits (the fused Q/K/V) stay."""
+    raw = (int4_bundle / "decoder.onnx").read_bytes()
+    before = onnx.load_from_string(raw)
+    done = swap(raw, "scalar")
+    after = onnx.load_from_string(done.model)
+    gelus = [n for n in before.graph.node if n.op_type == "Gelu"]
+    assert len(gelus) == 6 and done.gated == 6
+    ours = [n for n in after.graph.node if n.op_type == "GatedGelu" and n.domain == DOMAIN]
+    producers = {o: n for n in after.graph.node for o in n.output}
+    assert [producers[n.input[0]].op_type for n in ours] == ["MatMulInt4"] * 6
+    muls = {o for n in before.graph.node if n.op_type == "Mul" for o in n.output}
+    assert {n.output[0] for n in ours} <= muls
+    assert not any(n.op_type == "Gelu" for n in after.graph.node)
+    splits = sum(n.op_type == "Split" for n in before.graph.node)
+    assert sum(n.op_type == "Split" for n in after.graph.node) == splits - 6
+    assert {next(a.s for a in n.attribute if a.name == "isa") for n in ours} == {b"scalar"}
+    assert swap(raw, "scalar", gated=False).gated == 0

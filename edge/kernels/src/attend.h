@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "attention.h"
+#include "vecmath.h"
 
 namespace edge_kernels {
 namespace {
@@ -58,24 +59,6 @@ inline float hsum(F8 h) {
 inline float hsum(F16 v) {
   return hsum(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
-}
-
-// exp(x) for x <= 0: 2^(x log2 e) split into 2^n · 2^f, |f| <= 1/2, 2^f by its degree-6 Taylor polynomial
-// (relative error about 1e-7); below -87 it returns about 1.6e-38 instead of underflowing
-inline Vec exp_neg(Vec x) {
-  const Vec lo = x - x - 87.0f;
-  x = x < lo ? lo : x;
-  const Vec y = x * 1.44269504088896341f;
-  const Vec n = (y + 12582912.0f) - 12582912.0f;  // round to nearest (1.5 · 2^23)
-  const Vec f = y - n;
-  Vec p = f * 1.5403530393381609e-4f + 1.3333558146428443e-3f;
-  p = p * f + 9.6181291076284772e-3f;
-  p = p * f + 5.5504108664821580e-2f;
-  p = p * f + 2.4022650695910071e-1f;
-  p = p * f + 6.9314718055994531e-1f;
-  p = p * f + 1.0f;
-  const IVec bits = (__builtin_convertvector(n, IVec) + 127) << 23;
-  return p * (Vec)bits;  // same-size vector cast: the bits as floats, 2^n
 }
 
 // NQ (1..4) dot products of one cached row with NQ queries: the row's vectors are loaded once
@@ -144,7 +127,7 @@ inline float softmax_step(float* pj, size_t from, size_t valid, size_t tile, flo
   Vec sum = {};
   for (size_t r = 0; r < tile; r += kLanes) {
     const Vec x = load(pj + r);
-    Vec e = exp_neg(x - top);
+    Vec e = exp_neg<Vec, IVec>(x - top);
     e = x > kNoMax * 0.5f ? e : e - e;  // masked rows give exactly 0
     store(pj + r, e);
     sum += e;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "attention.h"
+#include "gated_gelu.h"
 #include "int4.h"
 #include "int8.h"
 
@@ -15,6 +16,7 @@ struct Isa {
   TileFn stream;  // the GEMV micro-kernel (decode, M <= kMaxRows)
   AttendFn attend;  // GroupAttention (fp32: AVX-VNNI parts run the AVX2 build)
   Int8Fn int8;      // MatMulInt8 (memory-bound: every vector path runs the AVX2 kernel)
+  GatedFn gated;    // GatedGelu (fp32, as the attention)
 };
 
 // EDGE_KERNELS unset, "" or "auto": the best path this CPU supports, in the order below. "avx512vnni",

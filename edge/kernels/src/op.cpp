@@ -82,6 +82,7 @@ __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps
       domain.Add(op.get());
       domain.Add(edge_kernels::group_attention_op());
       domain.Add(edge_kernels::matmul_int8_op());
+      domain.Add(edge_kernels::gated_gelu_op());
       added = true;
     }
     Ort::UnownedSessionOptions(options).Add(domain);

@@ -28,4 +28,7 @@ Ort::Custom::OrtLiteCustomOp* group_attention_op();
 // edge.kernels::MatMulInt8 (int8_op.cpp).
 Ort::Custom::OrtLiteCustomOp* matmul_int8_op();
 
+// edge.kernels::GatedGelu (gated_gelu_op.cpp).
+Ort::Custom::OrtLiteCustomOp* gated_gelu_op();
+
 }  // namespace edge_kernels
