@@ -28,6 +28,10 @@ DOMAIN = "edge.kernels"
 OP = "MatMulInt4"
 INT8_OP = "MatMulInt8"  # the decoder's int8 LM head
 INT8_GRAPHS = ("decoder",)  # graphs whose int8 MatMulNBits nodes run MatMulInt8: one row per decode step there
+# paths whose MatMulInt8 has a GEMM for prefill (panel8): there every graph's int8 nodes run it (the vision and
+# audio graphs' hundreds of rows; elsewhere its GEMV would reread the weights every 4 rows). The memory plan
+# counts those graphs' block sums as MatMulNBits' (a few MiB on the 12B: it errs high)
+INT8_GEMM_PATHS = ("avx512vnni",)
 ATTENTION_OP = "GroupAttention"
 LIBRARY_STEM = "_int4"
 

@@ -17,7 +17,15 @@ from edge.bundle.memory import SLIDING_SLACK
 from edge.bundle.verify import verify_bundle
 from edge.errors import BundleError, EngineError
 from edge.kernels.blocks import IMAGE_MASKS
-from edge.kernels.library import ATTENTION_ENV, ENV, INT8_GRAPHS, KernelChoice, choose_kernels, our_attention
+from edge.kernels.library import (
+    ATTENTION_ENV,
+    ENV,
+    INT8_GEMM_PATHS,
+    INT8_GRAPHS,
+    KernelChoice,
+    choose_kernels,
+    our_attention,
+)
 from edge.kernels.swap import swap
 from edge.runtime.prompt import IMAGE, VIDEO
 from edge.spec import SLIDING, ModelSpec
@@ -167,7 +175,8 @@ class BundleSessions:
             log.warning("int4 kernels: using onnxruntime's MatMulNBits: %s", self.kernels.reason)
         self.sessions: dict[str, Any] = {}
         for name, graph in manifest.graphs.items():
-            self.sessions[name] = self._load(bundle / graph["file"], int8=name in INT8_GRAPHS, spin=name == "decoder")
+            int8 = name in INT8_GRAPHS or self.kernels.isa in INT8_GEMM_PATHS
+            self.sessions[name] = self._load(bundle / graph["file"], int8=int8, spin=name == "decoder")
         if self.kernels.isa and not self.kernel_nodes:
             self.kernels = KernelChoice(None, None, "no int4 MatMulNBits node in the bundle that our kernels take")
         elif self.kernels.isa:

@@ -87,6 +87,9 @@ void stream_avx2(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size
 void panel_avxvnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void stream_avxvnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void panel_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
+// The same GEMM over int8 weights (int8.h's layout, 32 bytes per block, in an Int4Weights' fields): MatMulInt8's
+// prefill (the vision and audio graphs)
+void panel8_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 void stream_avx512vnni(const Q8Rows&, size_t, size_t, const Int4Weights&, size_t, size_t, float*, size_t);
 
 // The loops every micro-kernel shares. Internal linkage on purpose: each ISA file compiles them under its

@@ -1,7 +1,9 @@
 // The onnxruntime custom op edge.kernels::MatMulInt8: a com.microsoft MatMulNBits node with bits 8, block_size 32,
 // accuracy level 4 and no zero points (A, B, scales; K, N), swapped at load like MatMulInt4 (edge/kernels/swap.py)
-// and reading the same bytes in place (int8.h): no pre-packed copy, no block sums. The runtime swaps only the
-// decoder's (its LM head, one row per decode step); the attribute "isa" names the path (dispatch.h).
+// and reading the same bytes in place (int8.h): no pre-packed copy, no block sums. Up to kMaxRows rows (the
+// decoder's LM head, one row per decode step) it runs the GEMV; more rows (the vision and audio graphs'
+// prefill) take the int4 GEMM's panels over whole bytes where the path has them (panel8), the GEMV elsewhere.
+// The attribute "isa" names the path (dispatch.h).
 #define ORT_API_MANUAL_INIT
 #include "onnxruntime_cxx_api.h"
 #undef ORT_API_MANUAL_INIT
@@ -22,6 +24,10 @@ struct Int8Layout {
   static constexpr size_t kBlockBytes = kBlock;
   static void run(const Isa& isa, const float* a, size_t m, size_t k, size_t n, size_t nb, const uint8_t* b,
                   const float* scales, float* y, const Parallel& parallel) {
+    if (m > kMaxRows && isa.panel8 != nullptr) {  // prefill: the int4 GEMM's panels over whole bytes
+      gemm(a, m, Int4Weights{b, scales, n, k, nb}, y, isa.panel8, parallel);
+      return;
+    }
     gemv8(a, m, Int8Weights{b, scales, n, k, nb}, y, isa.int8, parallel);
   }
 };

@@ -62,25 +62,47 @@ inline void transpose16(__m512i r[16]) {
   }
 }
 
+// Int8 weights (int8.h: 32 bytes per block, element order) packed into the same panel: each block's bytes are
+// reordered to its 16 even elements, then its 16 odd ones, so dword t is exactly quad t of the int4 layout (the
+// weights of qe[b * 16 + 4t] for t < 4, of qo[b * 16 + 4(t - 4)] after), and the micro-kernel runs unchanged
+// but for the zero point: 128 instead of 8.
+template <int Bits>
+constexpr size_t kPackBytes = Bits == 4 ? kBlockBytes : 2 * kBlockBytes;  // weight bytes per block
+
+// 64 bytes = 2 int8 blocks of one column, each reordered to [its 16 even bytes, its 16 odd bytes]
+inline __m512i evens_then_odds(__m512i x) {
+  // per 16-byte lane: 8 even bytes, then 8 odd ones; then per block (two lanes) the evens of both lanes first
+  const __m512i bytes = _mm512_set4_epi32(0x0F0D0B09, 0x07050301, 0x0E0C0A08, 0x06040200);
+  const __m512i lanes = _mm512_set_epi64(7, 5, 6, 4, 3, 1, 2, 0);
+  return _mm512_permutexvar_epi64(lanes, _mm512_shuffle_epi8(x, bytes));
+}
+
 // Packs blocks [c0, c1) of columns [n0, min(n0 + kColumns, n1)) (c1 - c0 <= kChunk) into wp / sp.
+template <int Bits>
 void pack(const Int4Weights& w, size_t n0, size_t n1, size_t c0, size_t c1, uint8_t* wp, float* sp) {
   const __m512i low = _mm512_set1_epi8(0x0F);
+  constexpr size_t kStep = 64 / kPackBytes<Bits>;  // blocks per 64-byte load: 4 (int4) or 2 (int8)
   for (int v = 0; v < kVectors; ++v) {
     const size_t first = n0 + 16 * v;
     const size_t cols = first >= n1 ? 0 : (n1 - first < 16 ? n1 - first : 16);
     __m512i r[16];
-    // 4 blocks (64 bytes) of each of the 16 columns per step; a shorter last step never reads past c1
-    for (size_t b = c0; b < c1; b += 4) {
-      const size_t left = c1 - b < 4 ? c1 - b : 4;
-      const __mmask64 mask = left == 4 ? ~__mmask64{0} : (__mmask64{1} << (left * kBlockBytes)) - 1;
+    // kStep blocks (64 bytes) of each of the 16 columns per step; a shorter last step never reads past c1
+    for (size_t b = c0; b < c1; b += kStep) {
+      const size_t left = c1 - b < kStep ? c1 - b : kStep;
+      const __mmask64 mask = left == kStep ? ~__mmask64{0} : (__mmask64{1} << (left * kPackBytes<Bits>)) - 1;
       for (size_t c = 0; c < 16; ++c) {
-        r[c] = c < cols ? _mm512_maskz_loadu_epi8(mask, w.q + ((first + c) * w.nb + b) * kBlockBytes)
+        r[c] = c < cols ? _mm512_maskz_loadu_epi8(mask, w.q + ((first + c) * w.nb + b) * kPackBytes<Bits>)
                         : _mm512_setzero_si512();
+        if (Bits == 8) r[c] = evens_then_odds(r[c]);
       }
-      transpose16(r);  // r[4L + j]: dword j of block b + L, for the 16 columns
+      transpose16(r);  // r[d]: dword d of the 64 bytes, for the 16 columns
       uint8_t* out = wp + (b - c0) * kBlockPack + v * 64;
       for (int d = 0; d < 16; ++d) {
-        uint8_t* quad = out + (d / 4) * kBlockPack + (d % 4) * kVectors * 64;
+        if (Bits == 8) {  // dword d: quad d % 8 of block b + d / 8
+          _mm512_store_si512(out + (d / 8) * kBlockPack + (d % 8) * kVectors * 64, r[d]);
+          continue;
+        }
+        uint8_t* quad = out + (d / 4) * kBlockPack + (d % 4) * kVectors * 64;  // dword j of block b + L
         _mm512_store_si512(quad, _mm512_and_si512(r[d], low));
         _mm512_store_si512(quad + 4 * kVectors * 64, _mm512_and_si512(_mm512_srli_epi16(r[d], 4), low));
       }
@@ -98,8 +120,9 @@ void pack(const Int4Weights& w, size_t n0, size_t n1, size_t c0, size_t c1, uint
   }
 }
 
-// Rows m0..m0+MR-1 × the packed panel over blocks [c0, c1): y = (first ? 0 : y) + the chunk's products.
-template <int MR>
+// Rows m0..m0+MR-1 × the packed panel over blocks [c0, c1): y = (first ? 0 : y) + the chunk's products. The
+// zero point is 8 << Shift (int4: 8, int8: 128), so a block's sum starts at zero_term (−8 · Σa) << Shift.
+template <int MR, int Shift>
 void micro(const Q8Rows& a, size_t m0, const uint8_t* wp, const float* sp, size_t c0, size_t c1, float* y,
            size_t ldy, const __mmask16* masks, bool first) {
   const int8_t* qe[MR];
@@ -118,7 +141,7 @@ void micro(const Q8Rows& a, size_t m0, const uint8_t* wp, const float* sp, size_
   for (size_t b = c0; b < c1; ++b, wp += kBlockPack, sp += kScalePack) {
     __m512i dot[MR][kVectors];
     for (int i = 0; i < MR; ++i) {  // the zero point's term first: the block's sum is then exact in int32
-      const __m512i start = _mm512_set1_epi32(zt[i][b]);
+      const __m512i start = _mm512_set1_epi32(zt[i][b] * (1 << Shift));
       for (int v = 0; v < kVectors; ++v) dot[i][v] = start;
     }
 #pragma GCC unroll 8
@@ -150,10 +173,10 @@ void micro(const Q8Rows& a, size_t m0, const uint8_t* wp, const float* sp, size_
   }
 }
 
-}  // namespace
-
-void panel_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
-                      size_t ldy) {
+// The task's panels: every kColumns columns of [n0, n1), over the slab's rows, a K chunk at a time.
+template <int Bits>
+void panel(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y, size_t ldy) {
+  constexpr int kShift = Bits == 4 ? 0 : 4;
   // the packed chunk lives on this task's stack: no allocation, so nothing can throw inside onnxruntime's
   // thread pool
   alignas(64) uint8_t wp[kChunk * kBlockPack];
@@ -168,16 +191,30 @@ void panel_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights
         const size_t cols = first >= n1 ? 0 : (n1 - first < 16 ? n1 - first : 16);
         masks[v] = static_cast<__mmask16>((1u << cols) - 1);
       }
-      pack(w, n, n1, c0, c1, wp, sp);
+      pack<Bits>(w, n, n1, c0, c1, wp, sp);
       size_t m = m0;
-      for (; m + kRows <= m0 + rows; m += kRows) micro<kRows>(a, m, wp, sp, c0, c1, y + n, ldy, masks, c0 == 0);
+      for (; m + kRows <= m0 + rows; m += kRows) {
+        micro<kRows, kShift>(a, m, wp, sp, c0, c1, y + n, ldy, masks, c0 == 0);
+      }
       if (m < m0 + rows) {
         with_rows(m0 + rows - m, [&](auto mr) {
-          micro<decltype(mr)::value>(a, m, wp, sp, c0, c1, y + n, ldy, masks, c0 == 0);
+          micro<decltype(mr)::value, kShift>(a, m, wp, sp, c0, c1, y + n, ldy, masks, c0 == 0);
         });
       }
     }
   }
+}
+
+}  // namespace
+
+void panel_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1, float* y,
+                      size_t ldy) {
+  panel<4>(a, m0, rows, w, n0, n1, y, ldy);
+}
+
+void panel8_avx512vnni(const Q8Rows& a, size_t m0, size_t rows, const Int4Weights& w, size_t n0, size_t n1,
+                       float* y, size_t ldy) {
+  panel<8>(a, m0, rows, w, n0, n1, y, ldy);
 }
 
 }  // namespace edge_kernels
