@@ -114,14 +114,16 @@ def run(args: argparse.Namespace) -> int:
         if args.kernels:
             from edge.bench.bandwidth import read_bandwidth_isolated
             from edge.bench.kernels import format_kernels, kernel_table
+            from edge.bench.kernels_int8 import format_int8, int8_table
 
             rows = kernel_table(bundle, threads=args.threads, repeats=max(args.repeats, 3))
+            int8_rows = int8_table(bundle, threads=args.threads, repeats=max(args.repeats, 3))
             bandwidth = max(read_bandwidth_isolated(args.threads)["bytes_per_s"] for _ in range(3))
             print(format_kernels(rows, bandwidth))
+            print(format_int8(int8_rows))
             if args.json:
-                Path(args.json).write_text(
-                    json.dumps({"kernels": rows, "read_bandwidth_bytes_s": bandwidth}, indent=2) + "\n"
-                )
+                report = {"kernels": rows, "int8_kernels": int8_rows, "read_bandwidth_bytes_s": bandwidth}
+                Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
             return 0
         if args.profile:
             from edge.bench.profile import format_profile, profile_decode

@@ -155,3 +155,15 @@ def test_kernels_table_covers_every_decoder_weight_shape(tmp_path: Path, int4_bu
         assert r["kernels"].startswith("edge-")
         assert f"{r['K']} × {r['N']}" in proc.stdout
     assert "read bandwidth, same run" in proc.stdout
+    # the second table: every int8 shape of the vision and audio graphs, both kernels, at an image's rows
+    int8 = json.loads(out.read_text())["int8_kernels"]
+    wanted = set()
+    for graph in ("vision", "audio"):
+        m = onnx.load(str(int4_bundle / f"{graph}.onnx"), load_external_data=False)
+        for n in m.graph.node:
+            a = {x.name: x.i for x in n.attribute}
+            if n.op_type == "MatMulNBits" and a["bits"] == 8:
+                wanted.add((graph, a["K"], a["N"]))
+    assert {(r["graph"], r["K"], r["N"]) for r in int8} == wanted and wanted
+    assert all(r["nbits_gflop_s"] > 0 and r["edge_gflop_s"] > 0 and r["m"] == 264 for r in int8)
+    assert "int8 weights (vision, audio), M = 264" in proc.stdout
