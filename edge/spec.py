@@ -20,6 +20,9 @@ from edge.errors import UnsupportedModelError
 SUPPORTED_MODEL_TYPES = ("gemma4_unified",)
 SLIDING = "sliding_attention"
 FULL = "full_attention"
+# how an image block's bidirectional mask meets the sliding window (edge.build.graphs.decoder explains the two);
+# a bundle records its own (manifest processor.image_mask), and both the export and the station read this list
+IMAGE_MASKS = ("sliding", "all")
 
 _DEFAULT_ROPE: dict[str, dict[str, Any]] = {
     SLIDING: {"rope_type": "default", "rope_theta": 10_000.0},

@@ -21,43 +21,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.kernels.graph_edit import ONNX_DOMAINS, attribute, readers, remove, set_string
+from edge.kernels.library import ATTENTION_INPUTS, ATTENTION_OP, DOMAIN
+from edge.spec import IMAGE_MASKS
+
 TOKEN_TYPES = "mm_token_type_ids"  # the fused decoder's input the op derives the blocks from
-IMAGE_MASKS = ("sliding", "all")  # the manifest's image_mask values (edge.build.graphs.decoder.IMAGE_MASKS)
-_ATTENTION_INPUTS = 7
-_STRING_ATTRIBUTE = 3
-
-
-def _branch(node: Any, name: str) -> Any | None:
-    for attr in node.attribute:
-        if attr.name == name and attr.HasField("g"):
-            return attr.g
-    return None
 
 
 def _passed_through(node: Any) -> list[str | None] | None:
     """The outer values an ``If`` node's ``else`` branch returns unchanged (Identity), one per output, or None
     for an output it computes (the window copies' empty slices)."""
-    branch = _branch(node, "else_branch")
-    if branch is None:
+    else_branch = attribute(node, "else_branch")
+    if else_branch is None or not else_branch.HasField("g"):
         return None
+    branch = else_branch.g
     made = {out: inner for inner in branch.node for out in inner.output}
     names: list[str | None] = []
     for value in branch.output:
         name: str | None = value.name
         while name in made:  # follow the branch's Identity nodes out to the outer value
             inner = made[name]
-            identity = inner.op_type == "Identity" and inner.domain in ("", "ai.onnx") and len(inner.input) == 1
+            identity = inner.op_type == "Identity" and inner.domain in ONNX_DOMAINS and len(inner.input) == 1
             name = inner.input[0] if identity else None
         names.append(name if name != value.name else None)
     return names
 
 
 def _foldable(
-    nodes: list[Any], at: int, producers: dict[str, int], readers: dict[str, list[int]], passes: dict[str, int]
-) -> tuple[int, int] | None:
-    """The positions of the two ``If`` nodes of the attention node at ``at``, when they have exactly the fused
-    graph's shape. ``passes``: a one-output ``If`` node's position by the value its ``else`` branch passes
-    through (a branch reads outer values by name, so they are not among the node's inputs)."""
+    nodes: list[Any], at: int, producers: dict[str, int], read_by: dict[str, list[int]], passes: dict[str, int]
+) -> tuple[int, int, str, str] | None:
+    """The positions of the two ``If`` nodes of the attention node at ``at`` and the key and value the first
+    passes through, when they have exactly the fused graph's shape. ``passes``: a one-output ``If`` node's
+    position by the value its ``else`` branch passes through (a branch reads outer values by name, so they are
+    not among the node's inputs)."""
     attention = nodes[at]
     i = producers.get(attention.input[1])
     if i is None or nodes[i].op_type != "If" or len(nodes[i].output) != 4:
@@ -66,14 +62,14 @@ def _foldable(
     if list(first.output[2:]) != list(attention.input[1:3]):
         return None
     through = _passed_through(first)
-    if through is None or None in through[2:]:
+    if through is None or through[2] is None or through[3] is None:
         return None
     j = passes.get(attention.output[0])
-    if j is None or nodes[j].input[:1] != first.input[:1] or readers.get(attention.output[0]):
+    if j is None or nodes[j].input[:1] != first.input[:1] or read_by.get(attention.output[0]):
         return None
-    if any(readers.get(name) for name in first.output[:2]):
+    if any(read_by.get(name) for name in first.output[:2]):
         return None
-    return i, j
+    return i, j, through[2], through[3]
 
 
 def fold_image_blocks(graph: Any, image_mask: str) -> int:
@@ -83,14 +79,9 @@ def fold_image_blocks(graph: Any, image_mask: str) -> int:
         raise ValueError(f"image_mask must be one of {', '.join(IMAGE_MASKS)}, not {image_mask!r}")
     if TOKEN_TYPES not in {value.name for value in graph.input}:
         return 0
-    from edge.kernels.library import ATTENTION_OP, DOMAIN
-
     nodes = list(graph.node)
     producers = {out: i for i, node in enumerate(nodes) for out in node.output}
-    readers: dict[str, list[int]] = {}
-    for i, node in enumerate(nodes):
-        for name in node.input:
-            readers.setdefault(name, []).append(i)
+    read_by = readers(nodes)
     passes = {}
     for i, node in enumerate(nodes):
         through = _passed_through(node) if node.op_type == "If" and len(node.output) == 1 else None
@@ -98,18 +89,16 @@ def fold_image_blocks(graph: Any, image_mask: str) -> int:
             passes[through[0]] = i
     drop: list[int] = []
     for at, node in enumerate(nodes):
-        if node.op_type != ATTENTION_OP or node.domain != DOMAIN or len(node.input) != _ATTENTION_INPUTS:
+        if node.op_type != ATTENTION_OP or node.domain != DOMAIN or len(node.input) != ATTENTION_INPUTS:
             continue
-        pair = _foldable(nodes, at, producers, readers, passes)
-        if pair is None:
+        found = _foldable(nodes, at, producers, read_by, passes)
+        if found is None:
             continue
-        first, second = nodes[pair[0]], nodes[pair[1]]
-        key, value = (_passed_through(first) or [])[2:]
+        first, second, key, value = found
         node.input[1], node.input[2] = key, value
-        node.output[0] = second.output[0]
+        node.output[0] = nodes[second].output[0]
         node.input.append(TOKEN_TYPES)
-        node.attribute.add(name="image_mask", s=image_mask.encode(), type=_STRING_ATTRIBUTE)
-        drop.extend(pair)
-    for i in sorted(drop, reverse=True):
-        del graph.node[i]
+        set_string(node, "image_mask", image_mask)
+        drop += [first, second]
+    remove(graph, drop)
     return len(drop) // 2

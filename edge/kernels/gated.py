@@ -16,34 +16,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.kernels.graph_edit import ONNX_DOMAINS, attribute, readers, remove, set_string
+from edge.kernels.library import DOMAIN
+
 OP = "GatedGelu"
-_ONNX = ("", "ai.onnx")
-_STRING_ATTRIBUTE = 3
-
-
-def _attribute(node: Any, name: str) -> Any | None:
-    return next((a for a in node.attribute if a.name == name), None)
 
 
 def _is_tanh_gelu(node: Any) -> bool:
-    approximate = _attribute(node, "approximate")
-    return node.op_type == "Gelu" and node.domain in _ONNX and approximate is not None and approximate.s == b"tanh"
+    approximate = attribute(node, "approximate")
+    return (
+        node.op_type == "Gelu" and node.domain in ONNX_DOMAINS and approximate is not None and approximate.s == b"tanh"
+    )
 
 
-def _match(nodes: list[Any], at: int, readers: dict[str, list[int]]) -> tuple[int, int] | None:
+def _match(nodes: list[Any], at: int, read_by: dict[str, list[int]]) -> tuple[int, int] | None:
     """The positions of the Gelu and Mul that make the Split at ``at`` one GeGLU activation."""
     split = nodes[at]
-    axis = _attribute(split, "axis")
-    if split.op_type != "Split" or split.domain not in _ONNX or len(split.output) != 2 or axis is None or axis.i != -1:
+    axis = attribute(split, "axis")
+    if split.op_type != "Split" or split.domain not in ONNX_DOMAINS or len(split.output) != 2:
         return None
-    gate, up = (readers.get(name, []) for name in split.output)
+    if axis is None or axis.i != -1:
+        return None
+    gate, up = (read_by.get(name, []) for name in split.output)
     if len(gate) != 1 or len(up) != 1:
         return None
     g, m = gate[0], up[0]
     gelu, mul = nodes[g], nodes[m]
-    if not _is_tanh_gelu(gelu) or mul.op_type != "Mul" or mul.domain not in _ONNX:
+    if not _is_tanh_gelu(gelu) or mul.op_type != "Mul" or mul.domain not in ONNX_DOMAINS:
         return None
-    if sorted(mul.input) != sorted([gelu.output[0], split.output[1]]) or readers.get(gelu.output[0]) != [m]:
+    if sorted(mul.input) != sorted([gelu.output[0], split.output[1]]) or read_by.get(gelu.output[0]) != [m]:
         return None
     return g, m
 
@@ -51,16 +52,11 @@ def _match(nodes: list[Any], at: int, readers: dict[str, list[int]]) -> tuple[in
 def fold_gated_gelu(graph: Any, isa: str) -> int:
     """Fold every GeGLU activation of ``graph`` (the ``swap._messages`` subset) into one GatedGelu node running
     the ``isa`` path, in place; returns how many were folded."""
-    from edge.kernels.library import DOMAIN
-
     nodes = list(graph.node)
-    readers: dict[str, list[int]] = {}
-    for i, node in enumerate(nodes):
-        for name in node.input:
-            readers.setdefault(name, []).append(i)
+    read_by = readers(nodes)
     drop: list[int] = []
     for at, node in enumerate(nodes):
-        found = _match(nodes, at, readers)
+        found = _match(nodes, at, read_by)
         if found is None:
             continue
         mul = nodes[found[1]]
@@ -71,8 +67,7 @@ def fold_gated_gelu(graph: Any, isa: str) -> int:
         node.output.append(output)
         del node.attribute[:]
         node.op_type, node.domain = OP, DOMAIN
-        node.attribute.add(name="isa", s=isa.encode(), type=_STRING_ATTRIBUTE)
+        set_string(node, "isa", isa)
         drop.extend(found)
-    for i in sorted(drop, reverse=True):
-        del graph.node[i]
+    remove(graph, drop)
     return len(drop) // 2

@@ -33,6 +33,7 @@ INT8_GRAPHS = ("decoder",)  # graphs whose int8 MatMulNBits nodes run MatMulInt8
 # counts those graphs' block sums as MatMulNBits' (a few MiB on the 12B: it errs high)
 INT8_GEMM_PATHS = ("avx512vnni",)
 ATTENTION_OP = "GroupAttention"
+ATTENTION_INPUTS = 7  # query, key, value, past_key, past_value, seqlens_k, total_sequence_length
 LIBRARY_STEM = "_int4"
 
 

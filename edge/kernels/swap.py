@@ -20,10 +20,10 @@ from typing import Any
 
 from edge.kernels.blocks import fold_image_blocks
 from edge.kernels.gated import fold_gated_gelu
-from edge.kernels.library import ATTENTION_OP, DOMAIN, INT8_OP, OP, takes, takes_int8
+from edge.kernels.graph_edit import set_string
+from edge.kernels.library import ATTENTION_INPUTS, ATTENTION_OP, DOMAIN, INT8_OP, OP, takes, takes_int8
 
 _PACKAGE = "edge_kernels_onnx_subset"
-_STRING_ATTRIBUTE = 3  # onnx.AttributeProto.STRING
 
 
 @functools.cache
@@ -83,7 +83,7 @@ def _messages() -> dict[str, Any]:
     pool.Add(file)
     return {
         name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
-        for name in ("ModelProto", "AttributeProto")
+        for name in ("ModelProto",)
     }
 
 
@@ -105,7 +105,6 @@ def _matmul_op(node: Any, int8: bool) -> str | None:
 # a node with any other attribute (a newer onnxruntime's, say) stays on onnxruntime's op
 _ATTENTION_ATTRS = {"num_heads", "kv_num_heads", "scale", "local_window_size", "sliding_window_cache"}
 _ATTENTION_DEFAULTS = {"do_rotary": 0, "rotary_interleaved": 0, "softcap": 0.0, "smooth_softmax": 0, "qk_output": 0}
-_ATTENTION_INPUTS = 7  # query, key, value, past_key, past_value, seqlens_k, total_sequence_length
 
 
 def _attention_swappable(node: Any) -> bool:
@@ -115,8 +114,8 @@ def _attention_swappable(node: Any) -> bool:
     known = all(name in _ATTENTION_ATTRS or name in _ATTENTION_DEFAULTS for name in attrs)
     defaults = all(attrs.get(name, default) == default for name, default in _ATTENTION_DEFAULTS.items())
     cache = attrs.get("sliding_window_cache", 0) in (0, 1)
-    extra_inputs = [name for name in node.input[_ATTENTION_INPUTS:] if name]  # cos/sin caches, position ids...
-    complete = len(node.input) >= _ATTENTION_INPUTS and all(node.input[:_ATTENTION_INPUTS])
+    extra_inputs = [name for name in node.input[ATTENTION_INPUTS:] if name]  # cos/sin caches, position ids...
+    complete = len(node.input) >= ATTENTION_INPUTS and all(node.input[:ATTENTION_INPUTS])
     return complete and not extra_inputs and known and defaults and cache
 
 
@@ -159,11 +158,11 @@ def swap(
             int8s += op == INT8_OP
         elif attention and _attention_swappable(node):
             node.op_type, node.domain = ATTENTION_OP, DOMAIN
-            del node.input[_ATTENTION_INPUTS:]
+            del node.input[ATTENTION_INPUTS:]
             attentions += 1
         else:
             continue
-        node.attribute.append(classes["AttributeProto"](name="isa", s=isa.encode(), type=_STRING_ATTRIBUTE))
+        set_string(node, "isa", isa)
     geglu = fold_gated_gelu(proto.graph, isa) if gated else 0
     if matmuls + attentions + int8s + geglu == 0:
         return Swapped(model, 0, 0)

@@ -16,7 +16,6 @@ from edge.bundle.manifest import Manifest, load_manifest
 from edge.bundle.memory import SLIDING_SLACK
 from edge.bundle.verify import verify_bundle
 from edge.errors import BundleError, EngineError
-from edge.kernels.blocks import IMAGE_MASKS
 from edge.kernels.library import (
     ATTENTION_ENV,
     ENV,
@@ -28,7 +27,7 @@ from edge.kernels.library import (
 )
 from edge.kernels.swap import swap
 from edge.runtime.prompt import IMAGE, VIDEO
-from edge.spec import SLIDING, ModelSpec
+from edge.spec import IMAGE_MASKS, SLIDING, ModelSpec
 
 log = logging.getLogger(__name__)
 _CPU = ["CPUExecutionProvider"]
@@ -169,6 +168,9 @@ class BundleSessions:
         self.attention = our_attention(os.environ.get(ATTENTION_ENV))  # our GroupAttention where our kernels run
         self.attention_nodes = 0
         self.image_block_nodes = 0  # of those, layers that also compute the image-block mask (no If branches)
+        # the bundle's image-block mask, which our attention computes (a bundle without one keeps its If branches)
+        mask = manifest.processor.get("image_mask")
+        self.image_mask: str | None = mask if mask in IMAGE_MASKS else None
         self.int8_nodes = 0  # int8 MatMulNBits nodes (the LM head) on our MatMulInt8
         self.gated_nodes = 0  # GeGLU activations (Split, Gelu, Mul) on our GatedGelu
         if self.kernels.isa is None and setting != "off":
@@ -252,10 +254,9 @@ class BundleSessions:
         import onnxruntime as ort
 
         if self.kernels.isa is not None:
-            # the bundle's image-block mask: our attention computes it (a bundle without one keeps its If branches)
-            mask = self.manifest.processor.get("image_mask")
-            mask = mask if mask in IMAGE_MASKS else None
-            done = swap(path.read_bytes(), self.kernels.isa, attention=self.attention, int8=int8, image_mask=mask)
+            done = swap(
+                path.read_bytes(), self.kernels.isa, attention=self.attention, int8=int8, image_mask=self.image_mask
+            )
             if done.matmuls or done.attention or done.int8 or done.gated:
                 try:
                     sess = ort.InferenceSession(done.model, sess_options=self._options(True, spin), providers=_CPU)

@@ -26,7 +26,7 @@ from onnx import TensorProto
 
 from edge.build.graphs.builder import INT64_MAX, GraphBuilder
 from edge.build.quantize import QuantRecipe
-from edge.spec import FULL, SLIDING, LayerSpec, ModelSpec
+from edge.spec import FULL, IMAGE_MASKS, SLIDING, LayerSpec, ModelSpec
 
 P = "model.language_model."
 
@@ -36,7 +36,6 @@ P = "model.language_model."
 #   "all":     the generic create_masks_for_generate(block_sequence_ids=...) that the model's forward
 #              falls back to (generate() with the default DynamicCache): full = causal OR block;
 #              sliding = (causal AND window) OR block.
-IMAGE_MASKS = ("sliding", "all")
 NEG = float(np.finfo(np.float32).min)
 
 
