@@ -24,13 +24,7 @@
 namespace edge_kernels {
 namespace {
 
-// The includer sets EDGE_ATTEND_LANES to its registers' width in floats: 16 (zmm), 8 (ymm) or 4 (xmm). Wider
-// generic vectors than the target has are lowered piecewise through the stack: on AVX2, 16-float vectors made
-// the kernel 3-6× slower (its accumulators spilled and moved through general registers).
-constexpr size_t kLanes = EDGE_ATTEND_LANES;
-static_assert(kLanes == 4 || kLanes == 8 || kLanes == 16, "EDGE_ATTEND_LANES: 4, 8 or 16");
-typedef float Vec __attribute__((vector_size(4 * kLanes)));
-typedef int IVec __attribute__((vector_size(4 * kLanes)));
+// Vec and IVec (kLanes floats or ints, the includer's EDGE_VEC_LANES) come from vecmath.h
 typedef float F16 __attribute__((vector_size(64)));
 typedef float F8 __attribute__((vector_size(32)));
 typedef float F4 __attribute__((vector_size(16)));
@@ -127,7 +121,7 @@ inline float softmax_step(float* pj, size_t from, size_t valid, size_t tile, flo
   Vec sum = {};
   for (size_t r = 0; r < tile; r += kLanes) {
     const Vec x = load(pj + r);
-    Vec e = exp_neg<Vec, IVec>(x - top);
+    Vec e = exp_neg(x - top);
     e = x > kNoMax * 0.5f ? e : e - e;  // masked rows give exactly 0
     store(pj + r, e);
     sum += e;

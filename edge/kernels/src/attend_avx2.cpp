@@ -1,7 +1,7 @@
 // The attention kernel (attend.h) for avx2.
 #pragma GCC target("avx2,fma")
 #pragma GCC optimize("fp-contract=fast")  // the vector multiply-adds become FMAs where the target has them
-#define EDGE_ATTEND_LANES 8  // ymm registers
+#define EDGE_VEC_LANES 8  // ymm registers
 #include "attend.h"
 
 namespace edge_kernels {

@@ -1,7 +1,7 @@
 // The attention kernel (attend.h) for avx512.
 #pragma GCC target("avx512f,avx512bw,avx512vl,fma")
 #pragma GCC optimize("fp-contract=fast")  // the vector multiply-adds become FMAs where the target has them
-#define EDGE_ATTEND_LANES 16  // zmm registers
+#define EDGE_VEC_LANES 16  // zmm registers
 #include "attend.h"
 
 namespace edge_kernels {

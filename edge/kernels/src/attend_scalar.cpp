@@ -1,7 +1,7 @@
 // The attention kernel (attend.h) for scalar.
 // no target: the baseline x86-64 (SSE2) the package is built for
 #pragma GCC optimize("fp-contract=fast")  // the vector multiply-adds become FMAs where the target has them
-#define EDGE_ATTEND_LANES 4  // xmm registers
+#define EDGE_VEC_LANES 4  // xmm registers
 #include "attend.h"
 
 namespace edge_kernels {

@@ -69,12 +69,6 @@ struct GroupAttention {
     }
   }
 
-  static std::string dims(const std::vector<int64_t>& shape) {
-    std::string out = "[";
-    for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-    return out + "]";
-  }
-
   static Ort::Status invalid(const std::string& what) {
     return Ort::Status(("GroupAttention: " + what).c_str(), ORT_INVALID_ARGUMENT);
   }
@@ -83,16 +77,17 @@ struct GroupAttention {
                       const Ort::Custom::Tensor<float>& key, const Ort::Custom::Tensor<float>& value,
                       const Ort::Custom::Tensor<float>& past_key, const Ort::Custom::Tensor<float>& past_value,
                       const Ort::Custom::Tensor<int32_t>& seqlens_k, const Ort::Custom::Tensor<int32_t>& total,
-                      std::optional<const Ort::Custom::Tensor<int64_t>*> token_types, Ort::Custom::Tensor<float>& out, Ort::Custom::Tensor<float>& present_key,
-                      Ort::Custom::Tensor<float>& present_value) {
+                      std::optional<const Ort::Custom::Tensor<int64_t>*> token_types, Ort::Custom::Tensor<float>& out,
+                      Ort::Custom::Tensor<float>& present_key, Ort::Custom::Tensor<float>& present_value) {
     if (!error_.empty()) return Ort::Status(error_.c_str(), ORT_INVALID_ARGUMENT);
     try {
       const std::vector<int64_t>& qs = query.Shape();
       const std::vector<int64_t>& cache = past_key.Shape();
       // every shape, for the error messages only (built when one is returned, not on every call)
       const auto got = [&] {
-        return "; got query " + dims(qs) + ", key " + dims(key.Shape()) + ", value " + dims(value.Shape()) +
-               ", past_key " + dims(cache) + ", past_value " + dims(past_value.Shape());
+        return "; got query " + shape_text(qs) + ", key " + shape_text(key.Shape()) + ", value " +
+               shape_text(value.Shape()) + ", past_key " + shape_text(cache) + ", past_value " +
+               shape_text(past_value.Shape());
       };
       if (qs.size() != 3 || cache.size() != 4 || key.Shape() != value.Shape() || past_value.Shape() != cache) {
         return invalid("query, key and value must be [batch, seq, hidden], past_key and past_value "
@@ -113,8 +108,8 @@ struct GroupAttention {
       const int64_t* types = nullptr;
       if (token_types.has_value() && *token_types != nullptr) {
         if ((*token_types)->Shape() != std::vector<int64_t>{qs[0], qs[1]}) {
-          return invalid("mm_token_type_ids must be [batch, seq] = " + dims({qs[0], qs[1]}) + "; got " +
-                         dims((*token_types)->Shape()));
+          return invalid("mm_token_type_ids must be [batch, seq] = " + shape_text({qs[0], qs[1]}) + "; got " +
+                         shape_text((*token_types)->Shape()));
         }
         types = (*token_types)->Data();
       }

@@ -21,7 +21,8 @@ const Isa kPaths[] = {
     {"avx512vnni", panel_avx512vnni, stream_avx512vnni, attend_avx512, int8_avx2, panel8_avx512vnni, gated_gelu_avx512},
     {"avxvnni", panel_avxvnni, stream_avxvnni, attend_avx2, int8_avx2, nullptr, gated_gelu_avx2},
     {"avx2", panel_avx2, stream_avx2, attend_avx2, int8_avx2, nullptr, gated_gelu_avx2},
-    {"scalar", tile_scalar, tile_scalar, attend_scalar, int8_scalar, nullptr, gated_gelu_scalar},  // plain loops, any rows
+    // plain loops, any rows: one kernel serves as both GEMV and GEMM
+    {"scalar", tile_scalar, tile_scalar, attend_scalar, int8_scalar, nullptr, gated_gelu_scalar},
 };
 
 bool supported(const Isa& isa) {

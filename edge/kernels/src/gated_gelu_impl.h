@@ -1,5 +1,5 @@
 // The GatedGelu kernel's one source, compiled once per ISA (gated_gelu_avx512.cpp, gated_gelu_avx2.cpp,
-// gated_gelu_scalar.cpp set the target and EDGE_GATED_LANES, then include this). Work splits into chunks of
+// gated_gelu_scalar.cpp set the target and EDGE_VEC_LANES, then include this). Work splits into chunks of
 // one row's columns; a call too small to pay for waking the thread pool (a decode step's one row) runs inline.
 #pragma once
 
@@ -12,18 +12,13 @@
 namespace edge_kernels {
 namespace {
 
-constexpr size_t kLanes = EDGE_GATED_LANES;
-static_assert(kLanes == 4 || kLanes == 8 || kLanes == 16, "EDGE_GATED_LANES: 4, 8 or 16");
-typedef float Vec __attribute__((vector_size(4 * kLanes)));
-typedef int IVec __attribute__((vector_size(4 * kLanes)));
-
 constexpr size_t kChunk = 4096;        // columns per work item
 constexpr size_t kInline = 64 * 1024;  // outputs below this many: one thread, no pool
 
 inline Vec gelu_gate(Vec g, Vec u) {
   const Vec inner = (g + g * g * g * 0.044715f) * 0.7978845608028654f;  // sqrt(2/π)
   const Vec a = inner < 0.0f ? -inner : inner;
-  const Vec t = exp_neg<Vec, IVec>(a * -2.0f);  // tanh|y| = (1 − e^−2|y|) / (1 + e^−2|y|)
+  const Vec t = exp_neg(a * -2.0f);  // tanh|y| = (1 − e^−2|y|) / (1 + e^−2|y|)
   Vec th = (1.0f - t) / (1.0f + t);
   th = inner < 0.0f ? -th : th;
   return g * 0.5f * (1.0f + th) * u;

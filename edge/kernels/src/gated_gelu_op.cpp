@@ -34,11 +34,8 @@ struct GatedGelu {
     try {
       std::vector<int64_t> shape = x.Shape();
       if (shape.empty() || shape.back() % 2 != 0) {
-        std::string got;
-        for (size_t i = 0; i < shape.size(); ++i) got += (i ? ", " : "") + std::to_string(shape[i]);
-        return Ort::Status(("GatedGelu: the input's last dimension must be even (gate, then up); got [" + got + "]")
-                               .c_str(),
-                           ORT_INVALID_ARGUMENT);
+        const std::string what = "GatedGelu: the input's last dimension must be even (gate, then up); got ";
+        return Ort::Status((what + shape_text(shape)).c_str(), ORT_INVALID_ARGUMENT);
       }
       const size_t width = static_cast<size_t>(shape.back());
       const size_t rows = width ? static_cast<size_t>(x.NumberOfElement()) / width : 0;

@@ -1,7 +1,7 @@
 // The GatedGelu kernel (gated_gelu_impl.h) for scalar.
 // no target: the baseline x86-64 (SSE2) the package is built for
 #pragma GCC optimize("fp-contract=fast")  // the vector multiply-adds become FMAs where the target has them
-#define EDGE_GATED_LANES 4  // xmm registers
+#define EDGE_VEC_LANES 4  // xmm registers
 #include "gated_gelu_impl.h"
 
 namespace edge_kernels {

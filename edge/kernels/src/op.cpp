@@ -50,6 +50,12 @@ void ort_parallel(const void* self, void (*fn)(void*, size_t), size_t total, voi
   static_cast<const Ort::KernelContext*>(self)->ParallelFor(fn, total, 0, data);
 }
 
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
 Ort::Status set_output_shape(Ort::ShapeInferContext& ctx, size_t index, Ort::ShapeInferContext::Shape shape) {
   // an unnamed dynamic dimension arrives as -1; returned as -1 it would read as a fixed size, so it gets a
   // fresh symbol of its own (which never unifies with another dimension)

@@ -3,8 +3,14 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
 
 namespace edge_kernels {
+
+// A tensor shape for an error message: "[2, 5]".
+std::string shape_text(const std::vector<int64_t>& shape);
 
 // Parallel::run over an Ort::KernelContext (self): KernelContext::ParallelFor on the session's intra-op pool.
 void ort_parallel(const void* self, void (*fn)(void*, size_t), size_t total, void* data);
