@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 NEW_TOKENS = 32
 GiB = 2**30
 
@@ -48,9 +50,10 @@ def bench_12b(bundle: Path, *, threads: int, rebuild: bool, context: int = 4096)
     for key, setting in (("run", os.environ.get("EDGE_KERNELS", "auto")), ("matmulnbits", "off")):
         report[key] = _child(bundle, threads, context, setting)
     run = report["run"]
-    plan = plan_for_bundle(
-        manifest, kernels="matmulnbits" if run["kernels"] == "matmulnbits" else "edge", context=context
-    )
+    # the plan on the path the run took: its kernels and its KV cache's element type
+    kernels = "matmulnbits" if run["kernels"] == "matmulnbits" else "edge"
+    kv_dtype_bytes = np.dtype(run.get("kv_cache_dtype", "float32")).itemsize
+    plan = plan_for_bundle(manifest, kernels=kernels, context=context, kv_dtype_bytes=kv_dtype_bytes)
     report["plan"] = plan
     peak = run["peak_rss_bytes"]
     report["plan_vs_peak"] = plan["total_bytes"] / peak
@@ -104,6 +107,7 @@ def _run(bundle: Path, threads: int, context: int) -> dict[str, Any]:
     out["load_s"] = time.perf_counter() - t0
     out["rss_after_load_bytes"] = rss_bytes()[0]
     out["kv_cache_bytes"] = engine.sessions.kv.nbytes if engine.sessions.kv is not None else 0
+    out["kv_cache_dtype"] = np.dtype(engine.sessions.kv_dtype).name
     out["kernels"] = engine.sessions.kernels.label
     jpeg = jpeg_bytes(part_image(*FRAME_SIZE, seed=3))
     # from the 1080p JPEG bytes. The first call after load also pages in whatever weights the load left on disk
@@ -151,7 +155,8 @@ def format_12b(r: dict[str, Any]) -> str:
     ]
     lines += [f"  {name:<28} {fmt(run):>16} {fmt(ref):>16}" for name, fmt in rows]
     lines += [
-        f"  KV cache {g(run['kv_cache_bytes'])}; memory plan ({plan['kernels']}) {g(plan['total_bytes'])} = "
+        f"  KV cache {g(run['kv_cache_bytes'])} ({run.get('kv_cache_dtype', 'float32')}); "
+        f"memory plan ({plan['kernels']}) {g(plan['total_bytes'])} = "
         f"{r['plan_vs_peak']:.2f}× the measured peak",
         "  targets:",
     ]

@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge.bench.run import text_prompt
 
 STEPS = 64  # new tokens per generation: the first comes from the prefill, the other 63 are decode steps
@@ -64,6 +66,7 @@ def profile_decode(bundle: Path, threads: int, contexts: tuple[int, ...]) -> dic
                 raise ValueError(f"context {ctx} is beyond the bundle's {engine.context}")
             out["kernels"] = engine.sessions.kernels.label
             out["attention_nodes"] = engine.sessions.attention_nodes
+            out["kv_cache_dtype"] = np.dtype(engine.sessions.kv_dtype).name
             prompt = text_prompt(engine, max(ctx - STEPS, 16))
             engine.generate(prompt, params=params)  # warm-up: arena, page faults
             timings = engine.generate(prompt, params=params).timings
@@ -78,7 +81,8 @@ def profile_decode(bundle: Path, threads: int, contexts: tuple[int, ...]) -> dic
 def format_profile(report: dict[str, Any]) -> str:
     lines = [
         f"decode steps by operator type ({report['steps']} steps, {report['threads']} threads, {report['kernels']}, "
-        f"{report['attention_nodes']} attention layers on GroupAttention; profiler on)"
+        f"{report['attention_nodes']} attention layers on GroupAttention, KV cache "
+        f"{report.get('kv_cache_dtype', 'float32')}; profiler on)"
     ]
     for ctx, row in report["contexts"].items():
         lines.append(

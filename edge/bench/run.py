@@ -78,13 +78,15 @@ def text_prompt(engine: Any, n_tokens: int) -> Any:
 
 
 def decode_bytes_per_token(engine: Any, context: int) -> int:
-    """Bytes one decode step reads: decoder weights (incl. the LM head) + the KV rows attended."""
+    """Bytes one decode step reads: decoder weights (incl. the LM head) + the KV rows attended (in the cache's
+    type: float16 with our attention on a quantized bundle)."""
     weights = graph_bytes(engine.manifest.files, ["decoder"])["decoder"]
     spec: ModelSpec = engine.spec
+    element = np.dtype(engine.sessions.kv_dtype).itemsize
     kv = 0
     for layer in spec.text.layers:
         rows = min(context, spec.text.sliding_window) if layer.kind == SLIDING else context
-        kv += 2 * rows * layer.kv_heads * layer.head_dim * 4
+        kv += 2 * rows * layer.kv_heads * layer.head_dim * element
     return weights + kv
 
 
@@ -178,6 +180,7 @@ def measure_engine(bundle: Path, threads: int, repeats: int, contexts: tuple[int
     out["int8_nodes"] = engine.sessions.int8_nodes  # the int8 LM head on our MatMulInt8
     out["attention_nodes"] = engine.sessions.attention_nodes  # attention layers on our GroupAttention
     out["kv_cache_bytes"] = getattr(engine.sessions.kv, "nbytes", 0)
+    out["kv_cache_dtype"] = np.dtype(engine.sessions.kv_dtype).name  # float16: GroupAttentionF16 (EDGE_KV_CACHE)
 
     decode: dict[str, float] = {}
     for ctx in contexts:
@@ -438,7 +441,7 @@ def format_report(r: dict[str, Any]) -> str:
     add(
         "RSS after load",
         f"{r['rss_after_load_bytes'] / 2**20:.0f} MiB",
-        f"KV cache {r['kv_cache_bytes'] / 2**20:.0f} MiB",
+        f"KV cache {r['kv_cache_bytes'] / 2**20:.0f} MiB ({r.get('kv_cache_dtype', 'float32')})",
     )
     add("peak RSS", f"{r['peak_rss_bytes'] / 2**20:.0f} MiB", "")
     width = max(len(x[0]) for x in rows)

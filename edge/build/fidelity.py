@@ -27,6 +27,7 @@ def candidate_recipes() -> dict[str, QuantRecipe]:
         "int8": recipe("int8"),
         "int4 b32 sym acc4 (default)": recipe("int4"),
         "int4 default on MatMulNBits": recipe("int4"),
+        "int4 default, KV cache float32": recipe("int4"),
         "int4 default, reference decoder": recipe("int4"),
         "int4 b32 sym acc0 (fp32 compute)": recipe("int4", decoder={"accuracy_level": 0}),
         "int4 b16 sym acc4": recipe("int4", decoder={"block_size": 16}),
@@ -79,6 +80,7 @@ def compare(ckpt: Path, names: list[str] | None = None, threads: int | None = No
                 cases=FIDELITY_CASES,
                 threads=threads,
                 kernels="off" if "MatMulNBits" in name else None,  # the others run our kernels where they load
+                kv_cache="float32" if "KV cache float32" in name else None,  # else float16 with our attention
             )
             cases = p["cases"]
             rows.append(

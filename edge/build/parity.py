@@ -226,10 +226,12 @@ def check_bundle(
     cases: tuple[str, ...] = CASES,
     threads: int | None = None,
     kernels: str | None = None,
+    kv_cache: str | None = None,
 ) -> dict[str, Any]:
     """Run every case; with ``exact`` (fp32) any token difference raises ParityError naming the case.
 
-    ``kernels``: the weight-matmul path (``edge.kernels.library``; None reads EDGE_KERNELS, default ours).
+    ``kernels``: the weight-matmul path (``edge.kernels.library``; None reads EDGE_KERNELS, default ours);
+    ``kv_cache``: the KV cache's type (``library.half_kv_cache``; None reads EDGE_KV_CACHE, default auto).
     """
     import torch
     from transformers import Gemma4UnifiedForConditionalGeneration
@@ -240,7 +242,7 @@ def check_bundle(
     torch.set_num_threads(threads or torch.get_num_threads())
     library_bars_to_terminals()
     model = Gemma4UnifiedForConditionalGeneration.from_pretrained(str(source), dtype=torch.float32).eval()
-    engine = Engine(BundleSessions.open(bundle, threads=threads, kernels=kernels))
+    engine = Engine(BundleSessions.open(bundle, threads=threads, kernels=kernels, kv_cache=kv_cache))
     reports = []
     runnable = [
         case

@@ -47,6 +47,8 @@ ASSUMPTIONS = (
     f"so it is counted once: full-attention layers hold the whole context, sliding layers window + "
     f"{SLIDING_SLACK - 1} rows; the reference decoder feeds past as numpy arrays and receives a fresh present, "
     "so both are alive during a step (counted twice) and sliding layers cache at most sliding_window − 1",
+    "the KV cache holds float16 (2 bytes an element) where the fused decoder's attention runs our kernels on a "
+    "quantized bundle (EDGE_KV_CACHE=auto), float32 otherwise (MatMulNBits, fp32 bundles, EDGE_KV_CACHE=float32)",
     "the token-embedding table stays memory-mapped and only the rows in use are paged in, so it is listed but "
     "not counted (the runtime drops its mapped weight pages after load)",
     "prefill activations are for the last chunk of a full context (float32): attention scores and softmax for "
@@ -73,7 +75,7 @@ def plan_memory(
     kernels: str = "edge",
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
     reserve_bytes: int = DEFAULT_RESERVE_BYTES,
-    kv_dtype_bytes: int = 4,
+    kv_dtype_bytes: int | None = None,
     prefill_chunk: int = 512,
     decoder: str = "fused",
 ) -> dict[str, Any]:
@@ -81,9 +83,12 @@ def plan_memory(
 
     ``weight_bytes`` (graph name → bytes on disk) and ``matmuls`` (the bundle's recorded MatMulNBits
     layouts) replace the shape estimates when the bundle exists; ``recipe`` is its quantization (None: fp32);
-    ``kernels`` the weight-matmul path the station runs (``edge`` or ``matmulnbits``).
+    ``kernels`` the weight-matmul path the station runs (``edge`` or ``matmulnbits``); ``kv_dtype_bytes`` the
+    cache's element size, None for the runtime's default (``kv_bytes``).
     """
     rec = recipe or QuantRecipe()
+    if kv_dtype_bytes is None:
+        kv_dtype_bytes = kv_bytes(rec, kernels, decoder)
     for name, value in (("context", context), ("prefill_chunk", prefill_chunk), ("kv_dtype_bytes", kv_dtype_bytes)):
         if value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
@@ -162,8 +167,17 @@ def plan_memory(
     }
 
 
-def plan_for_bundle(manifest: Manifest, *, kernels: str = "edge", context: int | None = None) -> dict[str, Any]:
-    """The plan of a built bundle: its own file sizes, recipe and weight matmuls, on the chosen kernel path."""
+def kv_bytes(rec: QuantRecipe, kernels: str, decoder: str) -> int:
+    """Bytes per cached key or value element by default (EDGE_KV_CACHE=auto): 2 where the fused decoder's
+    attention runs our GroupAttentionF16 (our kernels, quantized decoder weights), else 4."""
+    return 2 if kernels == "edge" and decoder == "fused" and rec.decoder.scheme != "fp32" else 4
+
+
+def plan_for_bundle(
+    manifest: Manifest, *, kernels: str = "edge", context: int | None = None, kv_dtype_bytes: int | None = None
+) -> dict[str, Any]:
+    """The plan of a built bundle: its own file sizes, recipe and weight matmuls, on the chosen kernel path (and
+    KV cache element size: None for the runtime's default there)."""
     return plan_memory(
         manifest.spec,
         context=context or manifest.context,
@@ -171,6 +185,7 @@ def plan_for_bundle(manifest: Manifest, *, kernels: str = "edge", context: int |
         weight_bytes=graph_bytes(manifest.files, manifest.graphs),
         matmuls=weight_matmuls(manifest.extra),
         kernels=kernels,
+        kv_dtype_bytes=kv_dtype_bytes,
         budget_bytes=int(manifest.memory_plan.get("budget_bytes", DEFAULT_BUDGET_BYTES)),
         decoder=manifest.graphs["decoder"].get("kind", "reference") if "decoder" in manifest.graphs else "fused",
     )

@@ -22,6 +22,8 @@ from edge.errors import ConfigError
 
 ENV = "EDGE_KERNELS"
 ATTENTION_ENV = "EDGE_ATTENTION"  # auto (ours wherever our kernels run) or onnxruntime (keep GroupQueryAttention)
+KV_ENV = "EDGE_KV_CACHE"  # auto (float16 for quantized bundles where our attention runs), float16 or float32
+KV_CACHES = ("float16", "float32")
 PATHS = ("avx512vnni", "avxvnni", "avx2", "scalar")  # the order auto prefers them in
 MATMULNBITS = "matmulnbits"
 DOMAIN = "edge.kernels"
@@ -124,3 +126,13 @@ def our_attention(setting: str | None) -> bool:
     if value not in ("auto", "onnxruntime"):
         raise ConfigError(f"{ATTENTION_ENV}={setting}: unknown value; choose auto or onnxruntime")
     return value == "auto"
+
+
+def half_kv_cache(setting: str | None, quantized: bool) -> bool:
+    """Whether the fused decoder's KV cache is float16 where our attention runs (``half_kv.py``), for the value of
+    ``EDGE_KV_CACHE`` (None means ``auto``): ``auto`` on a bundle with ``quantized`` decoder weights (an fp32
+    bundle is the exact reference, and keeps an fp32 cache), ``float16`` always, ``float32`` never."""
+    value = (setting or "auto").strip().lower()
+    if value not in ("auto", *KV_CACHES):
+        raise ConfigError(f"{KV_ENV}={setting}: unknown value; choose auto, {' or '.join(KV_CACHES)}")
+    return value == "float16" or (value == "auto" and quantized)

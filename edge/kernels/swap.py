@@ -2,7 +2,7 @@
 ``edge.kernels::MatMulInt4``, int8 ones for ``edge.kernels::MatMulInt8`` (asked for: the decoder's LM head),
 and ``GroupQueryAttention`` for ``edge.kernels::GroupAttention``.
 
-The station has no ``onnx`` package, so this reads the model with protobuf and a five-message subset of
+The station has no ``onnx`` package, so this reads the model with protobuf and a seven-message subset of
 ``onnx.proto`` (same field numbers). Fields the subset does not name (initializers, value infos, node
 attributes' tensors and subgraphs...) are kept as protobuf unknown fields and written back byte for byte.
 A node is swapped only when our kernel computes exactly what it asks for (``library.takes``: bits 4,
@@ -21,6 +21,7 @@ from typing import Any
 from edge.kernels.blocks import fold_image_blocks
 from edge.kernels.gated import fold_gated_gelu
 from edge.kernels.graph_edit import set_string
+from edge.kernels.half_kv import fold_half_kv
 from edge.kernels.library import ATTENTION_INPUTS, ATTENTION_OP, DOMAIN, INT8_OP, OP, takes, takes_int8
 
 _PACKAGE = "edge_kernels_onnx_subset"
@@ -62,7 +63,13 @@ def _messages() -> dict[str, Any]:
             ("domain", 7, f.TYPE_STRING, opt, ""),
         ],
     )
-    message("ValueInfoProto", [("name", 1, f.TYPE_STRING, opt, "")])
+    # a graph input's or output's element type (the float16 KV cache, half_kv.py); the shape stays unknown bytes
+    message("TensorTypeProto", [("elem_type", 1, f.TYPE_INT32, opt, "")])  # onnx's TypeProto.Tensor
+    message("TypeProto", [("tensor_type", 1, f.TYPE_MESSAGE, opt, f".{_PACKAGE}.TensorTypeProto")])
+    message(
+        "ValueInfoProto",
+        [("name", 1, f.TYPE_STRING, opt, ""), ("type", 2, f.TYPE_MESSAGE, opt, f".{_PACKAGE}.TypeProto")],
+    )
     message(
         "GraphProto",
         [
@@ -127,6 +134,7 @@ class Swapped:
     int8: int = 0  # int8 MatMulNBits -> MatMulInt8
     image_blocks: int = 0  # layers whose image-block If branches GroupAttention took over (blocks.py)
     gated: int = 0  # Split -> Gelu -> Mul folded into GatedGelu (gated.py)
+    half_kv: int = 0  # attention layers on GroupAttentionF16: their cache inputs and outputs are float16 (half_kv.py)
 
 
 def swap(
@@ -136,11 +144,13 @@ def swap(
     int8: bool = False,
     image_mask: str | None = None,
     gated: bool = True,
+    half_kv: bool = False,
 ) -> Swapped:
     """``model`` with every swappable node running our kernels' ``isa`` path (``attention``: also the attention;
     ``int8``: also the int8 matmuls, which MatMulInt8 reads once per row group: for a decoder's LM head;
     ``image_mask``: the bundle's, and the attention also takes over the image-block ``If`` branches; ``gated``:
-    every GeGLU activation, Split → Gelu → Mul, becomes one GatedGelu node, ``gated.fold_gated_gelu``).
+    every GeGLU activation, Split → Gelu → Mul, becomes one GatedGelu node, ``gated.fold_gated_gelu``;
+    ``half_kv``: the attention's cache becomes float16 where the whole graph can take it, ``half_kv.fold_half_kv``).
 
     The top-level graph only: the decoder's ``If`` branches hold no weight matmuls, and with ``image_mask`` the
     branches that make image prompts exact go (``blocks.fold_image_blocks``); without it they stay, plain ONNX.
@@ -167,6 +177,7 @@ def swap(
     if matmuls + attentions + int8s + geglu == 0:
         return Swapped(model, 0, 0)
     blocks = fold_image_blocks(proto.graph, image_mask) if attentions and image_mask else 0
+    halves = fold_half_kv(proto.graph) if attentions and half_kv else 0
     if not any(opset.domain == DOMAIN for opset in proto.opset_import):
         proto.opset_import.add(domain=DOMAIN, version=1)
-    return Swapped(proto.SerializeToString(), matmuls, attentions, int8s, blocks, geglu)
+    return Swapped(proto.SerializeToString(), matmuls, attentions, int8s, blocks, geglu, halves)

@@ -21,8 +21,10 @@ from edge.kernels.library import (
     ENV,
     INT8_GEMM_PATHS,
     INT8_GRAPHS,
+    KV_ENV,
     KernelChoice,
     choose_kernels,
+    half_kv_cache,
     our_attention,
 )
 from edge.kernels.swap import swap
@@ -48,10 +50,11 @@ class KVBuffers:
 
     The decoder appends to the buffers in place, so a step copies nothing. Full-attention
     layers hold ``capacity`` rows; sliding layers hold ``window + SLIDING_SLACK − 1`` rows and
-    are compacted by the operator. There is one set per BundleSessions, allocated at load.
+    are compacted by the operator. There is one set per BundleSessions, allocated at load, in float16 when the
+    decoder runs GroupAttentionF16 (``edge/kernels/half_kv.py``), else float32.
     """
 
-    def __init__(self, spec: ModelSpec, capacity: int) -> None:
+    def __init__(self, spec: ModelSpec, capacity: int, dtype: type = np.float32) -> None:
         import onnxruntime as ort
 
         window = spec.text.sliding_window or capacity
@@ -61,7 +64,7 @@ class KVBuffers:
         for layer in spec.text.layers:
             rows = self.window_capacity if layer.kind == SLIDING else capacity
             shape = (1, layer.kv_heads, rows, layer.head_dim)
-            self.buffers.append((np.zeros(shape, np.float32), np.zeros(shape, np.float32)))
+            self.buffers.append((np.zeros(shape, dtype), np.zeros(shape, dtype)))
         self.values = [
             (ort.OrtValue.ortvalue_from_numpy(k), ort.OrtValue.ortvalue_from_numpy(v)) for k, v in self.buffers
         ]
@@ -149,6 +152,7 @@ class BundleSessions:
         threads: int | None,
         tuning: dict[str, str] | None = None,
         kernels: str | None = None,
+        kv_cache: str | None = None,
     ) -> None:
         from tokenizers import Tokenizer
 
@@ -167,6 +171,10 @@ class BundleSessions:
         self.kernel_nodes = 0
         self.attention = our_attention(os.environ.get(ATTENTION_ENV))  # our GroupAttention where our kernels run
         self.attention_nodes = 0
+        # asked for: a float16 cache where our attention runs (kv_cache, else EDGE_KV_CACHE)
+        quantized = manifest.quantization.get("decoder", {}).get("scheme", "fp32") != "fp32"
+        self.half_kv = half_kv_cache(kv_cache if kv_cache is not None else os.environ.get(KV_ENV), quantized)
+        self.half_kv_nodes = 0  # attention layers on GroupAttentionF16 (the decoder's cache is float16)
         self.image_block_nodes = 0  # of those, layers that also compute the image-block mask (no If branches)
         # the bundle's image-block mask, which our attention computes (a bundle without one keeps its If branches)
         mask = manifest.processor.get("image_mask")
@@ -178,7 +186,8 @@ class BundleSessions:
         self.sessions: dict[str, Any] = {}
         for name, graph in manifest.graphs.items():
             int8 = name in INT8_GRAPHS or self.kernels.isa in INT8_GEMM_PATHS
-            self.sessions[name] = self._load(bundle / graph["file"], int8=int8, spin=name == "decoder")
+            decoder = name == "decoder"
+            self.sessions[name] = self._load(bundle / graph["file"], int8=int8, spin=decoder, half_kv=decoder)
         if self.kernels.isa and not self.kernel_nodes:
             self.kernels = KernelChoice(None, None, "no int4 MatMulNBits node in the bundle that our kernels take")
         elif self.kernels.isa:
@@ -191,9 +200,10 @@ class BundleSessions:
             )
         if self.attention_nodes:
             log.info(
-                "attention: edge.kernels GroupAttention on %d attention layers (%d with image blocks)",
+                "attention: edge.kernels GroupAttention on %d attention layers (%d with image blocks), KV cache %s",
                 self.attention_nodes,
                 self.image_block_nodes,
+                self.kv_dtype.__name__,
             )
         self.output_names = {n: [o.name for o in s.get_outputs()] for n, s in self.sessions.items()}
         log.debug("released %d bytes of mapped weight pages", release_mapped_pages(bundle))
@@ -210,7 +220,12 @@ class BundleSessions:
         self._binding: Any = None
         self.decoder_run_s = 0.0  # seconds inside onnxruntime's decoder runs, for `edge bench`'s per-step overhead
         if self.fused:
-            self._bind(KVBuffers(self.spec, int(manifest.context)))
+            self._bind(KVBuffers(self.spec, int(manifest.context), self.kv_dtype))
+
+    @property
+    def kv_dtype(self) -> type:
+        """The fused decoder's cache element type: float16 when its attention runs GroupAttentionF16."""
+        return np.float16 if self.half_kv_nodes else np.float32
 
     def _options(self, custom_ops: bool, spin: bool = True) -> Any:
         """Session options; ``spin``: let the intra-op workers spin between parallel sections.
@@ -243,10 +258,11 @@ class BundleSessions:
             opts.add_session_config_entry("session.model_external_initializers_file_folder_path", str(self.bundle))
         return opts
 
-    def _load(self, path: Path, int8: bool = False, spin: bool = True) -> Any:
+    def _load(self, path: Path, int8: bool = False, spin: bool = True, half_kv: bool = False) -> Any:
         """A session on one graph file; with our kernels, its int4 MatMulNBits nodes swapped for MatMulInt4, its
         int8 ones for MatMulInt8 when ``int8`` (the decoder: its LM head), and its GroupQueryAttention nodes for
-        GroupAttention (unless EDGE_ATTENTION=onnxruntime), which also takes over the image-block If branches.
+        GroupAttention (unless EDGE_ATTENTION=onnxruntime), which also takes over the image-block If branches and,
+        with ``half_kv`` (the decoder) unless EDGE_KV_CACHE=float32, keeps the KV cache in float16.
 
         The weights are the bundle's own bytes either way (memory-mapped external data). If our kernels fail
         to load, the session falls back to MatMulNBits (an error instead when a path was forced).
@@ -255,7 +271,12 @@ class BundleSessions:
 
         if self.kernels.isa is not None:
             done = swap(
-                path.read_bytes(), self.kernels.isa, attention=self.attention, int8=int8, image_mask=self.image_mask
+                path.read_bytes(),
+                self.kernels.isa,
+                attention=self.attention,
+                int8=int8,
+                image_mask=self.image_mask,
+                half_kv=half_kv and self.half_kv,
             )
             if done.matmuls or done.attention or done.int8 or done.gated:
                 try:
@@ -265,6 +286,7 @@ class BundleSessions:
                     self.attention_nodes += done.attention
                     self.image_block_nodes += done.image_blocks
                     self.gated_nodes += done.gated
+                    self.half_kv_nodes += done.half_kv
                     return sess
                 except Exception as exc:  # onnxruntime raises its own pybind exception types
                     if self._forced:
@@ -297,10 +319,12 @@ class BundleSessions:
         verify: bool = True,
         tuning: dict[str, str] | None = None,
         kernels: str | None = None,
+        kv_cache: str | None = None,
     ) -> BundleSessions:
-        """``kernels``: auto, a micro-kernel name or off (``edge.kernels.library``); None reads EDGE_KERNELS."""
+        """``kernels``: auto, a micro-kernel name or off (``edge.kernels.library``); None reads EDGE_KERNELS.
+        ``kv_cache``: auto, float16 or float32 (``library.half_kv_cache``); None reads EDGE_KV_CACHE."""
         manifest = verify_bundle(bundle) if verify else load_manifest(bundle)
-        return cls(bundle, manifest, threads, tuning, kernels)
+        return cls(bundle, manifest, threads, tuning, kernels, kv_cache)
 
     def run(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         if name not in self.sessions:

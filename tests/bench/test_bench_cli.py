@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.bench.bandwidth import read_bandwidth
@@ -108,7 +109,8 @@ def test_bytes_per_token_counts_weights_and_attended_kv(int4_bundle: Path) -> No
     spec = engine.spec
     weights = sum(int(f["size"]) for n, f in engine.manifest.files.items() if n.startswith("decoder.onnx"))
     window = spec.text.sliding_window
-    per_row = {lay.kind: 2 * lay.kv_heads * lay.head_dim * 4 for lay in spec.text.layers}
+    assert engine.sessions.kv_dtype == np.float16  # our attention on an int4 bundle: 2 bytes an element
+    per_row = {lay.kind: 2 * lay.kv_heads * lay.head_dim * 2 for lay in spec.text.layers}
     at_window = decode_bytes_per_token(engine, window)
     beyond = decode_bytes_per_token(engine, window + 100)
     full_rows = sum(per_row["full_attention"] for lay in spec.text.layers if lay.kind == "full_attention")

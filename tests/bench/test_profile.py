@@ -22,9 +22,9 @@ def test_profile_splits_decode_steps_by_operator(tmp_path: Path, int4_bundle: Pa
     for ctx in ("100", "600"):
         row = report["contexts"][ctx]
         ops = {op["op"]: op for op in row["ops"]}
-        # the tiny preset: 4 weight matmuls per layer, and its 6 attention layers on ours
+        # the tiny preset: 4 weight matmuls per layer, and its 6 attention layers on ours (float16 cache)
         assert ops["MatMulInt4"]["nodes_per_step"] == 24
-        assert ops["GroupAttention"]["nodes_per_step"] == 6 and "GroupQueryAttention" not in ops
+        assert ops["GroupAttentionF16"]["nodes_per_step"] == 6 and "GroupQueryAttention" not in ops
         assert sum(op["share"] for op in row["ops"]) == pytest.approx(1.0)
         assert 0 < row["nodes_ms"] <= row["run_ms"] <= row["step_ms"] * 1.5
     assert "context 600" in proc.stdout and "GroupAttention" in proc.stdout

@@ -259,3 +259,19 @@ def test_a_bundle_plan_reads_what_the_bundle_records(int4_bundle: Path) -> None:
     saved = nbits["runtime"]["prepacked_block_sums_bytes"] - edge["runtime"]["prepacked_block_sums_bytes"]
     assert saved == ours > sum(m.count * m.blocks * 4 for m in recorded if m.bits == 4) > 0
     assert manifest.memory_plan["total_bytes"] == edge["total_bytes"]  # the export's plan is the default path's
+
+
+def test_the_default_kv_dtype_follows_the_runtime(spec12b: ModelSpec) -> None:
+    """float16 where the fused decoder runs our attention on a quantized bundle (EDGE_KV_CACHE=auto), float32 on
+    MatMulNBits, on the reference decoder and for fp32 weights."""
+    int4 = _int4(32, True)
+    dtype = lambda **kw: plan_memory(spec12b, context=4096, **kw)["kv_dtype_bytes"]  # noqa: E731
+    assert dtype(recipe=int4) == 2
+    assert dtype(recipe=int4, kernels="matmulnbits") == 4
+    assert dtype(recipe=int4, decoder="reference") == 4
+    assert dtype() == 4  # fp32 weights
+    assert dtype(recipe=int4, kv_dtype_bytes=4) == 4
+    assert (
+        plan_memory(spec12b, context=4096, recipe=int4)["kv_cache_bytes"] * 2
+        == plan_memory(spec12b, context=4096, recipe=int4, kernels="matmulnbits")["kv_cache_bytes"]
+    )

@@ -26,10 +26,13 @@ class Case:
     kv_heads: int
     head_dim: int
 
-    def feeds(self, rng: np.random.Generator, magnitude: float = 1.0) -> dict[str, np.ndarray]:
+    def feeds(self, rng: np.random.Generator, magnitude: float = 1.0, half: bool = False) -> dict[str, np.ndarray]:
+        """Random inputs; ``half``: the cache in float16 (GroupAttentionF16's)."""
         b, s, d = self.batch, self.seq, self.head_dim
         f = lambda *shape: (rng.standard_normal(shape) * magnitude).astype(np.float32)  # noqa: E731
-        past_k, past_v = f(b, self.kv_heads, self.capacity, d), f(b, self.kv_heads, self.capacity, d)
+        cache = np.float16 if half else np.float32
+        past_k = f(b, self.kv_heads, self.capacity, d).astype(cache)
+        past_v = f(b, self.kv_heads, self.capacity, d).astype(cache)
         return {
             "query": f(b, s, self.heads * d),
             "key": f(b, s, self.kv_heads * d),
@@ -74,11 +77,14 @@ def reference(
     window: int = 0,
     image_mask: str = "sliding",
 ) -> list[np.ndarray]:
-    """(output, present_key, present_value) in float64: the new rows appended at ``seqlens_k + 1 − seq``, then
+    """(output, present_key, present_value) in float64: the new rows appended at ``seqlens_k + 1 − seq`` (rounded
+    to float16 first when the cache is float16, as GroupAttentionF16 stores them), then
     softmax attention of each query head over its KV head's rows ``allowed_rows`` gives (causal over
     ``[0, past + s]``; with a ``window``, only the last ``window`` of them, itself included; with the feeds'
     ``mm_token_type_ids``, image blocks too)."""
     q, k, v = feeds["query"], feeds["key"], feeds["value"]
+    if feeds["past_key"].dtype == np.float16:
+        k, v = k.astype(np.float16), v.astype(np.float16)
     present_k = feeds["past_key"].astype(np.float64)
     present_v = feeds["past_value"].astype(np.float64)
     batch, seq, _ = q.shape
@@ -113,12 +119,14 @@ def session(
     blocks: bool = False,
     **attrs: int | str,
 ) -> Any:
-    """A one-node session of GroupAttention (our library) or com.microsoft GroupQueryAttention; ``attrs``:
+    """A one-node session of GroupAttention or GroupAttentionF16 (our library, the second over a float16 cache)
+    or com.microsoft GroupQueryAttention; ``attrs``:
     local_window_size, sliding_window_cache, image_mask; ``blocks``: GroupAttention's eighth input,
     mm_token_type_ids."""
     from onnx import TensorProto, helper
 
-    domain = "edge.kernels" if op == "GroupAttention" else "com.microsoft"
+    domain = "edge.kernels" if op.startswith("GroupAttention") else "com.microsoft"
+    cache = TensorProto.FLOAT16 if op == "GroupAttentionF16" else TensorProto.FLOAT
     names = [*NAMES, "mm_token_type_ids"] if blocks else NAMES
     node = helper.make_node(
         op,
@@ -131,12 +139,14 @@ def session(
         **attrs,
     )
     f, i = TensorProto.FLOAT, TensorProto.INT32
-    inputs = [helper.make_tensor_value_info(n, f, None) for n in NAMES[:5]]
+    inputs = [helper.make_tensor_value_info(n, f, None) for n in NAMES[:3]]
+    inputs += [helper.make_tensor_value_info(n, cache, None) for n in NAMES[3:5]]
     inputs += [
         helper.make_tensor_value_info("seqlens_k", i, None),
         helper.make_tensor_value_info("total_sequence_length", i, []),
     ]
     if blocks:
         inputs.append(helper.make_tensor_value_info("mm_token_type_ids", TensorProto.INT64, None))
-    outputs = [helper.make_tensor_value_info(n, f, None) for n in ("output", "present_key", "present_value")]
+    outputs = [helper.make_tensor_value_info("output", f, None)]
+    outputs += [helper.make_tensor_value_info(n, cache, None) for n in ("present_key", "present_value")]
     return one_node_session(node, inputs, outputs, isa=isa, library=library, threads=threads)

@@ -5,7 +5,8 @@ Tolerance: an output is a convex combination of value rows, so its error is at m
 of the softmax weights. Those come from float32 scores (a dot product of head_dim terms is off by up to about
 2^-24 × Σ|q_i k_i|, which shifts a weight by that much relative) and an exp polynomial (about 1e-7 relative),
 so outputs agree to max|V| × (2e-5 + 2^-24 × scale × max Σ|q_i k_i|) + 1e-6; present rows are copies and agree
-exactly.
+exactly. GroupAttentionF16 (a float16 cache) is held to the same bound against a reference that rounds the new
+rows to float16 as the op stores them, and to bit equality with GroupAttention on those rounded values.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ def _check(
     bound = _tolerance(feeds, case.head_dim, scale)
     assert got[0].shape == (case.batch, case.seq, case.heads * case.head_dim)
     np.testing.assert_array_less(np.abs(got[0] - want[0]), bound)
-    # present: past with this call's rows written; rows past the new ones untouched
-    np.testing.assert_array_equal(got[1], want[1].astype(np.float32))
-    np.testing.assert_array_equal(got[2], want[2].astype(np.float32))
+    # present: past with this call's rows written (in the cache's type); rows past the new ones untouched
+    cache = feeds["past_key"].dtype
+    assert got[1].dtype == cache
+    np.testing.assert_array_equal(got[1], want[1].astype(cache))
+    np.testing.assert_array_equal(got[2], want[2].astype(cache))
 
 
 def _tolerance(feeds: dict[str, np.ndarray], d: int, scale: float) -> float:
@@ -63,6 +66,7 @@ def _tolerance(feeds: dict[str, np.ndarray], d: int, scale: float) -> float:
     batch=st.integers(1, 2),
     scale=st.sampled_from([1.0, 0.125, 0.0]),
     window=st.sampled_from([0, 0, 1, 7, 16, 300]),
+    half=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_every_path_matches_the_reference(
@@ -77,15 +81,18 @@ def test_every_path_matches_the_reference(
     batch: int,
     scale: float,
     window: int,
+    half: bool,
     seed: int,
 ) -> None:
     """Decode (one position, its context split across chunks past 256 rows) and prefill (blocks of positions,
     causal inside the block and across blocks), KV groups of 1 to 5 heads, scale 0 meaning 1/sqrt(head_dim),
-    with and without a local window over a cache that keeps every row."""
+    with and without a local window over a cache that keeps every row, in float32 or float16."""
     case = Case(batch, seq, past, past + seq + spare, kv_heads * group, kv_heads, head_dim)
-    feeds = case.feeds(np.random.default_rng(seed), magnitude=float(np.random.default_rng(seed).choice([0.1, 1, 4])))
+    magnitude = float(np.random.default_rng(seed).choice([0.1, 1, 4]))
+    feeds = case.feeds(np.random.default_rng(seed), magnitude=magnitude, half=half)
     attrs = {"local_window_size": window} if window else {}
-    got = session(case.heads, kv_heads, scale, isa=isa, library=library, **attrs).run(None, feeds)
+    op = "GroupAttentionF16" if half else "GroupAttention"
+    got = session(case.heads, kv_heads, scale, op=op, isa=isa, library=library, **attrs).run(None, feeds)
     _check(got, feeds, case, scale if scale else 1.0 / np.sqrt(head_dim), window)
 
 
@@ -94,11 +101,14 @@ def test_every_path_matches_the_reference(
     ("heads", "kv_heads", "head_dim", "seq", "past"),
     [(8, 1, 256, 1, 4095), (8, 1, 256, 1, 1000), (16, 1, 512, 1, 3000), (8, 1, 256, 300, 700), (16, 1, 512, 287, 0)],
 )
-def test_decoder_shapes(library: Path, isa: str, heads: int, kv_heads: int, head_dim: int, seq: int, past: int) -> None:
+@pytest.mark.parametrize("op", ["GroupAttention", "GroupAttentionF16"])
+def test_decoder_shapes(
+    library: Path, isa: str, heads: int, kv_heads: int, head_dim: int, seq: int, past: int, op: str
+) -> None:
     """The bench preset's and the 12B's full layers: a decode step at long context, an image-sized prefill."""
     case = Case(1, seq, past, 4096, heads, kv_heads, head_dim)
-    feeds = case.feeds(np.random.default_rng(seq + past))
-    _check(session(heads, kv_heads, 1.0, isa=isa, library=library).run(None, feeds), feeds, case)
+    feeds = case.feeds(np.random.default_rng(seq + past), half=op == "GroupAttentionF16")
+    _check(session(heads, kv_heads, 1.0, op=op, isa=isa, library=library).run(None, feeds), feeds, case)
 
 
 _RUNS = st.lists(st.tuples(st.sampled_from([0, 1, 2, 3]), st.integers(1, 40)), min_size=1, max_size=6)
@@ -263,3 +273,34 @@ def test_sliding_window_cache_equals_group_query_attention(
         rows = _resident(total, capacity, window)
         for i in (3, 4):  # keys, values: the resident rows agree exactly
             np.testing.assert_array_equal(runs[0][i][:, :, :rows], runs[1][i][:, :, :rows], f"after {total}")
+
+
+@pytest.mark.parametrize("isa", [p for p in PATHS if p != "avxvnni"])
+@pytest.mark.parametrize("window", [0, 16])
+def test_half_cache_equals_the_fp32_op_on_rounded_values(library: Path, isa: str, window: int) -> None:
+    """GroupAttentionF16 bound in place over prefill chunks and decode steps (with a sliding window cache that
+    evicts, chunks longer than it too) gives bit for bit GroupAttention's outputs when that op is fed the same
+    keys and values rounded to float16: the cache is the only difference, and it holds exactly those values."""
+    heads, kv_heads, head_dim, capacity = 4, 2, 32, 79
+    attrs: dict[str, int] = {"local_window_size": window, "sliding_window_cache": 1} if window else {}
+    rng = np.random.default_rng(window + 1)
+    half = session(heads, kv_heads, 1.0, op="GroupAttentionF16", isa=isa, library=library, **attrs)
+    full = session(heads, kv_heads, 1.0, isa=isa, library=library, **attrs)
+    empty = Case(1, 1, 0, capacity, heads, kv_heads, head_dim).feeds(rng, half=True)
+    runs = [(half, *_bound(half, empty)), (full, *_bound(full, {k: v.astype(np.float32) for k, v in empty.items()}))]
+    total = 0
+    chunks = [3, 1, 1, 9, *[1] * 30, 40, 1, 100, 1] if window else [3, 1, 1, 9, *[1] * 30, 30, 1]
+    for seq in chunks:
+        feeds = Case(1, seq, total, capacity, heads, kv_heads, head_dim).feeds(rng)
+        rounded = {**feeds, "key": feeds["key"].astype(np.float16), "value": feeds["value"].astype(np.float16)}
+        total += seq
+        outs = []
+        for (sess, binding, *_), step in zip(runs, (feeds, rounded), strict=True):
+            for name in ("query", "key", "value", "seqlens_k", "total_sequence_length"):
+                binding.bind_cpu_input(name, step[name].astype(feeds[name].dtype))
+            binding.bind_output("output")
+            sess.run_with_iobinding(binding)
+            outs.append(binding.get_outputs()[2].numpy())
+        np.testing.assert_array_equal(outs[0], outs[1], f"after {total} positions")
+        for i in (3, 4):
+            np.testing.assert_array_equal(runs[0][i].astype(np.float32), runs[1][i], f"after {total} positions")

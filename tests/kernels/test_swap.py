@@ -167,3 +167,29 @@ def test_geglu_activations_fold_into_gated_gelu(int4_bundle: Path) -> None:
     assert sum(n.op_type == "Split" for n in after.graph.node) == splits - 6
     assert {next(a.s for a in n.attribute if a.name == "isa") for n in ours} == {b"scalar"}
     assert swap(raw, "scalar", gated=False).gated == 0
+
+
+def test_the_kv_cache_becomes_float16_with_every_attention_layer(int4_bundle: Path) -> None:
+    """With the image-block branches folded, every attention node is our op and the only reader of its cache:
+    each becomes GroupAttentionF16 and its layer's cache inputs and outputs float16 (shapes kept); nothing else
+    changes type. With a branch still reading the cache (no mask), or onnxruntime's attention, nothing changes."""
+    from edge.kernels.half_kv import OP as HALF_OP
+
+    raw = (int4_bundle / "decoder.onnx").read_bytes()
+    before = onnx.load_from_string(raw)
+    done = swap(raw, "scalar", image_mask="sliding", half_kv=True)
+    after = onnx.load_from_string(done.model)
+    layers = sum(n.op_type == "GroupQueryAttention" for n in before.graph.node)
+    assert layers == 6 and done.half_kv == layers
+    assert sum(n.op_type == HALF_OP and n.domain == DOMAIN for n in after.graph.node) == layers
+    cache = {n.input[i] for n in after.graph.node if n.op_type == HALF_OP for i in (3, 4)}
+    cache |= {n.output[i] for n in after.graph.node if n.op_type == HALF_OP for i in (1, 2)}
+    assert len(cache) == 4 * layers
+    old = {v.name: v.type for v in [*before.graph.input, *before.graph.output]}
+    for v in [*after.graph.input, *after.graph.output]:
+        want = onnx.TensorProto.FLOAT16 if v.name in cache else old[v.name].tensor_type.elem_type
+        assert v.type.tensor_type.elem_type == want, v.name
+        assert v.type.tensor_type.shape == old[v.name].tensor_type.shape
+    assert swap(raw, "scalar", image_mask="sliding").half_kv == 0  # not asked for
+    assert swap(raw, "scalar", half_kv=True).half_kv == 0  # the If branches still read the fp32 cache
+    assert swap(raw, "scalar", attention=False, image_mask="sliding", half_kv=True).half_kv == 0

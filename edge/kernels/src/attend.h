@@ -15,8 +15,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
+#if EDGE_VEC_LANES > 4
+// GCC 12's own intrinsics (_mm512_cvtph_ps) read intentionally undefined registers: not ours to fix
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#endif
 
 #include "attention.h"
 #include "vecmath.h"
@@ -43,7 +50,46 @@ inline Vec load(const float* p) {
   return v;
 }
 
+// kLanes binary16 values (a half cache's row) widened to fp32: one vcvtph2ps on AVX-512 and AVX2 (F16C); the
+// baseline build converts each value in software (libgcc's _Float16 conversion). Not __builtin_convertvector:
+// GCC 12 lowers it to one conversion per lane.
+inline Vec load(const uint16_t* p) {
+#if EDGE_VEC_LANES == 16
+  return (Vec)_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+#elif EDGE_VEC_LANES == 8
+  return (Vec)_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#else
+  Vec v;
+  for (size_t i = 0; i < kLanes; ++i) {
+    _Float16 h;
+    std::memcpy(&h, p + i, sizeof h);
+    v[i] = static_cast<float>(h);
+  }
+  return v;
+#endif
+}
+
 inline void store(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// binary16(from[i]), round to nearest even, kLanes at a time where the target converts vectors (n is any)
+void narrow(const float* from, uint16_t* to, size_t n) {
+  size_t i = 0;
+#if EDGE_VEC_LANES == 16
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(from + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + i), h);
+  }
+#elif EDGE_VEC_LANES == 8
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(from + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(to + i), h);
+  }
+#endif
+  for (; i < n; ++i) {
+    const _Float16 h = static_cast<_Float16>(from[i]);
+    std::memcpy(to + i, &h, sizeof h);
+  }
+}
 
 // the sum of a vector's lanes (one overload per width)
 inline float hsum(F4 q) { return (q[0] + q[2]) + (q[1] + q[3]); }
@@ -55,9 +101,9 @@ inline float hsum(F16 v) {
               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
 }
 
-// NQ (1..4) dot products of one cached row with NQ queries: the row's vectors are loaded once
-template <int NQ>
-inline void dots(const float* const* q, const float* row, size_t d, float* out) {
+// NQ (1..4) dot products of one cached row (T: float or binary16) with NQ queries: the row's vectors are loaded once
+template <int NQ, typename T>
+inline void dots(const float* const* q, const T* row, size_t d, float* out) {
   Vec a[NQ] = {};
   for (size_t i = 0; i < d; i += kLanes) {
     const Vec r = load(row + i);
@@ -82,8 +128,8 @@ float* state_of(const Plan& p, size_t item) { return p.state + item * p.max_quer
 
 // acc[j] = corr[j] · acc[j] + Σ_r p[j][r] · V[r] for NQ (1..4) queries, kLanes at a time: each V vector is
 // loaded once for the NQ queries, and their accumulators stay in registers over the tile's rows
-template <int NQ>
-inline void accumulate(float* const* acc, const float* corr, const float* const* p, const float* v, size_t n,
+template <int NQ, typename T>
+inline void accumulate(float* const* acc, const float* corr, const float* const* p, const T* v, size_t n,
                        size_t d) {
   for (size_t i = 0; i < d; i += kLanes) {
     Vec s[NQ];
@@ -131,8 +177,9 @@ inline float softmax_step(float* pj, size_t from, size_t valid, size_t tile, flo
   return corr;
 }
 
-void run_item(void* data, size_t item) {
-  const Plan& p = *static_cast<const Plan*>(data);
+// one item over a cache of T (float, or binary16 bits)
+template <typename T>
+void run_item_of(const Plan& p, size_t item) {
   const AttentionArgs& a = *p.a;
   const size_t d = a.head_dim, c = item % p.chunks, b = (item / p.chunks) % p.blocks, g = item / p.chunks / p.blocks;
   const size_t s0 = b * p.block, s1 = std::min(a.seq, s0 + p.block), nq = (s1 - s0) * p.group;
@@ -159,8 +206,8 @@ void run_item(void* data, size_t item) {
   // rows before every query's first, or after every query's last, are skipped whole
   const size_t first = *std::min_element(start.begin(), start.end()), last = *std::max_element(end.begin(), end.end());
   const size_t lo = std::max(c * p.chunk_rows, first), hi = std::min(last, c * p.chunk_rows + p.chunk_rows);
-  const float* kt = a.k + g * a.capacity * d;
-  const float* vt = a.v + g * a.capacity * d;
+  const T* kt = static_cast<const T*>(a.k) + g * a.capacity * d;
+  const T* vt = static_cast<const T*>(a.v) + g * a.capacity * d;
   std::vector<float> sc(nq * tile);  // scores, then probabilities: [query][row of the tile]
   std::vector<float> corr(nq);
   for (size_t t0 = lo; t0 < hi; t0 += tile) {
@@ -199,6 +246,15 @@ void run_item(void* data, size_t item) {
     float* o = a.out + (s * a.heads + h) * d;
     const float inv = 1.0f / l[j];
     for (size_t i = 0; i < d; i += kLanes) store(o + i, load(acc + j * d + i) * inv);
+  }
+}
+
+void run_item(void* data, size_t item) {
+  const Plan& p = *static_cast<const Plan*>(data);
+  if (p.a->half) {
+    run_item_of<uint16_t>(p, item);
+  } else {
+    run_item_of<float>(p, item);
   }
 }
 

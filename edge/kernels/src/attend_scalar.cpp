@@ -8,4 +8,6 @@ namespace edge_kernels {
 
 void attend_scalar(const AttentionArgs& a, const Parallel& parallel) { attend(a, parallel); }
 
+void narrow_scalar(const float* from, uint16_t* to, size_t n) { narrow(from, to, n); }
+
 }  // namespace edge_kernels

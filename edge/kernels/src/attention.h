@@ -16,8 +16,9 @@ namespace edge_kernels {
 
 struct AttentionArgs {
   const float* q;  // [seq][heads][head_dim]: one batch row of the op's query input
-  const float* k;  // [kv_heads][capacity][head_dim]: rows [0, past + seq) hold keys (this call's already written)
-  const float* v;  // the same layout, values
+  const void* k;  // [kv_heads][capacity][head_dim] of float (or binary16 with half): rows [0, past + seq) hold
+                   // keys (this call's already written)
+  const void* v;   // the same layout, values
   float* out;      // [seq][heads][head_dim]
   size_t seq, past, capacity, heads, kv_heads, head_dim;
   float scale;    // on q·k before the softmax
@@ -26,6 +27,7 @@ struct AttentionArgs {
   // derives from the call's token types (a block's queries see the whole block, both ways); otherwise causal
   const size_t* starts = nullptr;
   const size_t* ends = nullptr;
+  bool half = false;  // k and v hold binary16 values (uint16_t bits), else float
 };
 
 // Causal: query s attends to rows [0, past + s], or with a window to rows [past + s + 1 − window, past + s];
@@ -35,5 +37,12 @@ using AttendFn = void (*)(const AttentionArgs&, const Parallel&);
 void attend_avx512(const AttentionArgs& a, const Parallel& parallel);
 void attend_avx2(const AttentionArgs& a, const Parallel& parallel);
 void attend_scalar(const AttentionArgs& a, const Parallel& parallel);
+
+// to[i] = binary16(from[i]), rounded to nearest even (the same bits on every path): a call's new keys and values
+// into an fp16 cache.
+using NarrowFn = void (*)(const float* from, uint16_t* to, size_t n);
+void narrow_avx512(const float* from, uint16_t* to, size_t n);
+void narrow_avx2(const float* from, uint16_t* to, size_t n);
+void narrow_scalar(const float* from, uint16_t* to, size_t n);
 
 }  // namespace edge_kernels

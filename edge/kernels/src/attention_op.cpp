@@ -17,6 +17,10 @@
 // the whole block both ways; keys from earlier calls are never in one. The attribute image_mask says how a block
 // meets the window, as transformers' two masks do: "sliding" (the default) window AND (causal OR block), "all"
 // (causal AND window) OR block. A layer without a window attends causal OR block.
+//
+// edge.kernels::GroupAttentionF16 is the same op over a binary16 cache (past_key, past_value, present_key,
+// present_value in float16; query, key, value and the output stay fp32): this call's keys and values are
+// rounded to binary16 as they are appended, and the kernel widens each cached row as it reads it.
 #define ORT_API_MANUAL_INIT
 #include "onnxruntime_cxx_api.h"
 #undef ORT_API_MANUAL_INIT
@@ -27,6 +31,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "attention.h"
@@ -36,7 +41,13 @@
 namespace edge_kernels {
 namespace {
 
+// Cache: float (GroupAttention) or Ort::Float16_t (GroupAttentionF16), the element type of the KV cache tensors
+template <typename Cache>
 struct GroupAttention {
+  static constexpr bool kHalf = std::is_same_v<Cache, Ort::Float16_t>;
+  using Elem = std::conditional_t<kHalf, uint16_t, float>;  // a cache element as the kernel reads it
+  static constexpr const char* kName = kHalf ? "GroupAttentionF16" : "GroupAttention";
+
   GroupAttention(const OrtApi*, const OrtKernelInfo* info) {
     try {
       Ort::ConstKernelInfo ki(info);
@@ -47,16 +58,16 @@ struct GroupAttention {
       compact_ = attribute_or<int64_t>(ki, "sliding_window_cache", 0) == 1;
       const std::string mask = attribute_or<std::string>(ki, "image_mask", "sliding");
       if (mask != "sliding" && mask != "all") {
-        error_ = "GroupAttention: image_mask must be sliding or all, not " + mask;
+        error_ = std::string(kName) + ": image_mask must be sliding or all, not " + mask;
         return;
       }
       blocks_widen_window_ = mask == "all";
       if (compact_ && window_ < 1) {
-        error_ = "GroupAttention: sliding_window_cache needs a local_window_size of at least 1";
+        error_ = std::string(kName) + ": sliding_window_cache needs a local_window_size of at least 1";
         return;
       }
       if (heads_ < 1 || kv_heads_ < 1 || heads_ % kv_heads_ != 0) {
-        error_ = "GroupAttention: num_heads (" + std::to_string(heads_) + ") must be a positive multiple of "
+        error_ = std::string(kName) + ": num_heads (" + std::to_string(heads_) + ") must be a positive multiple of "
                  "kv_num_heads (" + std::to_string(kv_heads_) + ")";
         return;
       }
@@ -64,21 +75,22 @@ struct GroupAttention {
       Isa chosen{};
       if (!select_isa(isa.c_str(), &chosen, &error_)) return;
       attend_ = chosen.attend;
+      narrow_ = chosen.narrow;
     } catch (const std::exception& exc) {
-      error_ = std::string("GroupAttention: ") + exc.what();
+      error_ = std::string(kName) + ": " + exc.what();
     }
   }
 
   static Ort::Status invalid(const std::string& what) {
-    return Ort::Status(("GroupAttention: " + what).c_str(), ORT_INVALID_ARGUMENT);
+    return Ort::Status((std::string(kName) + ": " + what).c_str(), ORT_INVALID_ARGUMENT);
   }
 
   Ort::Status Compute(OrtKernelContext* context, const Ort::Custom::Tensor<float>& query,
                       const Ort::Custom::Tensor<float>& key, const Ort::Custom::Tensor<float>& value,
-                      const Ort::Custom::Tensor<float>& past_key, const Ort::Custom::Tensor<float>& past_value,
+                      const Ort::Custom::Tensor<Cache>& past_key, const Ort::Custom::Tensor<Cache>& past_value,
                       const Ort::Custom::Tensor<int32_t>& seqlens_k, const Ort::Custom::Tensor<int32_t>& total,
                       std::optional<const Ort::Custom::Tensor<int64_t>*> token_types, Ort::Custom::Tensor<float>& out,
-                      Ort::Custom::Tensor<float>& present_key, Ort::Custom::Tensor<float>& present_value) {
+                      Ort::Custom::Tensor<Cache>& present_key, Ort::Custom::Tensor<Cache>& present_value) {
     if (!error_.empty()) return Ort::Status(error_.c_str(), ORT_INVALID_ARGUMENT);
     try {
       const std::vector<int64_t>& qs = query.Shape();
@@ -130,11 +142,13 @@ struct GroupAttention {
         after[b] = compact_ ? resident(p + seq, cap) : p + seq;
       }
       float* o = out.Allocate(qs);
-      float* pk = present_key.Allocate(cache);
-      float* pv = present_value.Allocate(cache);
-      const size_t cache_floats = batch * kvh * cap * d;
-      if (pk != past_key.Data()) std::memcpy(pk, past_key.Data(), cache_floats * sizeof(float));
-      if (pv != past_value.Data()) std::memcpy(pv, past_value.Data(), cache_floats * sizeof(float));
+      Elem* pk = reinterpret_cast<Elem*>(present_key.Allocate(cache));
+      Elem* pv = reinterpret_cast<Elem*>(present_value.Allocate(cache));
+      const Elem* past_k = reinterpret_cast<const Elem*>(past_key.Data());
+      const Elem* past_v = reinterpret_cast<const Elem*>(past_value.Data());
+      const size_t cache_elems = batch * kvh * cap * d;
+      if (pk != past_k) std::memcpy(pk, past_k, cache_elems * sizeof(Elem));
+      if (pv != past_v) std::memcpy(pv, past_v, cache_elems * sizeof(Elem));
       Ort::KernelContext ctx(context);
       const Parallel parallel{ort_parallel, &ctx};
       const float scale = scale_ != 0.0f ? scale_ : 1.0f / std::sqrt(static_cast<float>(d));
@@ -151,30 +165,30 @@ struct GroupAttention {
         if (before[b] + seq <= cap) {  // this call's rows fit after the cached ones: append and attend in place
           append(new_k, new_v, seq, kvh, d, pk + kv_off, pv + kv_off, cap, before[b]);
           attend_({query.Data() + q_off, pk + kv_off, pv + kv_off, o + q_off, seq, before[b], cap, nh, kvh, d, scale,
-                   window, rows_from, rows_to},
+                   window, rows_from, rows_to, kHalf},
                   parallel);
           continue;
         }
         // a sliding window cache that must evict: attend over the cached rows and this call's in a scratch
         // copy (a prefill's first positions still see rows the eviction drops), then keep the last after[b]
         const size_t rows = before[b] + seq;
-        std::vector<float> tk(kvh * rows * d), tv(kvh * rows * d);
+        std::vector<Elem> tk(kvh * rows * d), tv(kvh * rows * d);
         for (size_t n = 0; n < kvh; ++n) {
-          std::memcpy(&tk[n * rows * d], pk + kv_off + n * cap * d, before[b] * d * sizeof(float));
-          std::memcpy(&tv[n * rows * d], pv + kv_off + n * cap * d, before[b] * d * sizeof(float));
+          std::memcpy(&tk[n * rows * d], pk + kv_off + n * cap * d, before[b] * d * sizeof(Elem));
+          std::memcpy(&tv[n * rows * d], pv + kv_off + n * cap * d, before[b] * d * sizeof(Elem));
         }
         append(new_k, new_v, seq, kvh, d, tk.data(), tv.data(), rows, before[b]);
         attend_({query.Data() + q_off, tk.data(), tv.data(), o + q_off, seq, before[b], rows, nh, kvh, d, scale,
-                 window, rows_from, rows_to},
+                 window, rows_from, rows_to, kHalf},
                 parallel);
         for (size_t n = 0; n < kvh; ++n) {
-          std::memcpy(pk + kv_off + n * cap * d, &tk[(n * rows + rows - after[b]) * d], after[b] * d * sizeof(float));
-          std::memcpy(pv + kv_off + n * cap * d, &tv[(n * rows + rows - after[b]) * d], after[b] * d * sizeof(float));
+          std::memcpy(pk + kv_off + n * cap * d, &tk[(n * rows + rows - after[b]) * d], after[b] * d * sizeof(Elem));
+          std::memcpy(pv + kv_off + n * cap * d, &tv[(n * rows + rows - after[b]) * d], after[b] * d * sizeof(Elem));
         }
       }
       return Ort::Status{nullptr};
     } catch (const std::exception& exc) {
-      return Ort::Status((std::string("GroupAttention: ") + exc.what()).c_str(), ORT_FAIL);
+      return Ort::Status((std::string(kName) + ": " + exc.what()).c_str(), ORT_FAIL);
     }
   }
 
@@ -222,13 +236,19 @@ struct GroupAttention {
   }
 
   // this call's keys and values ([seq][kv_heads][head_dim]) into a [kv_heads][cap][head_dim] cache at row `row`
-  static void append(const float* k, const float* v, size_t seq, size_t kvh, size_t d, float* ck, float* cv,
-                     size_t cap, size_t row) {
+  // (rounded to binary16 for a half cache)
+  void append(const float* k, const float* v, size_t seq, size_t kvh, size_t d, Elem* ck, Elem* cv, size_t cap,
+              size_t row) const {
     for (size_t n = 0; n < kvh; ++n) {
       for (size_t s = 0; s < seq; ++s) {
         const size_t src = (s * kvh + n) * d, dst = (n * cap + row + s) * d;
-        std::memcpy(ck + dst, k + src, d * sizeof(float));
-        std::memcpy(cv + dst, v + src, d * sizeof(float));
+        if constexpr (kHalf) {
+          narrow_(k + src, ck + dst, d);
+          narrow_(v + src, cv + dst, d);
+        } else {
+          std::memcpy(ck + dst, k + src, d * sizeof(float));
+          std::memcpy(cv + dst, v + src, d * sizeof(float));
+        }
       }
     }
   }
@@ -239,6 +259,7 @@ struct GroupAttention {
   bool compact_ = false;  // sliding_window_cache = 1: the cache holds a window that the op compacts
   bool blocks_widen_window_ = false;  // image_mask "all": a block's queries see the whole block, past the window
   AttendFn attend_ = nullptr;
+  NarrowFn narrow_ = nullptr;
   std::string error_;
 };
 
@@ -246,7 +267,13 @@ struct GroupAttention {
 
 Ort::Custom::OrtLiteCustomOp* group_attention_op() {
   static std::unique_ptr<Ort::Custom::OrtLiteCustomOp> op{
-      Ort::Custom::CreateLiteCustomOp<GroupAttention>("GroupAttention", "CPUExecutionProvider")};
+      Ort::Custom::CreateLiteCustomOp<GroupAttention<float>>("GroupAttention", "CPUExecutionProvider")};
+  return op.get();
+}
+
+Ort::Custom::OrtLiteCustomOp* group_attention_f16_op() {
+  static std::unique_ptr<Ort::Custom::OrtLiteCustomOp> op{
+      Ort::Custom::CreateLiteCustomOp<GroupAttention<Ort::Float16_t>>("GroupAttentionF16", "CPUExecutionProvider")};
   return op.get();
 }
 

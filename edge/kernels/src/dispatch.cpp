@@ -12,17 +12,21 @@ bool has_avx512vnni() {
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 
-bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+// F16C (every AVX2 CPU has it) converts a half KV cache's rows
+bool has_avx2() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
 
 // VEX-encoded vpdpbusd on ymm (CPUID leaf 7, subleaf 1, EAX bit 4): Alder Lake and later, without AVX-512
 bool has_avxvnni() { return has_avx2() && __builtin_cpu_supports("avxvnni"); }
 
 const Isa kPaths[] = {
-    {"avx512vnni", panel_avx512vnni, stream_avx512vnni, attend_avx512, int8_avx2, panel8_avx512vnni, gated_gelu_avx512},
-    {"avxvnni", panel_avxvnni, stream_avxvnni, attend_avx2, int8_avx2, nullptr, gated_gelu_avx2},
-    {"avx2", panel_avx2, stream_avx2, attend_avx2, int8_avx2, nullptr, gated_gelu_avx2},
+    {"avx512vnni", panel_avx512vnni, stream_avx512vnni, attend_avx512, narrow_avx512, int8_avx2, panel8_avx512vnni,
+     gated_gelu_avx512},
+    {"avxvnni", panel_avxvnni, stream_avxvnni, attend_avx2, narrow_avx2, int8_avx2, nullptr, gated_gelu_avx2},
+    {"avx2", panel_avx2, stream_avx2, attend_avx2, narrow_avx2, int8_avx2, nullptr, gated_gelu_avx2},
     // plain loops, any rows: one kernel serves as both GEMV and GEMM
-    {"scalar", tile_scalar, tile_scalar, attend_scalar, int8_scalar, nullptr, gated_gelu_scalar},
+    {"scalar", tile_scalar, tile_scalar, attend_scalar, narrow_scalar, int8_scalar, nullptr, gated_gelu_scalar},
 };
 
 bool supported(const Isa& isa) {

@@ -15,6 +15,7 @@ struct Isa {
   PanelFn panel;  // the GEMM kernel (prefill)
   TileFn stream;  // the GEMV micro-kernel (decode, M <= kMaxRows)
   AttendFn attend;  // GroupAttention (fp32: AVX-VNNI parts run the AVX2 build)
+  NarrowFn narrow;  // fp32 → binary16 for GroupAttentionF16's cache
   Int8Fn int8;      // MatMulInt8 at M <= kMaxRows, and at any M where panel8 is null
   PanelFn panel8;   // MatMulInt8 above kMaxRows rows (prefill), or null: the GEMV for every M
   GatedFn gated;    // GatedGelu (fp32, as the attention)

@@ -87,6 +87,7 @@ __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps
     if (!added) {
       domain.Add(op.get());
       domain.Add(edge_kernels::group_attention_op());
+      domain.Add(edge_kernels::group_attention_f16_op());
       domain.Add(edge_kernels::matmul_int8_op());
       domain.Add(edge_kernels::gated_gelu_op());
       added = true;

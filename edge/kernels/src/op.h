@@ -28,8 +28,9 @@ T attribute_or(const Ort::ConstKernelInfo& ki, const char* name, T fallback) {
   }
 }
 
-// edge.kernels::GroupAttention (attention_op.cpp).
+// edge.kernels::GroupAttention and GroupAttentionF16 (attention_op.cpp): an fp32 and a binary16 KV cache.
 Ort::Custom::OrtLiteCustomOp* group_attention_op();
+Ort::Custom::OrtLiteCustomOp* group_attention_f16_op();
 
 // edge.kernels::MatMulInt8 (int8_op.cpp).
 Ort::Custom::OrtLiteCustomOp* matmul_int8_op();
