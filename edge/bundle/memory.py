@@ -223,6 +223,7 @@ def format_plan(plan: dict[str, Any], *, assumptions: bool = True) -> str:
     """The plan as a table in GiB, for the CLI and the README."""
     g = lambda b: f"{b / GiB:10.2f}"  # noqa: E731
     kv = plan["kv_cache"]
+    kv_type = {2: "float16", 4: "float32"}.get(plan["kv_dtype_bytes"], f"{plan['kv_dtype_bytes']} B")
     mapped = plan.get("mapped_bytes", 0)
     rows: list[tuple[str, int]] = [
         (f"weights: {name}" + (" (memory-mapped, not counted)" if name == "embedding" and mapped else ""), size)
@@ -230,8 +231,8 @@ def format_plan(plan: dict[str, Any], *, assumptions: bool = True) -> str:
     ]
     rows += [
         ("weights resident", plan["weights_bytes"] - mapped),
-        (f"KV cache: full-attention layers ({kv['full_tokens']} tokens)", kv["full_bytes"]),
-        (f"KV cache: sliding layers ({kv['sliding_tokens']} tokens)", kv["sliding_bytes"]),
+        (f"KV cache: full-attention layers ({kv['full_tokens']} tokens, {kv_type})", kv["full_bytes"]),
+        (f"KV cache: sliding layers ({kv['sliding_tokens']} tokens, {kv_type})", kv["sliding_bytes"]),
     ]
     labels = {
         "prepacked_block_sums_bytes": f"runtime: MatMulNBits pre-packed block sums ({plan['kernels']} kernels)",

@@ -213,7 +213,8 @@ def test_format_plan_shows_each_component_in_gib(spec12b: ModelSpec) -> None:
         assert f"{size / GiB:.2f}" in text
     assert f"{plan['total_bytes'] / GiB:.2f}" in text
     assert f"verdict: {plan['verdict']}" in text
-    assert "KV cache: sliding layers (1087 tokens)" in text  # fused: window + 63 rows, allocated at load
+    # fused: window + 63 rows, allocated at load; float16 where our attention runs on a quantized bundle
+    assert "KV cache: sliding layers (1087 tokens, float16)" in text
     assert "assumptions:" in text and "assumptions:" not in format_plan(plan, assumptions=False)
     assert max(len(line) for line in text.splitlines()) <= 110
 
