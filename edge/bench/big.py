@@ -107,7 +107,7 @@ def _run(bundle: Path, threads: int, context: int) -> dict[str, Any]:
     out["load_s"] = time.perf_counter() - t0
     out["rss_after_load_bytes"] = rss_bytes()[0]
     out["kv_cache_bytes"] = engine.sessions.kv.nbytes if engine.sessions.kv is not None else 0
-    out["kv_cache_dtype"] = np.dtype(engine.sessions.kv_dtype).name
+    out["kv_cache_dtype"] = engine.sessions.kv_type
     out["kernels"] = engine.sessions.kernels.label
     jpeg = jpeg_bytes(part_image(*FRAME_SIZE, seed=3))
     # from the 1080p JPEG bytes. The first call after load also pages in whatever weights the load left on disk

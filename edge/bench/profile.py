@@ -15,8 +15,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge.bench.run import text_prompt
 
 STEPS = 64  # new tokens per generation: the first comes from the prefill, the other 63 are decode steps
@@ -66,7 +64,7 @@ def profile_decode(bundle: Path, threads: int, contexts: tuple[int, ...]) -> dic
                 raise ValueError(f"context {ctx} is beyond the bundle's {engine.context}")
             out["kernels"] = engine.sessions.kernels.label
             out["attention_nodes"] = engine.sessions.attention_nodes
-            out["kv_cache_dtype"] = np.dtype(engine.sessions.kv_dtype).name
+            out["kv_cache_dtype"] = engine.sessions.kv_type
             prompt = text_prompt(engine, max(ctx - STEPS, 16))
             engine.generate(prompt, params=params)  # warm-up: arena, page faults
             timings = engine.generate(prompt, params=params).timings

@@ -180,7 +180,7 @@ def measure_engine(bundle: Path, threads: int, repeats: int, contexts: tuple[int
     out["int8_nodes"] = engine.sessions.int8_nodes  # the int8 LM head on our MatMulInt8
     out["attention_nodes"] = engine.sessions.attention_nodes  # attention layers on our GroupAttention
     out["kv_cache_bytes"] = getattr(engine.sessions.kv, "nbytes", 0)
-    out["kv_cache_dtype"] = np.dtype(engine.sessions.kv_dtype).name  # float16: GroupAttentionF16 (EDGE_KV_CACHE)
+    out["kv_cache_dtype"] = engine.sessions.kv_type  # float16: GroupAttentionF16 (EDGE_KV_CACHE)
 
     decode: dict[str, float] = {}
     for ctx in contexts:

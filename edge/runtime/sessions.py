@@ -203,7 +203,7 @@ class BundleSessions:
                 "attention: edge.kernels GroupAttention on %d attention layers (%d with image blocks), KV cache %s",
                 self.attention_nodes,
                 self.image_block_nodes,
-                self.kv_dtype.__name__,
+                self.kv_type,
             )
         self.output_names = {n: [o.name for o in s.get_outputs()] for n, s in self.sessions.items()}
         log.debug("released %d bytes of mapped weight pages", release_mapped_pages(bundle))
@@ -226,6 +226,11 @@ class BundleSessions:
     def kv_dtype(self) -> type:
         """The fused decoder's cache element type: float16 when its attention runs GroupAttentionF16."""
         return np.float16 if self.half_kv_nodes else np.float32
+
+    @property
+    def kv_type(self) -> str:
+        """``kv_dtype``'s name, "float16" or "float32", for logs, metrics and benchmark reports."""
+        return np.dtype(self.kv_dtype).name
 
     def _options(self, custom_ops: bool, spin: bool = True) -> Any:
         """Session options; ``spin``: let the intra-op workers spin between parallel sections.

@@ -272,12 +272,14 @@ class Metrics:
         quantization: str,
         kernels: str = "",
         attention: str = "",
+        kv_cache: str = "",
     ) -> None:
         self.model_load.set(load_seconds)
         self.build_info.info(
             {"version": version, "bundle_id": bundle_id, "model": model_id, "quantization": quantization}
             | ({"kernels": kernels} if kernels else {})  # which weight-matmul kernels run (edge.kernels.library)
             | ({"attention": attention} if attention else {})  # attention layers: edge or onnxruntime
+            | ({"kv_cache": kv_cache} if kv_cache else {})  # the decoder's KV cache: float16 or float32
         )
 
     def set_serving(self, serving: bool) -> None:

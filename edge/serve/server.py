@@ -226,6 +226,7 @@ def load_engine(cfg: ServeConfig, metrics: Any) -> Any:
         str(m.quantization.get("name", "")),
         kernels=engine.sessions.kernels.label,
         attention="edge" if engine.sessions.attention_nodes else "onnxruntime",
+        kv_cache=engine.sessions.kv_type,
     )
     log.info("bundle %s loaded, verified and warmed up in %.1f s", m.bundle_id, load_s)
     return engine

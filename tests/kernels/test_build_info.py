@@ -1,5 +1,5 @@
-"""The daemon reports which weight-matmul kernels and which attention run, as the ``kernels`` and ``attention``
-labels of edge_inspector_build_info."""
+"""The daemon reports which weight-matmul kernels and which attention run, and its KV cache's type, as the
+``kernels``, ``attention`` and ``kv_cache`` labels of edge_inspector_build_info."""
 
 from __future__ import annotations
 
@@ -27,3 +27,4 @@ def test_build_info_names_the_kernels(
     want = f"edge-{resolve(lib, 'auto')}" if setting == "auto" else "matmulnbits"
     assert sample.labels["kernels"] == want and sample.value == 1
     assert sample.labels["attention"] == ("edge" if setting == "auto" else "onnxruntime")
+    assert sample.labels["kv_cache"] == ("float16" if setting == "auto" else "float32")  # an int4 bundle
