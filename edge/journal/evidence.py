@@ -52,6 +52,15 @@ MEDIA_TYPES = {v: k for k, v in EXTENSIONS.items()}
 _SNIFF = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG", "image/png"), (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"))
 
 
+# An anomaly map is mostly runs of equal levels (0 outside the defect): zlib's run-length strategy with no PNG row
+# filter encodes the gate's 256 × 192 maps in 0.25–0.27 ms of CPU at 1.1 KB, where the defaults took 0.34–0.46 ms
+# at 1.9 KB (80 maps of the journal bench's test split, lossless either way). OpenCV before 4.11 has no filter
+# option: the strategy alone there (0.33–0.38 ms).
+MAP_PNG = [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+if hasattr(cv2, "IMWRITE_PNG_FILTER"):
+    MAP_PNG += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+
+
 @dataclass(frozen=True)
 class EvidenceBudgets:
     """Retention: bytes and age per class, the share of normal frames kept, the free-space floor."""
@@ -79,7 +88,7 @@ def encode(record: Record, quality: int) -> list[tuple[str, str, bytes]]:
     if ev.frame is not None:
         out.append(("frame", *_frame(ev.frame, quality)))
     if ev.anomaly_map is not None:
-        out.append(("anomaly_map", "image/png", _imencode(".png", _map16(ev.anomaly_map), [])))
+        out.append(("anomaly_map", "image/png", _imencode(".png", _map16(ev.anomaly_map), MAP_PNG)))
     if ev.audio is not None:
         out.append(("audio", "audio/wav", _wav(np.asarray(ev.audio, np.float32).reshape(-1))))
     if ev.report:

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from edge.errors import NotFoundError
-from edge.journal.evidence import EvidenceBudgets
+from edge.journal.evidence import EvidenceBudgets, _map16
 from edge.journal.journal import Journal, JournalSettings
 from edge.journal.records import DroppedBody, Evidence, FinishedBody, Record, ScoredBody
 from edge.runtime.image import ImageLimits, PixelFormat
@@ -78,6 +78,19 @@ def test_anomaly_maps_are_16_bit_pngs_with_out_of_range_scores_saturated_and_rem
     seq = j.append(Record("inspect:1", finished(2), 2, anomalous=True, evidence=Evidence(anomaly_map=scores)))
     event = payload(j, seq.result(30))
     assert "evidence_skipped" not in event and j.evidence_file(event["evidence"][0]["id"]) == (media, data)
+    j.close()
+
+
+def test_a_gate_sized_map_is_kept_level_for_level(tmp_path: Path) -> None:
+    """The map's PNG options (run-length strategy, no row filter) are lossless on a gate's 256 × 192 map: zero
+    outside a defect, every level inside it."""
+    j, _ = journal(tmp_path, EvidenceBudgets(min_free_bytes=0))
+    scores = np.zeros((192, 256), np.float32)
+    scores[40:120, 60:200] = np.random.default_rng(3).random((80, 140), dtype=np.float32)
+    seq = j.append(Record("inspect:1", finished(1), 1, anomalous=True, evidence=Evidence(anomaly_map=scores)))
+    (ref,) = payload(j, seq.result(30))["evidence"]
+    levels = cv2.imdecode(np.frombuffer(j.evidence_file(ref["id"])[1], np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(levels, _map16(scores))  # exactly the levels the store encoded
     j.close()
 
 
