@@ -18,7 +18,7 @@ from edge.bundle.estimate import derived_matmuls, estimate_weight_bytes
 from edge.bundle.manifest import Manifest, graph_bytes
 from edge.bundle.recipe import QuantRecipe, WeightMatMul, weight_matmuls
 from edge.errors import ConfigError
-from edge.kernels.library import INT8_GRAPHS, takes, takes_int8
+from edge.kernels.library import INT8_GRAPHS, half_kv_cache, takes, takes_int8
 from edge.spec import SLIDING, ModelSpec
 
 GiB = 2**30
@@ -168,9 +168,10 @@ def plan_memory(
 
 
 def kv_bytes(rec: QuantRecipe, kernels: str, decoder: str) -> int:
-    """Bytes per cached key or value element by default (EDGE_KV_CACHE=auto): 2 where the fused decoder's
-    attention runs our GroupAttentionF16 (our kernels, quantized decoder weights), else 4."""
-    return 2 if kernels == "edge" and decoder == "fused" and rec.decoder.scheme != "fp32" else 4
+    """Bytes per cached key or value element by default (EDGE_KV_CACHE=auto, the runtime's own rule in
+    ``library.half_kv_cache``): 2 where the fused decoder's attention runs our GroupAttentionF16, else 4."""
+    ours = kernels == "edge" and decoder == "fused"
+    return 2 if ours and half_kv_cache(None, quantized=rec.decoder.scheme != "fp32") else 4
 
 
 def plan_for_bundle(
