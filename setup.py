@@ -38,7 +38,7 @@ class BuildKernels(build_ext):
         super().build_extensions()
 
     def get_export_symbols(self, ext: Extension) -> list[str]:
-        return ["RegisterCustomOps", "edge_kernels_resolve"]  # not a Python module: no PyInit_ symbol
+        return ["RegisterCustomOps", "edge_kernels_resolve", "edge_kernels_peak"]  # not a Python module: no PyInit_ symbol
 
 
 setup(

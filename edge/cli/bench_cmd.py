@@ -62,6 +62,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
     import shutil
+    from dataclasses import asdict
     from pathlib import Path
 
     from edge.errors import ConfigError
@@ -113,16 +114,21 @@ def run(args: argparse.Namespace) -> int:
 
         if args.kernels:
             from edge.bench.bandwidth import read_bandwidth_isolated
-            from edge.bench.kernels import format_kernels, kernel_table
+            from edge.bench.kernels import add_peak_fractions, best_dot_peak, format_kernels, format_peak, kernel_table
             from edge.bench.kernels_int8 import format_int8, int8_table
 
             rows = kernel_table(bundle, threads=args.threads, repeats=max(args.repeats, 3))
             int8_rows = int8_table(bundle, threads=args.threads, repeats=max(args.repeats, 3))
             bandwidth = max(read_bandwidth_isolated(args.threads)["bytes_per_s"] for _ in range(3))
+            peak = best_dot_peak(args.threads)
+            add_peak_fractions(rows, peak)
+            add_peak_fractions(int8_rows, peak)
             print(format_kernels(rows, bandwidth))
+            print(format_peak(rows, peak))
             print(format_int8(int8_rows))
             if args.json:
                 report = {"kernels": rows, "int8_kernels": int8_rows, "read_bandwidth_bytes_s": bandwidth}
+                report["dot_peak"] = asdict(peak) if peak is not None else None
                 Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
             return 0
         if args.profile:

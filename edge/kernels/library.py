@@ -90,6 +90,36 @@ def resolve(library: Path, requested: str) -> str:
     return out.value.decode()
 
 
+@dataclass(frozen=True)
+class DotPeak:
+    """The int8 dot-product rate of one micro-kernel path on this machine (``peak.cpp``): the instruction its
+    prefill GEMM is built on (``vpdpbusd`` on zmm or ymm, ``vpmaddubsw``), back to back on every thread."""
+
+    isa: str
+    threads: int
+    mac_per_s: float
+
+    @property
+    def gflop_s(self) -> float:
+        """In the GEMM tables' unit: 2 FLOP per multiply-add."""
+        return 2 * self.mac_per_s / 1e9
+
+
+def dot_peak(setting: str | None, threads: int, seconds: float = 0.5) -> DotPeak | None:
+    """Measure the int8 dot-product peak of the path ``setting`` (an ``EDGE_KERNELS`` value) chooses, on
+    ``threads`` threads for ``seconds``; None where there is none to measure (``off``, no library, the scalar
+    path). A forced path this CPU cannot run is a ConfigError, as in ``choose_kernels``."""
+    choice = choose_kernels(setting)
+    if choice.library is None or choice.isa is None:
+        return None
+    fn = ctypes.CDLL(str(choice.library)).edge_kernels_peak
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_double, ctypes.c_char_p, ctypes.c_size_t]
+    fn.restype = ctypes.c_double
+    out = ctypes.create_string_buffer(256)
+    rate = fn(choice.isa.encode(), threads, seconds, out, len(out))
+    return DotPeak(choice.isa, threads, rate) if rate > 0 else None
+
+
 def choose_kernels(setting: str | None) -> KernelChoice:
     """The kernel path for ``setting`` (the value of ``EDGE_KERNELS``; None means ``auto``).
 

@@ -157,6 +157,13 @@ def test_kernels_table_covers_every_decoder_weight_shape(tmp_path: Path, int4_bu
         assert r["kernels"].startswith("edge-")
         assert f"{r['K']} × {r['N']}" in proc.stdout
     assert "read bandwidth, same run" in proc.stdout
+    # the prefill GEMMs against the int8 dot-product peak of the same path, measured in the same run
+    peak = json.loads(out.read_text())["dot_peak"]
+    assert f"edge-{peak['isa']}" == rows[0]["kernels"] and peak["threads"] == 1 and peak["mac_per_s"] > 0
+    for r in rows:
+        for key in ("edge", "int8"):
+            assert r[f"{key}_peak_fraction"] == pytest.approx(r[f"{key}_gflop_s"] / (2 * peak["mac_per_s"] / 1e9))
+    assert f"int8 dot-product peak ({peak['isa']}, 1 thread, same run)" in proc.stdout
     # the second table: every int8 shape of the vision and audio graphs, both kernels, at an image's rows
     int8 = json.loads(out.read_text())["int8_kernels"]
     wanted = set()

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from edge.bench.big import bench_12b, format_12b
+from edge.bundle.manifest import load_manifest
+from edge.bundle.recipe import weight_matmuls
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +26,21 @@ def test_run_measures_rss_and_compares_with_the_plan(int4_bundle: Path) -> None:
     assert run["kernels"].startswith("edge-") and report["plan"]["kernels"] == "edge"
     ref = report["matmulnbits"]
     assert ref["kernels"] == "matmulnbits" and ref["full"]["new_tokens"] == 32 and ref["peak_rss_bytes"] > 0
+    # the machine's ceilings, and the image prompt's arithmetic at the peak as a floor under its TTFT
+    macs = sum(m.k * m.n * m.count for m in weight_matmuls(load_manifest(int4_bundle).extra) or [] if m.bits == 4
+               and m.graph == "decoder")  # fmt: skip
+    assert report["decoder_macs_per_position"] == macs > 0
+    assert run["image_prompt_tokens"] > 256 // 4 and report["read_bandwidth_bytes_s"] > 0
+    peak = report["dot_peak"]
+    assert f"edge-{peak['isa']}" == run["kernels"] and peak["threads"] == 1
+    floor = run["image_prompt_tokens"] * macs / peak["mac_per_s"]
+    assert report["image_ttft_floor_s"] == pytest.approx(floor) and report["targets"]["image_ttft_s"]["floor"] == floor
+    assert report["image_ttft_floor_s"] < run["image_ttft_s"]  # a floor: the real run does everything else too
+    for x in (run, ref):
+        share = report["plan"]["read_per_token_bytes"] * x["short"]["decode_tok_s"] / report["read_bandwidth_bytes_s"]
+        assert x["short"]["bandwidth_fraction"] == pytest.approx(share)
     text = format_12b(report)
+    assert "TTFT floor" in text and "of the read bandwidth" in text and "int8 dot-product peak" in text
     assert "peak RSS" in text and "memory plan (edge)" in text and "build" not in text  # nothing was built
     assert "TTFT, 1080p image, first" in text
     assert "matmulnbits" in text

@@ -13,7 +13,7 @@ import edge.kernels.library as library
 import edge.runtime.sessions as sessions
 from edge.bundle.manifest import load_manifest
 from edge.errors import BundleError, ConfigError
-from edge.kernels.library import PATHS, choose_kernels, library_path, resolve
+from edge.kernels.library import PATHS, choose_kernels, dot_peak, library_path, resolve
 from edge.kernels.swap import Swapped
 from edge.runtime.engine import Engine, GenerationParams
 from edge.spec import SLIDING
@@ -102,6 +102,24 @@ def test_a_graph_onnxruntime_rejects_falls_back(
     assert len(_tokens(engine)) == PARAMS.max_new_tokens
     with pytest.raises(BundleError, match=r"decoder\.onnx: our int4 kernels cannot run this graph"):
         sessions.BundleSessions.open(int4_bundle, 1, kernels="avx2")
+
+
+def test_the_dot_product_peak_is_measured_on_the_path_the_setting_chooses() -> None:
+    auto = dot_peak("auto", 1, seconds=0.05)
+    assert auto is not None and auto.isa == choose_kernels("auto").isa and auto.threads == 1
+    assert auto.mac_per_s > 0 and auto.gflop_s == pytest.approx(2 * auto.mac_per_s / 1e9)
+    for isa in ("avx512vnni", "avxvnni", "avx2"):
+        try:
+            choose_kernels(isa)
+        except ConfigError:
+            with pytest.raises(ConfigError, match="this CPU cannot run that path"):
+                dot_peak(isa, 1, seconds=0.05)
+            continue
+        peak = dot_peak(isa, 2, seconds=0.05)
+        assert peak is not None and peak.isa == isa and peak.threads == 2 and peak.mac_per_s > 0
+    # nothing to measure: the scalar path has no vector dot product; off and zero threads run nothing
+    assert dot_peak("scalar", 1, seconds=0.05) is None and dot_peak("off", 1, seconds=0.05) is None
+    assert dot_peak("auto", 0, seconds=0.05) is None
 
 
 def test_unknown_setting_is_a_config_error(int4_bundle: Path) -> None:
