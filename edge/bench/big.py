@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle.recipe import WeightMatMul, weight_matmuls
+from edge.bundle.recipe import decoder_macs_per_position, weight_matmuls
 
 NEW_TOKENS = 32
 GiB = 2**30
@@ -48,7 +48,7 @@ def bench_12b(bundle: Path, *, threads: int, rebuild: bool, context: int = 4096)
     report["bundle_bytes"] = sum(int(f["size"]) for f in manifest.files.values())
     report["bundle_id"] = manifest.bundle_id
     from edge.bench.bandwidth import read_bandwidth_isolated
-    from edge.bench.kernels import best_dot_peak
+    from edge.bench.peak import best_dot_peak
     from edge.bundle.memory import plan_for_bundle
 
     setting = os.environ.get("EDGE_KERNELS", "auto")
@@ -92,12 +92,6 @@ def bench_12b(bundle: Path, *, threads: int, rebuild: bool, context: int = 4096)
         # whether the target is within this machine's arithmetic at all
         report["targets"]["image_ttft_s"]["floor"] = report["image_ttft_floor_s"]
     return report
-
-
-def decoder_macs_per_position(matmuls: list[WeightMatMul]) -> int:
-    """Multiply-adds of the decoder's 4-bit weight matmuls for one prompt position (the 8-bit LM head runs on the
-    last position only, so it is left out: the count errs low, as a floor's must)."""
-    return sum(m.k * m.n * m.count for m in matmuls if m.graph == "decoder" and m.bits == 4)
 
 
 def _child(bundle: Path, threads: int, context: int, kernels: str) -> dict[str, Any]:

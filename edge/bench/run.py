@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,10 @@ import numpy as np
 from edge.bench.bandwidth import read_bandwidth_isolated
 from edge.bench.kernels import matmul_ceiling
 from edge.bench.paired import measure_paired
+from edge.bench.peak import best_dot_peak
 from edge.bench.structured import format_structured, structured_decode
-from edge.bundle.manifest import graph_bytes
+from edge.bundle.manifest import graph_bytes, load_manifest
+from edge.bundle.recipe import decoder_macs_per_position, weight_matmuls
 from edge.spec import SLIDING, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -313,6 +316,12 @@ def bench(
     bw["measurements_bytes_s"] = [b["bytes_per_s"] for b in runs]
     report["read_bandwidth_bytes_s"] = bw["bytes_per_s"]
     report["read_bandwidth"] = bw
+    # the prefill's ceiling: its decoder multiply-adds at the int8 dot-product peak of the path that ran
+    peak = best_dot_peak(threads)
+    report["dot_peak"] = asdict(peak) if peak is not None else None
+    macs = decoder_macs_per_position(weight_matmuls(load_manifest(bundle).extra) or [])
+    if peak is not None and macs and eng["kernel_nodes"]:
+        report["prefill_peak_fraction"] = report["prefill_tok_s"] * macs / peak.mac_per_s
     key = "1024" if "1024" in eng["decode_tok_s_by_context"] else next(iter(eng["decode_tok_s_by_context"]), None)
     report["decode_context"] = int(key) if key else None
     report["decode_tok_s"] = eng["decode_tok_s_by_context"].get(key) if key else None
@@ -392,7 +401,14 @@ def format_report(r: dict[str, Any]) -> str:
         bpt = r["bytes_per_token_by_context"][ctx]
         frac = bpt * rate / r["read_bandwidth_bytes_s"]
         add(f"decode @ context {ctx}", f"{rate:.1f} tok/s", f"{bpt / 1e6:.0f} MB/token, {frac:.0%} of bandwidth bound")
-    add(f"prefill ({PREFILL_TOKENS} text tokens)", f"{r['prefill_tok_s']:.0f} tok/s", _vs(r.get("prefill_vs_torch")))
+    prefill_note = _vs(r.get("prefill_vs_torch"))
+    if r.get("prefill_peak_fraction") is not None:
+        peak = r["dot_peak"]
+        prefill_note += (
+            f"{'; ' if prefill_note else ''}{r['prefill_peak_fraction']:.0%} of the int8 peak "
+            f"({2 * peak['mac_per_s'] / gb:.0f} GFLOP/s, {peak['isa']})"
+        )
+    add(f"prefill ({PREFILL_TOKENS} text tokens)", f"{r['prefill_tok_s']:.0f} tok/s", prefill_note)
     add("per-step overhead @ context 128", f"{r['step_overhead_fraction']:.1%}", "outside the decoder graph's run")
     add(*format_structured(r["structured"]))
     nb = r.get("matmulnbits")

@@ -107,6 +107,13 @@ def weight_matmuls(manifest_extra: dict[str, Any]) -> list[WeightMatMul] | None:
     return [WeightMatMul(**_known(WeightMatMul, row, f"weight_matmuls[{i}]", strict=True)) for i, row in enumerate(raw)]
 
 
+def decoder_macs_per_position(matmuls: list[WeightMatMul]) -> int:
+    """Multiply-adds of the decoder's 4-bit weight matmuls for one prompt position: what a prompt's prefill asks
+    of the int8 dot product per token. The 8-bit LM head runs on the last position only, so it is left out and
+    the count errs low, as a floor built on it must."""
+    return sum(m.k * m.n * m.count for m in matmuls if m.graph == "decoder" and m.bits == 4)
+
+
 def _known(cls: type, d: Any, where: str, strict: bool = False) -> dict[str, Any]:
     """The keys of ``d`` that are fields of ``cls``, each of the field's type (unknown keys are ignored)."""
     if not isinstance(d, dict):

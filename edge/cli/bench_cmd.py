@@ -114,8 +114,9 @@ def run(args: argparse.Namespace) -> int:
 
         if args.kernels:
             from edge.bench.bandwidth import read_bandwidth_isolated
-            from edge.bench.kernels import add_peak_fractions, best_dot_peak, format_kernels, format_peak, kernel_table
+            from edge.bench.kernels import format_kernels, kernel_table
             from edge.bench.kernels_int8 import format_int8, int8_table
+            from edge.bench.peak import add_peak_fractions, best_dot_peak, format_peak
 
             rows = kernel_table(bundle, threads=args.threads, repeats=max(args.repeats, 3))
             int8_rows = int8_table(bundle, threads=args.threads, repeats=max(args.repeats, 3))

@@ -15,6 +15,8 @@ import pytest
 
 from edge.bench.bandwidth import read_bandwidth
 from edge.bench.run import decode_bytes_per_token, text_prompt
+from edge.bundle.manifest import load_manifest
+from edge.bundle.recipe import decoder_macs_per_position, weight_matmuls
 from edge.kernels.library import INT8_GEMM_PATHS
 from edge.runtime.engine import Engine
 
@@ -72,6 +74,13 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
         assert ratio == pytest.approx(paired["decode_tok_s_by_context"][ctx] / ref["decode_tok_s_by_context"][ctx])
     assert report["prefill_vs_matmulnbits"] == pytest.approx(paired["prefill_tok_s"] / ref["prefill_tok_s"])
     assert 0 < report["step_overhead_fraction"] < 1
+    # the prefill against the int8 dot-product peak of the path that ran, measured in the same run
+    peak = report["dot_peak"]
+    assert f"edge-{peak['isa']}" == report["kernels"] and peak["threads"] == 1
+    macs = decoder_macs_per_position(weight_matmuls(load_manifest(int4_bundle).extra) or [])
+    share = report["prefill_tok_s"] * macs / peak["mac_per_s"]
+    assert macs > 0 and report["prefill_peak_fraction"] == pytest.approx(share)
+    assert f"{share:.0%} of the int8 peak" in proc.stdout
     structured = report["structured"]  # the default report schema against unconstrained, same tokens, same run
     assert structured["report_complete"] and structured["new_tokens"] > 10, structured
     assert report["structured_vs_unconstrained"] == structured["ratio"] > 0

@@ -8,7 +8,7 @@ import pytest
 
 from edge.bench.big import bench_12b, format_12b
 from edge.bundle.manifest import load_manifest
-from edge.bundle.recipe import weight_matmuls
+from edge.bundle.recipe import decoder_macs_per_position, weight_matmuls
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +27,9 @@ def test_run_measures_rss_and_compares_with_the_plan(int4_bundle: Path) -> None:
     ref = report["matmulnbits"]
     assert ref["kernels"] == "matmulnbits" and ref["full"]["new_tokens"] == 32 and ref["peak_rss_bytes"] > 0
     # the machine's ceilings, and the image prompt's arithmetic at the peak as a floor under its TTFT
-    macs = sum(m.k * m.n * m.count for m in weight_matmuls(load_manifest(int4_bundle).extra) or [] if m.bits == 4
-               and m.graph == "decoder")  # fmt: skip
-    assert report["decoder_macs_per_position"] == macs > 0
+    matmuls = weight_matmuls(load_manifest(int4_bundle).extra) or []
+    macs = sum(m.k * m.n * m.count for m in matmuls if m.bits == 4 and m.graph == "decoder")  # the LM head: int8
+    assert report["decoder_macs_per_position"] == decoder_macs_per_position(matmuls) == macs > 0
     assert run["image_prompt_tokens"] > 256 // 4 and report["read_bandwidth_bytes_s"] > 0
     peak = report["dot_peak"]
     assert f"edge-{peak['isa']}" == run["kernels"] and peak["threads"] == 1
