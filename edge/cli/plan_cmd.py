@@ -1,6 +1,8 @@
-"""``edge plan (SOURCE | BUNDLE | --preset NAME) [--quant] [--context] [--kernels]``: the station memory plan.
+"""``edge plan (SOURCE | BUNDLE | --preset NAME) [--quant] [--context] [--kernels] [--speed]``: the station memory
+plan.
 
-From shapes alone for a checkpoint or preset; from what a built bundle records for a bundle folder.
+From shapes alone for a checkpoint or preset; from what a built bundle records for a bundle folder. With
+``--speed`` (bundles only) it also measures this machine and prints the bundle's speed ceilings.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         default="edge",
         help="weight-matmul kernels the station runs: ours (default, where they load) or onnxruntime's MatMulNBits",
     )
+    p.add_argument(
+        "--speed",
+        action="store_true",
+        help="with a bundle: also measure this machine (int8 peak, read bandwidth) and print the bundle's speed "
+        "ceilings (decode tok/s, prefill tok/s, an image prompt's TTFT floor)",
+    )
+    p.add_argument("--threads", type=int, default=2, help="with --speed: the engine's threads (default 2)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -41,9 +50,18 @@ def run(args: argparse.Namespace) -> int:
     if args.source and (Path(args.source) / "manifest.json").is_file():
         from edge.bundle.manifest import load_manifest
 
-        plan = plan_for_bundle(load_manifest(Path(args.source)), kernels=args.kernels, context=args.context)
-        print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
+        manifest = load_manifest(Path(args.source))
+        plan = plan_for_bundle(manifest, kernels=args.kernels, context=args.context)
+        text = format_plan(plan)
+        if args.speed:
+            from edge.bench.peak import format_speed, speed_ceilings
+
+            plan["speed"] = speed_ceilings(manifest, plan, args.threads)
+            text += "\n" + format_speed(plan["speed"])
+        print(json.dumps(plan, indent=2) if args.json else text)
         return 0
+    if args.speed:
+        raise ConfigError("--speed needs a built bundle: its recorded weight matmuls set the multiply-adds a token")
     if args.preset:
         from edge.build.fixtures.presets import PRESETS, REAL_TOKEN_IDS, hf_config
 
