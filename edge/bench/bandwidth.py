@@ -53,5 +53,10 @@ def read_bandwidth_isolated(threads: int, buffer_bytes: int = BUFFER_BYTES, repe
     return dict(json.loads(proc.stdout))
 
 
+def best_read_bandwidth(threads: int, runs: int = 3) -> float:
+    """The highest of ``runs`` isolated readings, in bytes/s: a busy neighbour lowers a single one."""
+    return max(float(read_bandwidth_isolated(threads)["bytes_per_s"]) for _ in range(runs))
+
+
 if __name__ == "__main__":
     print(json.dumps(read_bandwidth(*(int(a) for a in sys.argv[1:4]))))

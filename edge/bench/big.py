@@ -47,7 +47,7 @@ def bench_12b(bundle: Path, *, threads: int, rebuild: bool, context: int = 4096)
     report["verify_s"] = time.perf_counter() - t0
     report["bundle_bytes"] = sum(int(f["size"]) for f in manifest.files.values())
     report["bundle_id"] = manifest.bundle_id
-    from edge.bench.bandwidth import read_bandwidth_isolated
+    from edge.bench.bandwidth import best_read_bandwidth
     from edge.bench.peak import best_dot_peak
     from edge.bundle.memory import plan_for_bundle
 
@@ -56,7 +56,7 @@ def bench_12b(bundle: Path, *, threads: int, rebuild: bool, context: int = 4096)
     # prefill's arithmetic) and the read bandwidth (decode's bytes), best of 3 each
     dot = best_dot_peak(threads, kernels=setting)
     report["dot_peak"] = asdict(dot) if dot is not None else None
-    report["read_bandwidth_bytes_s"] = max(read_bandwidth_isolated(threads)["bytes_per_s"] for _ in range(3))
+    report["read_bandwidth_bytes_s"] = best_read_bandwidth(threads)
     # our kernels (the default path where they load), then the same bundle on MatMulNBits, each in a fresh process
     for key, kernels in (("run", setting), ("matmulnbits", "off")):
         report[key] = _child(bundle, threads, context, kernels)

@@ -54,11 +54,11 @@ def speed_ceilings(manifest: Any, plan: dict[str, Any], threads: int) -> dict[st
     bundle's maximum of soft tokens (``max_soft_tokens``; an image of another aspect ratio may get fewer) and
     counts nothing else, so a real prompt, with its text, its attention and its vision encoder, takes longer.
     Bounds for sizing a station, not predictions."""
-    from edge.bench.bandwidth import read_bandwidth_isolated
+    from edge.bench.bandwidth import best_read_bandwidth
     from edge.bundle.recipe import decoder_macs_per_position, weight_matmuls
 
     peak = best_dot_peak(threads)
-    bandwidth = max(read_bandwidth_isolated(threads)["bytes_per_s"] for _ in range(3))
+    bandwidth = best_read_bandwidth(threads)
     macs = decoder_macs_per_position(weight_matmuls(manifest.extra) or [])
     soft = int(manifest.processor.get("max_soft_tokens", 0) or 0)
     out: dict[str, Any] = {

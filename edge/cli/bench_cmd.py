@@ -113,14 +113,14 @@ def run(args: argparse.Namespace) -> int:
         from edge.bench.run import bench, format_report, format_sweep, sweep
 
         if args.kernels:
-            from edge.bench.bandwidth import read_bandwidth_isolated
+            from edge.bench.bandwidth import best_read_bandwidth
             from edge.bench.kernels import format_kernels, kernel_table
             from edge.bench.kernels_int8 import format_int8, int8_table
             from edge.bench.peak import add_peak_fractions, best_dot_peak, format_peak
 
             rows = kernel_table(bundle, threads=args.threads, repeats=max(args.repeats, 3))
             int8_rows = int8_table(bundle, threads=args.threads, repeats=max(args.repeats, 3))
-            bandwidth = max(read_bandwidth_isolated(args.threads)["bytes_per_s"] for _ in range(3))
+            bandwidth = best_read_bandwidth(args.threads)
             peak = best_dot_peak(args.threads)
             add_peak_fractions(rows, peak)
             add_peak_fractions(int8_rows, peak)
