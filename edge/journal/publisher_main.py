@@ -81,7 +81,7 @@ def _die_with_parent(parent: int) -> None:
 def _lower_priority() -> None:
     try:
         os.nice(NICE)
-    except OSError as exc:  # the systemd unit's seccomp filter refuses @resources (setpriority) with EPERM
+    except OSError as exc:  # a seccomp filter that refuses setpriority (our unit allows it back from @resources)
         log.info("the MQTT publisher runs at the daemon's CPU priority (nice refused: %s)", exc.strerror or exc)
 
 

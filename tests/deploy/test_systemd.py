@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import re
 import shlex
 import shutil
@@ -187,3 +188,66 @@ def test_role_template_with_the_role_defaults_is_the_reference_unit() -> None:
 def test_environment_and_w_x() -> None:
     assert "PROMETHEUS_DISABLE_CREATED_SERIES=True" in UNIT_DIRECTIVES["Environment"]
     assert one("MemoryDenyWriteExecute") == "yes"
+
+
+def syscalls_of(systemd_analyze: str, name: str, seen: dict[str, set[str]]) -> set[str]:
+    """The system calls a SystemCallFilter entry names: ``@group``s expanded (recursively) by systemd itself."""
+    if not name.startswith("@"):
+        return {name}
+    if name not in seen:
+        out = subprocess.run([systemd_analyze, "syscall-filter", name], capture_output=True, text=True, check=True)
+        seen[name] = set()
+        for line in out.stdout.splitlines()[1:]:
+            entry = line.strip()
+            if entry and not entry.startswith("#"):
+                seen[name] |= syscalls_of(systemd_analyze, entry, seen)
+    return seen[name]
+
+
+def allowed_syscalls(systemd_analyze: str) -> set[str]:
+    """The unit's SystemCallFilter lines in order, as systemd merges them: an allow list, ``~`` removes, a later
+    plain line adds back."""
+    seen: dict[str, set[str]] = {}
+    allowed: set[str] | None = None
+    for value in UNIT_DIRECTIVES["SystemCallFilter"]:
+        names = set().union(*(syscalls_of(systemd_analyze, n, seen) for n in value.lstrip("~").split()))
+        if allowed is None:
+            assert not value.startswith("~"), "the unit's first SystemCallFilter is an allow list"
+            allowed = names
+        elif value.startswith("~"):
+            allowed -= names
+        else:
+            allowed |= names
+    assert allowed is not None
+    return allowed
+
+
+LOWER = """
+import os, sys
+from edge.journal.publisher_main import _lower_priority
+os.write(2, b"edge-mark\\n")
+_lower_priority()
+os.write(2, b"edge-mark\\n")
+print(os.getpriority(os.PRIO_PROCESS, 0))
+"""
+
+
+def test_the_publisher_lowers_its_priority_within_the_unit_filter(systemd_analyze: str, tmp_path: Path) -> None:
+    """Every system call the MQTT publisher's process makes to lower its priority (traced by strace) is one the
+    unit's seccomp filter allows, or under systemd it would run at the daemon's priority; and the rest of
+    @resources (affinity, memory policy, scheduler class) stays refused."""
+    strace = required_tool("strace", "strace")
+    trace = tmp_path / "trace"
+    proc = subprocess.run(
+        [strace, "-f", "-qq", "-o", str(trace), sys.executable, "-c", LOWER],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    assert int(proc.stdout) == 10 + os.getpriority(os.PRIO_PROCESS, 0)
+    lines = trace.read_text().splitlines()
+    marks = [i for i, line in enumerate(lines) if "edge-mark" in line]
+    assert len(marks) == 2, lines
+    called = {m.group(1) for line in lines[marks[0] + 1 : marks[1]] if (m := re.match(r"(?:\d+\s+)?(\w+)\(", line))}
+    assert "setpriority" in called
+    allowed = allowed_syscalls(systemd_analyze)
+    assert called <= allowed, f"refused by the unit's SystemCallFilter: {sorted(called - allowed)}"
+    assert {"sched_setaffinity", "set_mempolicy", "sched_setscheduler", "setrlimit"}.isdisjoint(allowed)
