@@ -281,6 +281,20 @@ def fleet() -> dict[str, Any]:
         "bytes",
         w=8,
     )  # fmt: skip
+    timeseries(
+        lay,
+        "Decisions not journaled (alert: any)",
+        [q(f"sum by (station) (increase({N}journal_write_errors_total{{{SEL}}}[{RATE}]))", "{{station}}")],
+        "none",
+        w=12,
+    )
+    timeseries(
+        lay,
+        "Evidence skipped (alert: any in 15 min)",
+        [q(f"sum by (station, class) (increase({N}evidence_skipped_total{{{SEL}}}[{RATE}]))", "{{station}} {{class}}")],
+        "none",
+        w=12,
+    )
     link = {"title": "Station", "type": "dashboards", "tags": ["edge-inspector"], "asDropdown": True,
             "includeVars": True, "keepTime": True}  # fmt: skip
     return dashboard("edge-inspector-fleet", "Edge Inspector / Fleet", lay, True, [link])
@@ -435,8 +449,11 @@ def station() -> dict[str, Any]:
     )
     timeseries(
         lay,
-        "Evidence skipped for space, by class",
-        [q(rate(f"{N}evidence_skipped_total", "class"), "{{class}}")],
+        "Not kept: decisions not journaled (alert: any), evidence skipped by class",
+        [
+            q(rate(f"{N}journal_write_errors_total"), "decisions not journaled", "A"),
+            q(rate(f"{N}evidence_skipped_total", "class"), "evidence skipped: {{class}}", "B"),
+        ],
         "none",
         w=8,
     )
