@@ -1,8 +1,9 @@
 """The MQTT publisher: one thread that drives paho-mqtt and the :class:`~edge.journal.cursor.PublishCursor`.
 
-Events go to ``edge-inspector/<line>/<station>/events`` with QoS 1, each payload the journaled JSON text
-(with its sequence). ``…/status`` carries a retained ``online`` once connected, and the broker publishes
-the retained last will ``offline`` when the daemon vanishes (a clean stop publishes ``offline`` itself).
+Events go to ``<mqtt_topic_prefix>/<line>/<station>/events`` (prefix ``edge-inspector`` by default) with QoS 1,
+each payload the journaled JSON text (with its sequence). ``…/status`` carries a retained ``online`` once
+connected, and the broker publishes the retained last will ``offline`` when the daemon vanishes (a clean stop
+publishes ``offline`` itself).
 
 Each connection is a fresh paho client on a clean session, run from this thread with ``client.loop()``
 (no paho thread): nothing paho queued for a dead connection is ever resent behind our back, so the order

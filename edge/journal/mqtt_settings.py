@@ -2,6 +2,7 @@
 
 >>> s = MqttSettings(host="broker.plant.local", line="line-1", station="st-7", tls_ca=Path("ca.crt"))
 >>> s.topic, s.status_topic          # edge-inspector/line-1/st-7/events, …/status (and …/trigger)
+>>> MqttSettings(..., topic_prefix="acme/plant-3/inspection").topic   # acme/plant-3/inspection/line-1/st-7/events
 >>> ctx = tls_context(s)             # ConfigError naming the files when they cannot be used
 """
 
@@ -14,7 +15,23 @@ from typing import Any
 
 from edge.errors import ConfigError
 
-TOPIC_ROOT = "edge-inspector"
+TOPIC_ROOT = "edge-inspector"  # the topics' first levels unless mqtt_topic_prefix says otherwise
+
+
+def topic_prefix_problem(prefix: str) -> str:
+    """Why ``prefix`` cannot be the first levels of this station's topics; "" when it can. One or more levels,
+    as in a plant's namespace (``acme/plant-3/inspection``), where a broker's ACLs usually grant a subtree."""
+    if not prefix:
+        return "must not be empty"
+    if prefix.startswith("$"):
+        return "must not start with '$' (brokers keep those topics for themselves, like $SYS)"
+    if any(c in prefix for c in "+#\0"):
+        return "must not contain '+', '#' (MQTT's wildcards) or NUL"
+    if prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+        return "must not have an empty level (a leading, trailing or doubled '/')"
+    if len(prefix.encode()) > 1024:
+        return "must be at most 1024 bytes"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,7 @@ class MqttSettings:
     client_id: str = ""
     keepalive: int = 30
     window: int = 100
+    topic_prefix: str = TOPIC_ROOT
 
     def __post_init__(self) -> None:
         for name in ("line", "station"):
@@ -42,19 +60,21 @@ class MqttSettings:
                 )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("mqtt_tls_cert and mqtt_tls_key must be given together")
+        if problem := topic_prefix_problem(self.topic_prefix):
+            raise ConfigError(f"mqtt_topic_prefix {self.topic_prefix!r} {problem}")
 
     @property
     def topic(self) -> str:
-        return f"{TOPIC_ROOT}/{self.line}/{self.station}/events"
+        return f"{self.topic_prefix}/{self.line}/{self.station}/events"
 
     @property
     def status_topic(self) -> str:
-        return f"{TOPIC_ROOT}/{self.line}/{self.station}/status"
+        return f"{self.topic_prefix}/{self.line}/{self.station}/status"
 
     @property
     def trigger_topic(self) -> str:
         """Where the line's "part in position" comes in (edge.serve.mqtt_trigger)."""
-        return f"{TOPIC_ROOT}/{self.line}/{self.station}/trigger"
+        return f"{self.topic_prefix}/{self.line}/{self.station}/trigger"
 
     @property
     def client_name(self) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.errors import ConfigError
+from edge.journal.mqtt_settings import TOPIC_ROOT, topic_prefix_problem
 
 if TYPE_CHECKING:
     from edge.sources.config import CameraConfig
@@ -74,7 +75,7 @@ class ServeConfig:
     cameras: tuple[CameraConfig, ...] = ()
     # event journal, evidence and MQTT (edge/journal; README "Events, evidence and MQTT")
     state_dir: Path | None = None  # journal.db and evidence/; unset = decisions are not journaled
-    line_id: str = ""  # the topic levels edge-inspector/<line_id>/<station_id>/…, and in every event
+    line_id: str = ""  # the topic levels <mqtt_topic_prefix>/<line_id>/<station_id>/…, and in every event
     station_id: str = ""
     journal_synchronous: str = "FULL"
     journal_max_bytes: int = 256 * MiB
@@ -95,6 +96,7 @@ class ServeConfig:
     mqtt_username: str = ""
     mqtt_password_file: Path | None = None
     mqtt_client_id: str = ""
+    mqtt_topic_prefix: str = TOPIC_ROOT  # the first levels of every topic: <prefix>/<line_id>/<station_id>/…
 
     def __post_init__(self) -> None:
         positive = (
@@ -176,7 +178,11 @@ class ServeConfig:
         if self.state_dir is None:
             raise ConfigError("mqtt_host needs state_dir: events are published from the journal kept there")
         if not self.line_id or not self.station_id:
-            raise ConfigError("mqtt_host needs line_id and station_id (the topic edge-inspector/<line>/<station>/…)")
+            raise ConfigError(
+                f"mqtt_host needs line_id and station_id (the topics {self.mqtt_topic_prefix}/<line>/<station>/…)"
+            )
+        if problem := topic_prefix_problem(self.mqtt_topic_prefix):
+            raise ConfigError(f"mqtt_topic_prefix {self.mqtt_topic_prefix!r} {problem}")
         if not 0 < self.mqtt_port <= 65535:
             raise ConfigError(f"mqtt_port must be in 1..65535, got {self.mqtt_port}")
         if (self.mqtt_tls_cert is None) != (self.mqtt_tls_key is None):

@@ -72,6 +72,7 @@ def mqtt_settings(cfg: ServeConfig) -> MqttSettings | None:
         username=cfg.mqtt_username,
         password=read_password(cfg.mqtt_password_file) if cfg.mqtt_password_file is not None else "",
         client_id=cfg.mqtt_client_id,
+        topic_prefix=cfg.mqtt_topic_prefix,
     )
 
 

@@ -1,4 +1,4 @@
-"""The plant's "part in position" over MQTT: ``edge-inspector/<line>/<station>/trigger`` into a camera's session.
+"""The plant's "part in position" over MQTT: ``<prefix>/<line>/<station>/trigger`` into a camera's session.
 
 The same as the ``Trigger`` RPC, for PLCs and line controllers that speak MQTT: a JSON message
 

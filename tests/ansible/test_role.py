@@ -349,3 +349,41 @@ def test_rollback_restores_previous_release(fleet: Fleet) -> None:
     assert served_version(fleet, "s1") == OLD
     assert served_version(fleet, "s2") == NEW
     assert os.readlink(fleet.prefix("s1") / "previous") == str(fleet.prefix("s1") / "releases" / NEW)
+
+
+def test_the_config_template_carries_the_mqtt_settings_to_the_daemon(tmp_path: Path) -> None:
+    """The role's edge-inspector.toml, rendered by Ansible's own template module from the role's defaults plus a
+    station's MQTT variables, is a config the daemon loads, with the broker, login and topics they name."""
+    _require_ansible()
+    from edge.serve.config import load_config
+    from edge.serve.journaling import mqtt_settings
+
+    station = {
+        "ansible_python_interpreter": str(VENV_BIN / "python"),
+        "edge_inspector_prefix": str(tmp_path / "opt"),
+        "edge_inspector_version": "0.0.0",
+        "edge_inspector_wheel": "edge_inspector-0.0.0-py3-none-any.whl",
+        "edge_inspector_state_dir": str(tmp_path / "state"),
+        "edge_inspector_line": "line-a",
+        "edge_inspector_station": "st-7",
+        "edge_inspector_mqtt_host": "broker.plant.local",
+        "edge_inspector_mqtt_port": 8883,
+        "edge_inspector_mqtt_username": "st7",
+    }
+
+    def render(**overrides: Any) -> Any:
+        extra, out = tmp_path / "station.json", tmp_path / "edge-inspector.toml"
+        extra.write_text(json.dumps(station | overrides))
+        r = subprocess.run(
+            [str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,", "-m", "template",
+             "-a", f"src={ROLE / 'templates' / 'edge-inspector.toml.j2'} dest={out}",
+             "-e", f"@{ROLE / 'defaults' / 'main.yml'}", "-e", f"@{ROLE / 'vars' / 'main.yml'}", "-e", f"@{extra}"],
+            capture_output=True, text=True, env={**os.environ, "ANSIBLE_HOME": str(tmp_path / ".ansible")},
+        )  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        return mqtt_settings(load_config({}, {}, out))
+
+    plant = render(edge_inspector_mqtt_topic_prefix="acme/plant-3/inspection")
+    assert (plant.address, plant.username) == ("broker.plant.local:8883", "st7")
+    assert plant.topic == "acme/plant-3/inspection/line-a/st-7/events"
+    assert render().topic == "edge-inspector/line-a/st-7/events"  # the role's default is the daemon's

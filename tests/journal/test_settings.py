@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ConfigError
+from edge.journal.mqtt_settings import MqttSettings
 from edge.serve.config import ServeConfig
 from edge.serve.journaling import check_journaling, journal_settings, mqtt_settings
 from tests.serve.certs import make_certs
@@ -23,6 +24,13 @@ MQTT = {"state_dir": Path("/tmp/x"), "line_id": "line-1", "station_id": "st-7", 
         ({**MQTT, "mqtt_port": 0}, "mqtt_port must be in 1..65535"),
         ({**MQTT, "mqtt_tls_cert": Path("c.crt")}, "mqtt_tls_cert and mqtt_tls_key must be given together"),
         ({**MQTT, "mqtt_password_file": Path("p")}, "mqtt_password_file needs mqtt_username"),
+        ({**MQTT, "mqtt_topic_prefix": ""}, "mqtt_topic_prefix '' must not be empty"),
+        ({**MQTT, "mqtt_topic_prefix": "acme/+/insp"}, r"mqtt_topic_prefix 'acme/\+/insp' must not contain '\+', '#'"),
+        ({**MQTT, "mqtt_topic_prefix": "plant/#"}, "must not contain '\\+', '#'"),
+        ({**MQTT, "mqtt_topic_prefix": "$SYS/edge"}, "must not start with '\\$'"),
+        ({**MQTT, "mqtt_topic_prefix": "/acme"}, "must not have an empty level"),
+        ({**MQTT, "mqtt_topic_prefix": "acme/"}, "must not have an empty level"),
+        ({**MQTT, "mqtt_topic_prefix": "acme//insp"}, "must not have an empty level"),
         ({"journal_synchronous": "OFF"}, "journal_synchronous must be FULL or NORMAL"),
         ({"evidence_normal_sample_rate": 1.5}, r"evidence_normal_sample_rate must be in \[0, 1\]"),
         ({"evidence_min_free_bytes": -1}, "evidence_min_free_bytes must be >= 0"),
@@ -47,6 +55,19 @@ def test_commit_pacing_reaches_the_journal(tmp_path: Path) -> None:
     assert journal_settings(ServeConfig(state_dir=tmp_path)).unawaited_interval_seconds == 0.1  # the default
     cfg = ServeConfig(state_dir=tmp_path, journal_camera_commit_interval_seconds=0.25)
     assert journal_settings(cfg).unawaited_interval_seconds == 0.25
+
+
+def test_the_topic_prefix_starts_every_topic() -> None:
+    default = mqtt_settings(ServeConfig(**MQTT))
+    assert default is not None and default.topic == "edge-inspector/line-1/st-7/events"
+    s = mqtt_settings(ServeConfig(**{**MQTT, "mqtt_topic_prefix": "acme/plant-3/inspection"}))
+    assert s is not None
+    assert (s.topic, s.status_topic, s.trigger_topic) == tuple(
+        f"acme/plant-3/inspection/line-1/st-7/{kind}" for kind in ("events", "status", "trigger")
+    )
+    assert s.client_name == "edge-inspector-line-1-st-7"  # the client id does not follow the topics
+    with pytest.raises(ConfigError, match="mqtt_topic_prefix 'a#' must not contain"):
+        MqttSettings("broker", "line-1", "st-7", topic_prefix="a#")  # the publisher's process checks it too
 
 
 def test_a_topic_level_cannot_hold_a_wildcard() -> None:

@@ -1,6 +1,7 @@
 """The line's trigger over MQTT: a PLC publishes "part in position", the daemon describes the pulled camera's
 nearest frame, and the description comes back on the events topic with the part id; bad messages are refused
-with a log line and a count, and the daemon goes on."""
+with a log line and a count, and the daemon goes on. The station runs under a plant's own topic namespace
+(``mqtt_topic_prefix``): trigger and events both follow it; the default prefix is what the journal tests use."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from tests.serve.conftest import RunningDaemon, serve_config
 from tests.sources.conftest import eventually
 
 pytestmark = pytest.mark.slow
-TOPIC = "edge-inspector/line-1/st-7/"
+PREFIX = "acme/plant-3/inspection"
+TOPIC = f"{PREFIX}/line-1/st-7/"
 
 
 def test_parse_trigger_names_the_key_at_fault() -> None:
@@ -55,6 +57,7 @@ def test_a_plc_triggers_over_mqtt_and_reads_the_description_there(
         mqtt_port=broker.port,
         line_id="line-1",
         station_id="st-7",
+        mqtt_topic_prefix=PREFIX,
     )
     d = RunningDaemon(cfg, engine)
     sub = Subscriber(broker, TOPIC + "events")
