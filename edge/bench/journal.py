@@ -11,7 +11,7 @@
    (``edge.journal.publisher_process``), in alternating blocks (ABBA) so
    the machine's noise falls on both alike; for good frames only, and for the test split (part defective);
    appended as a pulled camera's decisions (nobody awaits their commit), with the daemon's commit pacing
-   (the target) and without it (for comparison). Target: frames/s with
+   (the target) and without it (for comparison), and with ``mqtt_normal_scores = false`` (paced). Target: frames/s with
    journaling ≥ 98 % of frames/s without: the cost is the median over rounds of each round's own ratio
    (neighbouring blocks share the machine's load, which drifts between rounds). A block is timed until
    its last decision is handed to the journal; the wait for that decision's commit (at most one commit
@@ -114,18 +114,25 @@ def gate_frames(work: Path, size: str) -> tuple[Any, dict[str, list[np.ndarray]]
 
 
 def gate_cost(
-    work: Path, gate: Any, frames: list[np.ndarray], rounds: int, broker: Mosquitto, interval: float | None = None
+    work: Path,
+    gate: Any,
+    frames: list[np.ndarray],
+    rounds: int,
+    broker: Mosquitto,
+    interval: float | None = None,
+    normal_scores: bool = True,
 ) -> dict[str, Any]:
     """Frames/s of the gate alone and with journaling + MQTT (the journal's thread and the publisher's process
     free to use the second core, as on an idle station), and the CPU time of both processes per frame (what
-    the journal costs where the cores are busy with the model)."""
+    the journal costs where the cores are busy with the model). ``normal_scores``: ``mqtt_normal_scores``."""
     settings = JournalSettings(
         work / "journal-gate", floor_cursors=(CURSOR,), origin=("line-1", "st-7"), evidence=EvidenceBudgets()
     )
     if interval is not None:  # the daemon's defaults otherwise (the camera's interval: these are camera decisions)
         settings = dataclasses.replace(settings, commit_interval_seconds=interval, unawaited_interval_seconds=interval)
     journal = Journal(settings)
-    pub = PublisherProcess(MqttSettings("127.0.0.1", "line-1", "st-7", port=broker.port), journal)
+    mqtt = MqttSettings("127.0.0.1", "line-1", "st-7", port=broker.port, normal_scores=normal_scores)
+    pub = PublisherProcess(mqtt, journal)
     pub.start()
     wait_for(pub, lambda: pub.connected, "connect to the bench's broker")
     anomalies = appended = 0  # this call's: the journal folder may hold earlier runs' events
@@ -286,6 +293,11 @@ def bench_journal(
         # The same without commit pacing (every commit as soon as the writer is free), for comparison.
         for name, frames in mixes.items():
             report["gate"][f"{name}, unpaced"] = gate_cost(work / f"{name}-0", gate, frames, rounds, broker, 0.0)
+        # With mqtt_normal_scores = false (normal frames' scores journaled, not published), paced.
+        for name, frames in mixes.items():
+            report["gate"][f"{name}, normal scores off MQTT"] = gate_cost(
+                work / f"{name}-n", gate, frames, rounds, broker, normal_scores=False
+            )
         report["drain"] = drain(work, broker)
     finally:
         broker.stop()

@@ -17,6 +17,7 @@ certificate that ``mqtt_tls_ca`` does not trust, a refused login, an unreachable
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 import threading
@@ -55,6 +56,16 @@ class JournalSource(Protocol):
     def save_cursor(self, name: str, seq: int) -> None: ...
 
     def add_listener(self, fn: Callable[[int], None]) -> Callable[[], None]: ...
+
+
+def is_normal_score(event: StoredEvent) -> bool:
+    """A gate's score of a frame it judged normal: what ``mqtt_normal_scores = false`` keeps off the broker."""
+    if event.kind != "scored":
+        return False
+    try:
+        return json.loads(event.payload).get("anomalous") is False
+    except (ValueError, AttributeError):  # not a JSON object: published, as every event the journal cannot judge
+        return False
 
 
 class MqttPublisher:
@@ -209,6 +220,8 @@ class MqttPublisher:
                 events = self.journal.read(a.after, a.limit)
                 if len(events) == a.limit:
                     through = events[-1].sequence
+                if not self.settings.normal_scores:  # stepped over like a gap: the cursor moves past them
+                    events = [e for e in events if not is_normal_score(e)]
                 pending += self.core.loaded([(e.sequence, e.payload) for e in events], through)
             elif isinstance(a, Publish):
                 info = client.publish(self.settings.topic, a.payload.encode(), qos=1)

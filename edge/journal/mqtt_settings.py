@@ -49,6 +49,8 @@ class MqttSettings:
     keepalive: int = 30
     window: int = 100
     topic_prefix: str = TOPIC_ROOT
+    # False: the gate's scores of frames it judged normal (one event per frame) stay in the journal only
+    normal_scores: bool = True
 
     def __post_init__(self) -> None:
         for name in ("line", "station"):

@@ -97,6 +97,7 @@ class ServeConfig:
     mqtt_password_file: Path | None = None
     mqtt_client_id: str = ""
     mqtt_topic_prefix: str = TOPIC_ROOT  # the first levels of every topic: <prefix>/<line_id>/<station_id>/…
+    mqtt_normal_scores: bool = True  # false: scores of normal frames stay in the journal, off the broker
 
     def __post_init__(self) -> None:
         positive = (

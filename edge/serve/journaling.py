@@ -73,6 +73,7 @@ def mqtt_settings(cfg: ServeConfig) -> MqttSettings | None:
         password=read_password(cfg.mqtt_password_file) if cfg.mqtt_password_file is not None else "",
         client_id=cfg.mqtt_client_id,
         topic_prefix=cfg.mqtt_topic_prefix,
+        normal_scores=cfg.mqtt_normal_scores,
     )
 
 

@@ -383,7 +383,8 @@ def test_the_config_template_carries_the_mqtt_settings_to_the_daemon(tmp_path: P
         assert r.returncode == 0, r.stdout + r.stderr
         return mqtt_settings(load_config({}, {}, out))
 
-    plant = render(edge_inspector_mqtt_topic_prefix="acme/plant-3/inspection")
+    plant = render(edge_inspector_mqtt_topic_prefix="acme/plant-3/inspection", edge_inspector_mqtt_normal_scores=False)
     assert (plant.address, plant.username) == ("broker.plant.local:8883", "st7")
-    assert plant.topic == "acme/plant-3/inspection/line-a/st-7/events"
-    assert render().topic == "edge-inspector/line-a/st-7/events"  # the role's default is the daemon's
+    assert plant.topic == "acme/plant-3/inspection/line-a/st-7/events" and plant.normal_scores is False
+    default = render()  # the role's defaults are the daemon's
+    assert default.topic == "edge-inspector/line-a/st-7/events" and default.normal_scores is True

@@ -146,6 +146,39 @@ def test_the_payloads_follow_the_schema_for_every_kind(broker: Mosquitto, tmp_pa
     assert [r["role"] for r in events[0]["evidence"]] == ["frame", "anomaly_map"]
 
 
+def test_normal_scores_can_stay_in_the_journal(broker: Mosquitto, tmp_path: Path) -> None:
+    """mqtt_normal_scores = false: the broker gets anomalous scores and every other kind, in order, and the cursor
+    steps over the normal scores (acknowledged with the rest, backlog drained); the journal keeps all of them."""
+    from edge.journal.records import ScoredBody
+
+    sub = Subscriber(broker, TOPIC)
+    station = Station(tmp_path / "state", broker, normal_scores=False)
+    try:
+        sub.wait(lambda: station.pub.connected, WAIT, "the publisher did not connect")
+        for i in range(1, 31):
+            bad = i % 5 == 0
+            body = ScoredBody(0.9 if bad else 0.1, bad, 0.5, "gate-1", None, 0.003)
+            station.journal.append(Record("camera:1", body, i, float(i), anomalous=bad)).result()
+        station.journal.append(Record("camera:1", ScoredBody(0.1, False, 0.5, "g", None, 0.0), 31, 31.0)).result()
+        station.journal.append(record(32)).result()  # a drop: published as always
+        sub.wait(lambda: 32 in {e["sequence"] for e in sub.events()}, WAIT, "the last event did not arrive")
+        sub.wait(lambda: station.sample("edge_inspector_journal_backlog_events") == 0, WAIT, "backlog not drained")
+        assert [e.sequence for e in station.journal.read(0, 100)] == list(range(1, 33))
+    finally:
+        station.close()
+        sub.close()
+    events = sub.events()
+    # the 6 anomalous scores, the score whose record left anomalous unknown (kept: only a known normal is
+    # skipped), the drop
+    assert first_occurrences(events) == [5, 10, 15, 20, 25, 30, 31, 32]
+    validate(events)
+    reopened = Journal(JournalSettings(tmp_path / "state"))
+    try:
+        assert reopened.cursor("mqtt") == 32
+    finally:
+        reopened.close()
+
+
 @pytest.fixture()
 def pki(tmp_path: Path) -> dict[str, Path]:
     return make_certs(tmp_path / "pki")
