@@ -2,7 +2,8 @@
 
 It reads its start line (JSON) from stdin, runs :class:`~edge.journal.mqtt.MqttPublisher` on a read-only
 :class:`~edge.journal.follower.JournalFollower` of the daemon's journal, and reports on stdout (see
-``edge.journal.relay``). It stops cleanly (``offline`` published, cursor sent) when its stdin closes, which
+``edge.journal.relay``). After the start line, each stdin line is the daemon's word of a commit,
+``{"head": N}`` (:func:`head_line`). It stops cleanly (``offline`` published, cursor sent) when its stdin closes, which
 is how the daemon stops it: it ignores SIGTERM and SIGINT, which systemd and a terminal send to the whole
 group, so the daemon's drain decides when it goes. It dies with the daemon: the kernel kills it when the
 daemon's thread that started it ends (``PR_SET_PDEATHSIG``), so after a ``kill -9`` of the daemon the broker
@@ -42,6 +43,19 @@ def start_line(settings: MqttSettings, journal: Path, cursor: int, log_level: in
     mqtt = {k: (str(v) if k in _PATHS and v is not None else v) for k, v in asdict(settings).items()}
     doc = {"mqtt": mqtt, "journal": str(journal), "cursor": cursor, "parent": os.getpid(), "log_level": log_level}
     return json.dumps(doc).encode() + b"\n"
+
+
+def head_line(head: int) -> bytes:
+    """What the daemon writes to the process's stdin after a commit: the journal's newest sequence."""
+    return b'{"head": %d}\n' % head
+
+
+def read_head(line: bytes) -> int:
+    """The sequence of a :func:`head_line`; ValueError (or KeyError, TypeError) for anything else."""
+    head = json.loads(line)["head"]
+    if type(head) is not int or head < 0:
+        raise ValueError(f"head must be a sequence, got {head!r}")
+    return head
 
 
 def read_start(line: bytes) -> tuple[MqttSettings, Path, int, int, int]:
@@ -88,16 +102,26 @@ def _lower_priority() -> None:
 def _relay(
     follower: JournalFollower, publisher: MqttPublisher, metrics: RelayMetrics, out: _Out, stop: threading.Event
 ) -> None:
-    flush_every = max(1, round(FLUSH_SECONDS / POLL_SECONDS))
-    beat_every = max(1, round(HEARTBEAT_SECONDS / POLL_SECONDS))
+    poll_every = max(1, round(POLL_SECONDS / FLUSH_SECONDS))
+    beat_every = max(1, round(HEARTBEAT_SECONDS / FLUSH_SECONDS))
     tick = 0
-    while not stop.wait(POLL_SECONDS):
-        follower.poll()
+    while not stop.wait(FLUSH_SECONDS):
         tick += 1
-        if tick % flush_every == 0 and (line := metrics.take()) is not None:
+        if tick % poll_every == 0:
+            follower.poll()  # in case word of a commit went missing (the daemon drops it rather than block)
+        if (line := metrics.take()) is not None:
             out.write(line)
         if tick % beat_every == 0 and time.monotonic() - publisher.beat < STALL_SECONDS:
             out.write(ALIVE_LINE)
+
+
+def _follow(stdin: BinaryIO, follower: JournalFollower) -> None:
+    """The daemon's word of each commit, until it closes our stdin (which is how it stops us)."""
+    for line in stdin:
+        try:
+            follower.committed(read_head(line))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("the daemon said something unexpected on stdin: %r (%s)", line[:120], exc)
 
 
 def main() -> int:
@@ -121,7 +145,7 @@ def main() -> int:
     )
     publisher.start()
     relay.start()
-    sys.stdin.buffer.read()  # until the daemon closes our stdin
+    _follow(sys.stdin.buffer, follower)
     publisher.stop()
     stop.set()
     relay.join()

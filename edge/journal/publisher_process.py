@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from typing import IO, Any
 from edge.journal.journal import Journal
 from edge.journal.mqtt import CURSOR
 from edge.journal.mqtt_settings import MqttSettings
-from edge.journal.publisher_main import start_line
+from edge.journal.publisher_main import head_line, start_line
 from edge.journal.relay import Alive, CursorSave, apply, decode
 
 log = logging.getLogger("edge.journal.mqtt")
@@ -56,6 +57,7 @@ class PublisherProcess:
         self._heard = time.monotonic()  # the last line from the process (heartbeats every HEARTBEAT_SECONDS)
         self.cursor = journal.cursor(CURSOR)
         self.connected = False
+        self._told = 0  # the last head the current process was told of
         self.restarts = 0
         self.pid: int | None = None
         self._stop = threading.Event()
@@ -71,7 +73,7 @@ class PublisherProcess:
             self.metrics.mqtt_enabled.set(1)
         # The backlog is the daemon's own head minus the reported cursor, set at every commit: the process sees
         # the head only when it polls.
-        self._remove_listener = self.journal.add_listener(lambda head: self._backlog())
+        self._remove_listener = self.journal.add_listener(self._committed)
         self._backlog()
         self._thread.start()
         threading.Thread(target=self._watch, name="edge-mqtt-watchdog", daemon=True).start()
@@ -139,6 +141,9 @@ class PublisherProcess:
             try:
                 proc.stdin.write(start_line(self.settings, self.journal.settings.path, cursor, log.getEffectiveLevel()))
                 proc.stdin.flush()
+                # word of commits goes out from the journal's writer thread, which must never wait on this pipe
+                os.set_blocking(proc.stdin.fileno(), False)
+                self._told = 0
             except OSError:
                 pass  # it died at once: its exit code says why
         if self._stop.is_set():  # stop() came while it was starting
@@ -173,6 +178,21 @@ class PublisherProcess:
                 if self.metrics is not None:
                     apply(m, self.metrics)
         self._backlog()
+
+    def _committed(self, head: int) -> None:
+        """After each commit (on the journal's writer thread): the backlog, and word to the process, which then
+        publishes without polling the file. Never blocks: with the pipe full (a process that stopped reading:
+        the watchdog's case) the word is dropped, and the process's own slow poll finds the head."""
+        self._backlog()
+        with self._lock:
+            stdin = self._stdin
+            if stdin is None or head <= self._told:
+                return
+            try:
+                os.write(stdin.fileno(), head_line(head))
+                self._told = head
+            except OSError:  # BlockingIOError (pipe full), BrokenPipeError (it just ended: restart path)
+                pass
 
     def _close_stdin(self) -> None:
         with self._lock:
