@@ -5,8 +5,9 @@ each payload the journaled JSON text (with its sequence). ``…/status`` carries
 connected, and the broker publishes the retained last will ``offline`` when the daemon vanishes (a clean stop
 publishes ``offline`` itself).
 
-Each connection is a fresh paho client on a clean session, run from this thread with ``client.loop()``
-(no paho thread): nothing paho queued for a dead connection is ever resent behind our back, so the order
+Each connection is a fresh paho client on a clean session, its network loop turned by this thread
+(:class:`~edge.journal.mqtt_loop.WakeableLoop`: a commit wakes it, idle it sleeps a second; no paho thread):
+nothing paho queued for a dead connection is ever resent behind our back, so the order
 on the wire is the cursor's order. A refused connection is logged once per outage with its cause (a TLS
 certificate that ``mqtt_tls_ca`` does not trust, a refused login, an unreachable broker) and counted in
 ``edge_inspector_mqtt_connection_errors_total{reason}``; reconnects back off up to ``RETRY_MAX_SECONDS``.
@@ -29,6 +30,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.journal.cursor import Load, Publish, PublishCursor, SaveCursor
+from edge.journal.mqtt_loop import WakeableLoop
 from edge.journal.mqtt_settings import MqttSettings, tls_context
 from edge.journal.store import StoredEvent
 
@@ -37,7 +39,8 @@ CURSOR = "mqtt"
 RETRY_MIN_SECONDS = 0.25
 RETRY_MAX_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 10.0
-LOOP_SECONDS = 0.05
+LOOP_SECONDS = 0.05  # while connecting and saying goodbye (paho's own loop)
+IDLE_SECONDS = 1.0  # the longest a connected publisher sleeps: a commit wakes it (mqtt_loop), keepalive needs ~1 s
 CURSOR_SAVE_SECONDS = 1.0  # the cursor is persisted at most this often (and at every disconnect and stop)
 GOODBYE_SECONDS = 0.3  # a clean stop waits this long for the broker to take the retained "offline"
 
@@ -77,6 +80,7 @@ class MqttPublisher:
         self.core = PublishCursor(journal.cursor(CURSOR), journal.head, window=settings.window)
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._net = WakeableLoop()
         self._thread = threading.Thread(target=self._run, name="edge-mqtt", daemon=True)
         self._remove_listener = journal.add_listener(self._journaled)
         self._mids: dict[int, int] = {}  # paho message id → journal sequence, this connection only
@@ -96,6 +100,7 @@ class MqttPublisher:
         """Publish ``offline`` (retained), disconnect cleanly and save the cursor; within ``timeout``."""
         self._remove_listener()
         self._stop.set()
+        self._net.wake()
         self._thread.join(timeout)
 
     # -- the thread -----------------------------------------------------------------------------------------
@@ -111,6 +116,7 @@ class MqttPublisher:
             self._serve(client)
             delay = RETRY_MIN_SECONDS
             self._stop.wait(delay)  # a session that just broke is not retried in a tight loop
+        self._net.close()
 
     def _client(self) -> paho.Client:
         s = self.settings
@@ -187,7 +193,7 @@ class MqttPublisher:
             if self._wake.is_set():
                 self._wake.clear()
                 self._execute(client, self.core.journal_head(self.journal.head))
-            rc = client.loop(LOOP_SECONDS)
+            rc = self._net.turn(client, IDLE_SECONDS)
             self.beat = time.monotonic()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self.connected:
                 self._lost(client, f"connection lost ({paho.error_string(rc)})")
@@ -266,6 +272,7 @@ class MqttPublisher:
 
     def _journaled(self, head: int) -> None:  # the journal's writer thread, after each commit
         self._wake.set()
+        self._net.wake()
 
     def _set_connected(self, value: bool) -> None:
         self.connected = value

@@ -113,6 +113,7 @@ class RelayMetrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._changes: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+        self.changed = threading.Event()  # set by every change: the relay thread sleeps until then
 
     def __getattr__(self, name: str) -> _Relayed:
         if name not in RELAYED:
@@ -126,6 +127,7 @@ class RelayMetrics:
                 self._changes[(name, labels)] = [op, float(value)]
             else:
                 entry[1] += float(value)
+        self.changed.set()
 
     def take(self) -> bytes | None:
         """One line with every change since the last call (None if nothing changed)."""

@@ -233,3 +233,41 @@ def _wait(condition, stop: threading.Event, timeout: float = WAIT) -> bool:
             return True
         stop.wait(0.05)
     return False
+
+
+def test_the_publishers_loop_sleeps_until_a_commit_wakes_it(broker: Mosquitto) -> None:
+    """A connected, idle publisher waits in one turn of the loop for as long as it is told (a second in the
+    daemon) unless a commit wakes it: the wake-up ends the turn long before its timeout, and a wake-up that came
+    before the turn makes the next one return at once."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+    from edge.journal.mqtt_loop import WakeableLoop
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="loop-probe")
+    client.connect("127.0.0.1", broker.port)
+    loop = WakeableLoop()
+    try:
+        while not client.is_connected():
+            assert loop.turn(client, 1.0) == MQTTErrorCode.MQTT_ERR_SUCCESS
+        codes: list[MQTTErrorCode] = []
+
+        def turn_for_an_hour() -> threading.Thread:
+            turn = threading.Thread(target=lambda: codes.append(loop.turn(client, 3600.0)), daemon=True)
+            turn.start()
+            return turn
+
+        turn = turn_for_an_hour()
+        loop.wake()
+        turn.join(WAIT)  # generous: a turn that ignored the wake-up would sleep for an hour
+        assert not turn.is_alive() and codes == [MQTTErrorCode.MQTT_ERR_SUCCESS]
+        loop.wake()  # before the turn: the byte waits in the pipe
+        turn = turn_for_an_hour()
+        turn.join(WAIT)
+        assert not turn.is_alive() and codes == [MQTTErrorCode.MQTT_ERR_SUCCESS] * 2
+        assert client.is_connected()
+    finally:
+        loop.wake()
+        client.disconnect()
+        loop.close()
+    loop.wake()  # after close: nothing is written anywhere, nothing raised
