@@ -16,8 +16,8 @@
    (neighbouring blocks share the machine's load, which drifts between rounds). A block is timed until
    its last decision is handed to the journal; the wait for that decision's commit (at most one commit
    interval and an fsync: latency, not throughput) is reported beside it, so a writer falling behind the
-   gate would show. The CPU time per frame of the process and of the publisher's process (in clock ticks
-   of 10 ms, so per block it is coarse; medians over rounds) is reported too: what journaling costs where
+   gate would show. The CPU time per frame of the process and of the publisher's process (its threads'
+   schedstat, in nanoseconds; medians over rounds) is reported too: what journaling costs where
    the second core is busy (with the model).
 3. **Drain after an outage**: 3,000 events (10 minutes at 5 decisions/s) journaled while the broker is
    away, then the publisher's process starts; the time from its connection until the broker acknowledged
@@ -222,15 +222,21 @@ def wait_for(pub: PublisherProcess, done: Callable[[], bool], what: str, timeout
 
 
 def child_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) of the publisher's process so far; 0 if there is none."""
+    """CPU seconds of the publisher's process so far (its threads' time on a CPU, in nanoseconds from each
+    thread's schedstat; /proc's user and system times come in 10 ms ticks); 0 if there is none."""
     if pid is None:
         return 0.0
+    total = 0
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for tid in tasks:
+        try:
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that just ended
+    return total / 1e9
 
 
 def drain(work: Path, broker: Mosquitto) -> dict[str, Any]:
