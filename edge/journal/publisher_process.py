@@ -71,8 +71,7 @@ class PublisherProcess:
     def start(self) -> None:
         if self.metrics is not None:
             self.metrics.mqtt_enabled.set(1)
-        # The backlog is the daemon's own head minus the reported cursor, set at every commit: the process sees
-        # the head only when it polls.
+        # At every commit: the backlog (the daemon's own head minus the reported cursor), and word to the process.
         self._remove_listener = self.journal.add_listener(self._committed)
         self._backlog()
         self._thread.start()
