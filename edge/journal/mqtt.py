@@ -79,7 +79,6 @@ class MqttPublisher:
         self.tls = tls_context(settings)
         self.core = PublishCursor(journal.cursor(CURSOR), journal.head, window=settings.window)
         self._stop = threading.Event()
-        self._wake = threading.Event()
         self._net = WakeableLoop()
         self._thread = threading.Thread(target=self._run, name="edge-mqtt", daemon=True)
         self._remove_listener = journal.add_listener(self._journaled)
@@ -190,9 +189,8 @@ class MqttPublisher:
         client.publish(s.status_topic, b"online", qos=1, retain=True)
         self._execute(client, self.core.connected())
         while not self._stop.is_set() and self.connected:
-            if self._wake.is_set():
-                self._wake.clear()
-                self._execute(client, self.core.journal_head(self.journal.head))
+            # every turn: the core finds nothing to do unless the head moved, and a commit ends the turn at once
+            self._execute(client, self.core.journal_head(self.journal.head))
             rc = self._net.turn(client, IDLE_SECONDS)
             self.beat = time.monotonic()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self.connected:
@@ -271,7 +269,6 @@ class MqttPublisher:
             self._lost(client, f"disconnected ({reason})")
 
     def _journaled(self, head: int) -> None:  # the journal's writer thread, after each commit
-        self._wake.set()
         self._net.wake()
 
     def _set_connected(self, value: bool) -> None:
