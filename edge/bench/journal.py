@@ -295,15 +295,18 @@ def bench_journal(
     gate, mixes = gate_frames(work, size)
     broker = Mosquitto(work / "broker").start()
     try:
-        report["gate"] = {name: gate_cost(work / name, gate, frames, rounds, broker) for name, frames in mixes.items()}
-        # The same without commit pacing (every commit as soon as the writer is free), for comparison.
-        for name, frames in mixes.items():
-            report["gate"][f"{name}, unpaced"] = gate_cost(work / f"{name}-0", gate, frames, rounds, broker, 0.0)
-        # With mqtt_normal_scores = false (normal frames' scores journaled, not published), paced.
-        for name, frames in mixes.items():
-            report["gate"][f"{name}, normal scores off MQTT"] = gate_cost(
-                work / f"{name}-n", gate, frames, rounds, broker, normal_scores=False
-            )
+        report["gate"] = {}
+        # paced (the target); without commit pacing (every commit as soon as the writer is free), for comparison;
+        # with mqtt_normal_scores = false (normal frames' scores journaled, not published), paced
+        variants: tuple[tuple[str, str, dict[str, Any]], ...] = (
+            ("", "", {}),
+            (", unpaced", "-0", {"interval": 0.0}),
+            (", normal scores off MQTT", "-n", {"normal_scores": False}),
+        )
+        for label, folder, options in variants:
+            for name, frames in mixes.items():
+                cost = gate_cost(work / (name + folder), gate, frames, rounds, broker, **options)
+                report["gate"][name + label] = cost
         report["drain"] = drain(work, broker)
     finally:
         broker.stop()
