@@ -57,7 +57,6 @@ class PublisherProcess:
         self._heard = time.monotonic()  # the last line from the process (heartbeats every HEARTBEAT_SECONDS)
         self.cursor = journal.cursor(CURSOR)
         self.connected = False
-        self._told = 0  # the last head the current process was told of
         self.restarts = 0
         self.pid: int | None = None
         self._stop = threading.Event()
@@ -142,7 +141,6 @@ class PublisherProcess:
                 proc.stdin.flush()
                 # word of commits goes out from the journal's writer thread, which must never wait on this pipe
                 os.set_blocking(proc.stdin.fileno(), False)
-                self._told = 0
             except OSError:
                 pass  # it died at once: its exit code says why
         if self._stop.is_set():  # stop() came while it was starting
@@ -185,13 +183,12 @@ class PublisherProcess:
         self._backlog()
         with self._lock:
             stdin = self._stdin
-            if stdin is None or head <= self._told:
+            if stdin is None:
                 return
-            try:
+            # each commit's head is a new, higher one: nothing here repeats. BlockingIOError: the pipe is full;
+            # BrokenPipeError: the process just ended (the restart path)
+            with contextlib.suppress(OSError):
                 os.write(stdin.fileno(), head_line(head))
-                self._told = head
-            except OSError:  # BlockingIOError (pipe full), BrokenPipeError (it just ended: restart path)
-                pass
 
     def _close_stdin(self) -> None:
         with self._lock:
