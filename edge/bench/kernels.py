@@ -6,7 +6,10 @@ every distinct 4-bit weight shape of the bundle's decoder it times, with random 
 - at M = 1 (a decode step), onnxruntime's ``MatMulNBits`` with the bundle's attributes and our
   ``MatMulInt4`` (edge/kernels, the micro-kernel ``EDGE_KERNELS`` selects) on the same bytes, on enough
   copies of the matrix to stream past the caches: the weight bytes each reads per second; the two take
-  turns of several calls (here and at prefill), so a shared machine's load falls on both alike;
+  turns of several calls (here and at prefill), so a shared machine's load falls on both alike. Beside
+  them, in the same turns, our ``ReadBytes``: a plain read of the same bytes (weights and scales) through
+  the same kind of session and thread pool, the read rate the GEMV is read against with the same statistic
+  (the separate bandwidth probe is a best-of reading of other bytes, minutes away);
 - at M = the image prompt (a prefill), four kernels on the same matrix: ``MatMulNBits`` as the bundle
   runs it, our ``MatMulInt4``, MLAS's int8 GEMM (``DynamicQuantizeMatMul`` on pre-packed int8 weights:
   the speed an int4 kernel that widens to int8 in registers can approach), and fp32 ``MatMul`` (the
@@ -79,7 +82,10 @@ def _model(nodes: list[Any], inits: list[Any], k: int, m: int) -> bytes:
     """A serialized graph of ``nodes`` on input ``x`` ``[m, k]``, with ``inits`` as its initializers."""
     from onnx import TensorProto, helper
 
-    outs = [helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, None) for n in nodes]
+    def out_type(node: Any) -> int:
+        return TensorProto.INT64 if node.op_type == "ReadBytes" else TensorProto.FLOAT
+
+    outs = [helper.make_tensor_value_info(n.output[0], out_type(n), None) for n in nodes]
     graph = helper.make_graph(nodes, "kernels", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])], outs)
     graph.initializer.extend(inits)
     opsets = [helper.make_opsetid(d, v) for d, v in (("", 21), ("com.microsoft", 1), (DOMAIN, 1))]
@@ -202,6 +208,15 @@ def _ours(nodes: list[Any], isa: str) -> list[Any]:
     return out
 
 
+def _reads(nodes: list[Any], isa: str) -> list[Any]:
+    """One ReadBytes node per MatMulNBits node, on its weights and scales: reading the bytes, and nothing else."""
+    from onnx import helper
+
+    return [
+        helper.make_node("ReadBytes", list(node.input[1:3]), [node.output[0]], domain=DOMAIN, isa=isa) for node in nodes
+    ]
+
+
 def _nbits(shape: dict[str, int], copies: int, rng: np.random.Generator) -> tuple[list[Any], list[Any]]:
     """``copies`` MatMulNBits nodes of one shape (symmetric int4, fp32 scales, the bundle's attributes)."""
     from onnx import helper, numpy_helper
@@ -253,11 +268,13 @@ def kernel_table(
         models: list[tuple[bytes, Path | None]] = [(_model(nodes, inits, k, 1), None)]
         if choice.isa:
             models.append((_model(_ours(nodes, choice.isa), inits, k, 1), choice.library))
+            models.append((_model(_reads(nodes, choice.isa), inits, k, 1), choice.library))
         del nodes, inits
         decode_s = [s / copies for s in _turns_median_s(models, threads, _x(k, 1), repeats)]
         row.update(decode_bytes_per_s=one / decode_s[0], decode_us=decode_s[0] * 1e6)
         if choice.isa:
             row["edge_decode_bytes_per_s"] = one / decode_s[1]
+            row["read_bytes_per_s"] = one / decode_s[2]
         del models
 
         flop = 2.0 * prefill_m * k * n / 1e9
@@ -291,19 +308,27 @@ def format_kernels(rows: list[dict[str, Any]], bandwidth_bytes_s: float | None =
         pct = f" ({bytes_s / bandwidth_bytes_s:.0%})" if bandwidth_bytes_s else ""
         return f"{bytes_s / 1e9:>5.1f} GB/s{pct:<6}"
 
+    def of_read(r: dict[str, Any]) -> str:
+        read = r.get("read_bytes_per_s")
+        return f"{'-':>15}" if read is None else f"{read / 1e9:>5.1f} GB/s ({r['edge_decode_bytes_per_s'] / read:.0%})"
+
     lines = [
-        f"  {'weight K × N':<15} {'nodes':>5}  {'decode, M = 1':>33}  {'prefill, M = ' + str(m) + ', GFLOP/s':>50}",
-        f"  {'':<15} {'':>5}  {'MatMulNBits':>16} {ours or 'ours':>16}  {'MatMulNBits':>11} {ours or 'ours':>15}"
-        f" {'int8 GEMM':>9} {'fp32':>5} {'ours ÷ int4':>11}",
+        f"  {'weight K × N':<15} {'nodes':>5}  {'decode, M = 1':>49}  {'prefill, M = ' + str(m) + ', GFLOP/s':>50}",
+        f"  {'':<15} {'':>5}  {'MatMulNBits':>16} {ours or 'ours':>16} {'read (ours ÷)':>15}  {'MatMulNBits':>11}"
+        f" {ours or 'ours':>15} {'int8 GEMM':>9} {'fp32':>5} {'ours ÷ int4':>11}",
     ]
     for r in rows:
         edge = r.get("edge_gflop_s")
         lines.append(
             f"  {str(r['K']) + ' × ' + str(r['N']):<15} {r['count']:>5}  "
-            f"{share(r['decode_bytes_per_s'])} {share(r.get('edge_decode_bytes_per_s'))}  "
+            f"{share(r['decode_bytes_per_s'])} {share(r.get('edge_decode_bytes_per_s'))} {of_read(r)}  "
             f"{r['nbits_gflop_s']:>11.0f} {edge or 0:>15.0f} {r['int8_gflop_s']:>9.0f} {r['fp32_gflop_s']:>5.0f}"
             f" {(edge or 0) / r['nbits_gflop_s']:>10.2f}×"
         )
     if bandwidth_bytes_s:
         lines.append(f"  read bandwidth, same run (best of 3): {bandwidth_bytes_s / 1e9:.1f} GB/s")
+    if rows and "read_bytes_per_s" in rows[0]:
+        lines.append(
+            "  read: ReadBytes over the same bytes, in the same turns and thread pool (ours ÷ read in brackets)"
+        )
     return "\n".join(lines)

@@ -157,6 +157,7 @@ def test_kernels_table_covers_every_decoder_weight_shape(tmp_path: Path, int4_bu
         for key in (
             "decode_bytes_per_s",
             "edge_decode_bytes_per_s",
+            "read_bytes_per_s",
             "nbits_gflop_s",
             "edge_gflop_s",
             "int8_gflop_s",
@@ -166,6 +167,7 @@ def test_kernels_table_covers_every_decoder_weight_shape(tmp_path: Path, int4_bu
         assert r["kernels"].startswith("edge-")
         assert f"{r['K']} × {r['N']}" in proc.stdout
     assert "read bandwidth, same run" in proc.stdout
+    assert "ReadBytes over the same bytes" in proc.stdout
     # the prefill GEMMs against the int8 dot-product peak of the same path, measured in the same run
     peak = json.loads(out.read_text())["dot_peak"]
     assert f"edge-{peak['isa']}" == rows[0]["kernels"] and peak["threads"] == 1 and peak["mac_per_s"] > 0

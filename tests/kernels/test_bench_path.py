@@ -19,5 +19,5 @@ def test_forced_path_is_what_the_benchmarks_time(
     want = "edge-scalar" if setting == "scalar" else "matmulnbits"
     for row in rows:
         assert row["kernels"] == want
-        assert ("edge_decode_bytes_per_s" in row) == (setting == "scalar")
+        assert ("edge_decode_bytes_per_s" in row) == ("read_bytes_per_s" in row) == (setting == "scalar")
     assert matmul_ceiling(int4_bundle, threads=1, repeats=1)["kernels"] == want

@@ -1,5 +1,6 @@
 // The onnxruntime custom op edge.kernels::MatMulInt4 and the library's two entry points (the domain also
-// holds GroupAttention, attention_op.cpp, and MatMulInt8, int8_op.cpp).
+// holds GroupAttention, attention_op.cpp, MatMulInt8, int8_op.cpp, GatedGelu, gated_gelu_op.cpp, and the
+// benchmark's ReadBytes, read_op.cpp).
 //
 // MatMulInt4 takes exactly the inputs and attributes of a com.microsoft MatMulNBits node with bits 4,
 // block_size 32 and no zero points (A, B, scales; K, N), so the runtime swaps one op type for the other at
@@ -90,6 +91,7 @@ __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps
       domain.Add(edge_kernels::group_attention_f16_op());
       domain.Add(edge_kernels::matmul_int8_op());
       domain.Add(edge_kernels::gated_gelu_op());
+      domain.Add(edge_kernels::read_bytes_op());
       added = true;
     }
     Ort::UnownedSessionOptions(options).Add(domain);

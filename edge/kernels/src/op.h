@@ -38,4 +38,7 @@ Ort::Custom::OrtLiteCustomOp* matmul_int8_op();
 // edge.kernels::GatedGelu (gated_gelu_op.cpp).
 Ort::Custom::OrtLiteCustomOp* gated_gelu_op();
 
+// edge.kernels::ReadBytes (read_op.cpp): edge bench --kernels' read reference for the GEMV.
+Ort::Custom::OrtLiteCustomOp* read_bytes_op();
+
 }  // namespace edge_kernels
