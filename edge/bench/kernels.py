@@ -114,7 +114,11 @@ TURN_WARMUP = 3  # untimed calls that open each turn
 
 
 def _turns_median_s(
-    models: list[tuple[bytes, Path | None]], threads: int, feeds: dict[str, np.ndarray], repeats: int
+    models: list[tuple[bytes, Path | None]],
+    threads: int,
+    feeds: dict[str, np.ndarray],
+    repeats: int,
+    cwd: Path | None = None,
 ) -> list[float]:
     """Median seconds of a session's ``run`` on each ``(model, custom-op library)``, the kernels taking turns.
 
@@ -130,7 +134,7 @@ def _turns_median_s(
     times: list[list[float]] = [[] for _ in models]
     for _ in range(TURNS):
         for (model, library), out in zip(models, times, strict=True):
-            sess = _cpu_session(model, threads, library=library)
+            sess = _cpu_session(model, threads, cwd=cwd, library=library)
             for _ in range(TURN_WARMUP):
                 sess.run(None, feeds)
             for _ in range(repeats):
@@ -155,7 +159,9 @@ def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20, kernels: str |
 
     A graph with just those nodes, on the bundle's own weight file, run like one decode step on the
     kernels the engine runs (``kernels`` as EDGE_KERNELS; None reads it): the fastest these kernels
-    stream the weights, whatever the rest of the graph does.
+    stream the weights, whatever the rest of the graph does. On our kernels, the same graph with every
+    node a ``ReadBytes`` of its weights and scales takes turns with it (``read_steps_per_s``): how fast
+    this process reads those bytes at all, measured the same way at the same time.
     """
     import onnx
     from onnx import TensorProto, helper
@@ -186,13 +192,37 @@ def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20, kernels: str |
         swap(ceiling.SerializeToString(), choice.isa, attention=False, int8=True) if choice.isa else Swapped(b"", 0, 0)
     )
     swapped = done.matmuls
-    if swapped:
-        sess = _cpu_session(done.model, threads, cwd=bundle, library=choice.library)
-    else:
-        sess = _cpu_session(ceiling, threads, cwd=bundle)  # the bundle's own weight file
     feeds = {name: np.random.default_rng(0).standard_normal((1, 1, int(name[1:])), dtype=np.float32) for name in inputs}
-    steps = 1.0 / _median_s(sess, feeds, repeats, warmup=3)
-    return {"steps_per_s": steps, "nodes": len(nodes), "kernels": choice.label if swapped else "matmulnbits"}
+    # ReadBytes reads a node's weights and scales: a graph with other weight inputs (zero points, fp32
+    # MatMul) gets no read ceiling
+    readable = all(n.op_type == "MatMulNBits" and len([i for i in n.input if i]) == 3 for n in nodes)
+    if not swapped or not readable:
+        if swapped:
+            sess = _cpu_session(done.model, threads, cwd=bundle, library=choice.library)
+        else:
+            sess = _cpu_session(ceiling, threads, cwd=bundle)  # the bundle's own weight file
+        steps = 1.0 / _median_s(sess, feeds, repeats, warmup=3)
+        label = choice.label if swapped else "matmulnbits"
+        return {"steps_per_s": steps, "nodes": len(nodes), "kernels": label, "read_steps_per_s": None}
+    assert choice.isa is not None
+    reads = _reads(nodes, choice.isa)
+    graph = helper.make_graph(
+        reads,
+        "read ceiling",
+        list(inputs.values()),
+        [helper.make_tensor_value_info(n.output[0], TensorProto.INT64, None) for n in reads],
+        [inits[n] for n in used],
+    )
+    read = helper.make_model(graph, opset_imports=[*model.opset_import, helper.make_opsetid(DOMAIN, 1)])
+    read.ir_version = model.ir_version
+    models = [(done.model, choice.library), (read.SerializeToString(), choice.library)]
+    step_s, read_s = _turns_median_s(models, threads, feeds, repeats, cwd=bundle)
+    return {
+        "steps_per_s": 1.0 / step_s,
+        "nodes": len(nodes),
+        "kernels": choice.label,
+        "read_steps_per_s": 1.0 / read_s,
+    }
 
 
 def _ours(nodes: list[Any], isa: str) -> list[Any]:

@@ -331,6 +331,10 @@ def bench(
             report["decode_bytes_per_token"] * report["decode_tok_s"] / report["read_bandwidth_bytes_s"]
         )
         report["decode_bound_tok_s"] = report["read_bandwidth_bytes_s"] / report["decode_bytes_per_token"]
+    read = (report["matmul_ceiling"] or {}).get("read_steps_per_s")
+    report["decode_weights_read_fraction_by_context"] = (
+        {ctx: rate / read for ctx, rate in eng["decode_tok_s_by_context"].items()} if read else None
+    )
     report["torch"] = None
     report["image_ttft_vs_torch"] = None
     if torch_reference and checkpoint is not None:
@@ -397,10 +401,22 @@ def format_report(r: dict[str, Any]) -> str:
             f"{ceil['steps_per_s']:.1f} steps/s",
             f"{ceil['nodes']} nodes on {ceil['kernels']}, ≈{share:.0%} of bandwidth",
         )
+    read = ceil.get("read_steps_per_s") if ceil else None
+    if read:
+        add(
+            "their weights read alone",
+            f"{read:.1f} steps/s",
+            f"ReadBytes, same bytes, in turns with the ceiling: the matmuls {ceil['steps_per_s'] / read:.2f}× of it",
+        )
     for ctx, rate in r["decode_tok_s_by_context"].items():
         bpt = r["bytes_per_token_by_context"][ctx]
         frac = bpt * rate / r["read_bandwidth_bytes_s"]
-        add(f"decode @ context {ctx}", f"{rate:.1f} tok/s", f"{bpt / 1e6:.0f} MB/token, {frac:.0%} of bandwidth bound")
+        of_read = f", {rate / read:.0%} of the weights' read" if read else ""
+        add(
+            f"decode @ context {ctx}",
+            f"{rate:.1f} tok/s",
+            f"{bpt / 1e6:.0f} MB/token, {frac:.0%} of bandwidth bound{of_read}",
+        )
     prefill_note = _vs(r.get("prefill_vs_torch"))
     if r.get("prefill_peak_fraction") is not None:
         peak = r["dot_peak"]

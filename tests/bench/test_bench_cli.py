@@ -74,6 +74,12 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
         assert ratio == pytest.approx(paired["decode_tok_s_by_context"][ctx] / ref["decode_tok_s_by_context"][ctx])
     assert report["prefill_vs_matmulnbits"] == pytest.approx(paired["prefill_tok_s"] / ref["prefill_tok_s"])
     assert 0 < report["step_overhead_fraction"] < 1
+    # decode against a plain read of the decoder's weights (ReadBytes), in turns with the matmul ceiling
+    ceiling = report["matmul_ceiling"]
+    assert ceiling["kernels"] == report["kernels"] and ceiling["read_steps_per_s"] > 0
+    for ctx, share in report["decode_weights_read_fraction_by_context"].items():
+        assert share == pytest.approx(report["decode_tok_s_by_context"][ctx] / ceiling["read_steps_per_s"])
+        assert f"{share:.0%} of the weights' read" in proc.stdout
     # the prefill against the int8 dot-product peak of the path that ran, measured in the same run
     peak = report["dot_peak"]
     assert f"edge-{peak['isa']}" == report["kernels"] and peak["threads"] == 1
@@ -89,6 +95,7 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
     for label in (
         "read bandwidth (best of runs)",
         "decode @ context 1024",
+        "their weights read alone",
         "TTFT image",
         "PyTorch eager fp32",
         "peak RSS",
