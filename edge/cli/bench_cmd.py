@@ -110,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
             bundle = Path(args.bundle)
         else:
             raise ConfigError("give a BUNDLE folder or --preset NAME")
-        from edge.bench.run import bench, format_report, format_sweep, sweep
+        from edge.bench.report import format_report
+        from edge.bench.run import bench
+        from edge.bench.sweep import format_sweep, sweep
 
         if args.kernels:
             from edge.bench.bandwidth import best_read_bandwidth

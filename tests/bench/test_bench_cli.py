@@ -108,6 +108,23 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path, int4_bundle: Path,
         assert label in proc.stdout, label
 
 
+def test_bench_sweep_prints_every_thread_count_and_setting(tmp_path: Path, int4_bundle: Path) -> None:
+    from edge.bench.sweep import SWEEP
+
+    out = tmp_path / "sweep.json"
+    cmd = [sys.executable, "-m", "edge", "bench", str(int4_bundle), "--sweep", "--repeats", "1"]
+    proc = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())
+    # one thread runs the defaults only; two threads every setting
+    assert [(r["threads"], r["setting"]) for r in rows] == [(1, "default"), *((2, name) for name in SWEEP)]
+    for r in rows:
+        assert r["decode_tok_s"] > 0 and r["prefill_tok_s"] > 0 and r["load_s"] > 0 and r["rss_bytes"] > 0
+        assert f"{r['decode_tok_s']:>12.1f}" in proc.stdout
+    for name in SWEEP:
+        assert name in proc.stdout
+
+
 def test_bench_structured_prints_the_row_alone(tmp_path: Path, int4_bundle: Path) -> None:
     out = tmp_path / "structured.json"
     cmd = [sys.executable, "-m", "edge", "bench", str(int4_bundle), "--structured", "--repeats", "3"]
