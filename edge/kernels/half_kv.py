@@ -8,7 +8,7 @@ only change to the numbers (``edge fidelity`` measures it; README, "KV cache in 
 
 The bundle is unchanged: the rewrite turns each layer's cache inputs (``past_key_values.<i>.key``/``value``)
 and outputs (``present.<i>.key``/``value``) into float16 tensors, so the runtime must bind float16 buffers
-(``sessions.KVBuffers``). It applies to a graph only as a whole, and only when every attention node is our
+(``kv_cache.KVBuffers``). It applies to a graph only as a whole, and only when every attention node is our
 GroupAttention and is the only reader of its layer's cache inputs and the only writer of its outputs: a graph
 that still reads the cache elsewhere (an image-block ``If`` branch that was not folded, say) keeps fp32.
 """

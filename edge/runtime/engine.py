@@ -19,9 +19,10 @@ import numpy as np
 from edge.errors import EngineError, PromptError
 from edge.runtime import media
 from edge.runtime.image import soft_token_count
+from edge.runtime.kv_cache import BoundCache, KVCache, prefill_chunks
 from edge.runtime.prompt import Message, SpecialTokens, encode, render, user_message
 from edge.runtime.sampling import Sampler, SamplingParams
-from edge.runtime.sessions import BoundCache, BundleSessions, KVCache, prefill_chunks
+from edge.runtime.sessions import BundleSessions
 from edge.runtime.structured import ResponseSchema, StructuredOutput
 
 PREFILL_CHUNK = 512  # tokens per prefill call (an image block is never split); the memory plan assumes it

@@ -1,19 +1,16 @@
-"""onnxruntime sessions for a verified bundle, and the decoder's KV cache between steps."""
+"""onnxruntime sessions for a verified bundle: one per graph, our kernels swapped in, the decoder's steps."""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge.bundle.manifest import Manifest, load_manifest
-from edge.bundle.memory import SLIDING_SLACK
 from edge.bundle.verify import verify_bundle
 from edge.errors import BundleError, EngineError
 from edge.kernels.library import (
@@ -28,118 +25,13 @@ from edge.kernels.library import (
     our_attention,
 )
 from edge.kernels.swap import swap
-from edge.runtime.prompt import IMAGE, VIDEO
-from edge.spec import IMAGE_MASKS, SLIDING, ModelSpec
+from edge.runtime.kv_cache import BoundCache, KVBuffers, KVCache
+from edge.runtime.mapped import release_mapped_pages
+from edge.spec import IMAGE_MASKS, ModelSpec
 
 log = logging.getLogger(__name__)
 _CPU = ["CPUExecutionProvider"]
 SPINNING = "session.intra_op.allow_spinning"  # onnxruntime session config key
-
-
-@dataclass
-class KVCache:
-    """Reference graph: per-layer keys and values as arrays, plus how many tokens have been seen."""
-
-    keys: list[np.ndarray]
-    values: list[np.ndarray]
-    length: int = 0
-
-
-class KVBuffers:
-    """Fused graph: one preallocated buffer per layer and kind, bound as both past and present.
-
-    The decoder appends to the buffers in place, so a step copies nothing. Full-attention
-    layers hold ``capacity`` rows; sliding layers hold ``window + SLIDING_SLACK − 1`` rows and
-    are compacted by the operator. There is one set per BundleSessions, allocated at load, in float16 when the
-    decoder runs GroupAttentionF16 (``edge/kernels/half_kv.py``), else float32.
-    """
-
-    def __init__(self, spec: ModelSpec, capacity: int, dtype: type = np.float32) -> None:
-        import onnxruntime as ort
-
-        window = spec.text.sliding_window or capacity
-        self.capacity = capacity
-        self.window_capacity = window + SLIDING_SLACK - 1
-        self.buffers: list[tuple[np.ndarray, np.ndarray]] = []
-        for layer in spec.text.layers:
-            rows = self.window_capacity if layer.kind == SLIDING else capacity
-            shape = (1, layer.kv_heads, rows, layer.head_dim)
-            self.buffers.append((np.zeros(shape, dtype), np.zeros(shape, dtype)))
-        self.values = [
-            (ort.OrtValue.ortvalue_from_numpy(k), ort.OrtValue.ortvalue_from_numpy(v)) for k, v in self.buffers
-        ]
-        self.nbytes = sum(k.nbytes + v.nbytes for k, v in self.buffers)
-        self.epoch = 0  # bumped by every new generation; older BoundCache handles become invalid
-
-
-@dataclass
-class BoundCache:
-    """One generation's handle on the KV buffers: how many tokens it has cached."""
-
-    buffers: KVBuffers
-    epoch: int
-    length: int = 0
-
-    @property
-    def capacity(self) -> int:
-        return self.buffers.capacity
-
-
-def release_mapped_pages(folder: Path) -> int:
-    """Drop this process's resident pages of the bundle's memory-mapped weight files; returns bytes advised.
-
-    onnxruntime maps each external initializer (private, never written) and keeps some mappings after
-    MatMulNBits has pre-packed them into its own buffers (the scales, for one), so every weight would
-    otherwise count twice in RSS. ``MADV_DONTNEED`` gives the clean pages back; anything still read
-    later (embedding rows, position tables) faults back in from the file on demand. Linux only.
-    """
-    if not sys.platform.startswith("linux"):
-        return 0
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madv_dontneed = 4
-    root = str(Path(folder).resolve())
-    released = 0
-    try:
-        maps = Path("/proc/self/maps").read_text().splitlines()
-    except OSError:
-        return 0
-    for line in maps:
-        parts = line.split(maxsplit=5)
-        if len(parts) < 6 or not parts[5].startswith(root + os.sep) or not parts[5].endswith(".onnx.data"):
-            continue
-        start, end = (int(x, 16) for x in parts[0].split("-"))
-        if libc.madvise(start, end - start, madv_dontneed) == 0:
-            released += end - start
-    return released
-
-
-def prefill_chunks(token_types: np.ndarray, chunk: int) -> list[tuple[int, int]]:
-    """Split a prompt into ``[start, end)`` spans of at most ``chunk`` tokens, never inside an image block.
-
-    An image block longer than ``chunk`` gets a span of its own.
-    """
-    types = np.asarray(token_types).reshape(-1)
-    n = len(types)
-    image = np.isin(types, (IMAGE, VIDEO))
-    spans: list[tuple[int, int]] = []
-    start = 0
-    while start < n:
-        end = min(start + chunk, n)
-        if end < n and image[end - 1] and image[end]:  # would cut a block: end before it, or take it whole
-            block_start = end - 1
-            while block_start > start and image[block_start - 1]:
-                block_start -= 1
-            if block_start > start:
-                end = block_start
-            else:
-                while end < n and image[end]:
-                    end += 1
-        spans.append((start, end))
-        start = end
-    return spans
 
 
 class BundleSessions:

@@ -18,7 +18,8 @@ from edge.build.parity import _teacher_forced
 from edge.errors import EngineError
 from edge.kernels.library import PATHS
 from edge.runtime.engine import Engine, GenerationParams
-from edge.runtime.sessions import BoundCache, BundleSessions, prefill_chunks
+from edge.runtime.kv_cache import BoundCache, prefill_chunks
+from edge.runtime.sessions import BundleSessions
 from edge.samples import jpeg_bytes, machine_audio, part_image
 
 STEPS = 100
