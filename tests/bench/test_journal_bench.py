@@ -41,7 +41,7 @@ def test_the_journal_bench_reports_every_target_from_a_real_broker(tmp_path: Pat
 def test_a_publisher_that_never_connects_ends_the_bench_with_an_error(tmp_path: Path) -> None:
     import socket
 
-    from edge.bench.journal import wait_for
+    from edge.bench.journal_gate import wait_for
     from edge.errors import ConfigError
     from edge.journal.journal import Journal, JournalSettings
     from edge.journal.mqtt_settings import MqttSettings
