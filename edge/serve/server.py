@@ -240,7 +240,8 @@ async def _serve(cfg: ServeConfig) -> int:
     import cv2
     from prometheus_client import CollectorRegistry
 
-    from edge.serve.metrics import Metrics, start_http
+    from edge.serve.metrics import Metrics
+    from edge.serve.metrics_http import start_http
 
     cv2.utils.logging.setLogLevel(
         cv2.utils.logging.LOG_LEVEL_SILENT

@@ -22,8 +22,8 @@ from edge.serve.metrics import (
     STAGE_BUCKETS,
     TRIGGER_RESULTS,
     Metrics,
-    start_http,
 )
+from edge.serve.metrics_http import start_http
 from tests.tools import required_tool
 
 STAGES = ("preprocess", "queue_wait", "prefill", "time_to_first_token", "description")
