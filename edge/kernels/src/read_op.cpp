@@ -36,6 +36,17 @@ inline void prefetch(const uint8_t* p, size_t bytes) {
   }
 }
 
+// The XOR of the whole 8-byte words of p[0, bytes): the portable path, and the vector paths' tail.
+uint64_t xor_scalar(const uint8_t* p, size_t bytes) {
+  uint64_t out = 0;
+  for (size_t i = 0; i + 8 <= bytes; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    out ^= w;
+  }
+  return out;
+}
+
 __attribute__((target("avx512f"))) uint64_t xor_avx512(const uint8_t* p, size_t bytes) {
   __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
   size_t i = 0;
@@ -50,12 +61,7 @@ __attribute__((target("avx512f"))) uint64_t xor_avx512(const uint8_t* p, size_t 
   _mm512_store_si512(lanes, _mm512_xor_si512(_mm512_xor_si512(a, b), _mm512_xor_si512(c, d)));
   uint64_t out = 0;
   for (uint64_t lane : lanes) out ^= lane;
-  for (; i + 8 <= bytes; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    out ^= w;
-  }
-  return out;
+  return out ^ xor_scalar(p + i, bytes - i);
 }
 
 __attribute__((target("avx2"))) uint64_t xor_avx2(const uint8_t* p, size_t bytes) {
@@ -70,24 +76,7 @@ __attribute__((target("avx2"))) uint64_t xor_avx2(const uint8_t* p, size_t bytes
   }
   alignas(32) uint64_t lanes[4];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d)));
-  uint64_t out = lanes[0] ^ lanes[1] ^ lanes[2] ^ lanes[3];
-  for (; i + 8 <= bytes; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    out ^= w;
-  }
-  return out;
-}
-
-uint64_t xor_scalar(const uint8_t* p, size_t bytes) {
-  uint64_t out = 0;
-  size_t i = 0;
-  for (; i + 8 <= bytes; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    out ^= w;
-  }
-  return out;
+  return lanes[0] ^ lanes[1] ^ lanes[2] ^ lanes[3] ^ xor_scalar(p + i, bytes - i);
 }
 
 using XorFn = uint64_t (*)(const uint8_t*, size_t);
