@@ -193,18 +193,15 @@ def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20, kernels: str |
     )
     swapped = done.matmuls
     feeds = {name: np.random.default_rng(0).standard_normal((1, 1, int(name[1:])), dtype=np.float32) for name in inputs}
-    # ReadBytes reads a node's weights and scales: a graph with other weight inputs (zero points, fp32
-    # MatMul) gets no read ceiling
+    # on the bundle's own weight file; ReadBytes (our library) reads a node's weights and scales, so a graph
+    # with other weight inputs (zero points, fp32 MatMul) gets no read ceiling
+    matmuls = (done.model, choice.library) if swapped else (ceiling.SerializeToString(), None)
     readable = all(n.op_type == "MatMulNBits" and len([i for i in n.input if i]) == 3 for n in nodes)
-    if not swapped or not readable:
-        if swapped:
-            sess = _cpu_session(done.model, threads, cwd=bundle, library=choice.library)
-        else:
-            sess = _cpu_session(ceiling, threads, cwd=bundle)  # the bundle's own weight file
+    if not swapped or not readable or choice.isa is None:
+        sess = _cpu_session(matmuls[0], threads, cwd=bundle, library=matmuls[1])
         steps = 1.0 / _median_s(sess, feeds, repeats, warmup=3)
         label = choice.label if swapped else "matmulnbits"
         return {"steps_per_s": steps, "nodes": len(nodes), "kernels": label, "read_steps_per_s": None}
-    assert choice.isa is not None
     reads = _reads(nodes, choice.isa)
     graph = helper.make_graph(
         reads,
@@ -215,8 +212,9 @@ def matmul_ceiling(bundle: Path, threads: int, repeats: int = 20, kernels: str |
     )
     read = helper.make_model(graph, opset_imports=[*model.opset_import, helper.make_opsetid(DOMAIN, 1)])
     read.ir_version = model.ir_version
-    models = [(done.model, choice.library), (read.SerializeToString(), choice.library)]
-    step_s, read_s = _turns_median_s(models, threads, feeds, repeats, cwd=bundle)
+    step_s, read_s = _turns_median_s(
+        [matmuls, (read.SerializeToString(), choice.library)], threads, feeds, repeats, bundle
+    )
     return {
         "steps_per_s": 1.0 / step_s,
         "nodes": len(nodes),

@@ -78,10 +78,11 @@ def format_report(r: dict[str, Any]) -> str:
             f"{read:.1f} steps/s",
             f"ReadBytes, same bytes, in turns with the ceiling: the matmuls {ceil['steps_per_s'] / read:.2f}× of it",
         )
+    of_weights_read = r.get("decode_weights_read_fraction_by_context") or {}
     for ctx, rate in r["decode_tok_s_by_context"].items():
         bpt = r["bytes_per_token_by_context"][ctx]
         frac = bpt * rate / r["read_bandwidth_bytes_s"]
-        of_read = f", {rate / read:.0%} of the weights' read" if read else ""
+        of_read = f", {of_weights_read[ctx]:.0%} of the weights' read" if ctx in of_weights_read else ""
         add(
             f"decode @ context {ctx}",
             f"{rate:.1f} tok/s",
